@@ -1,0 +1,1 @@
+"""Client and upstream wire formats, and the unified representation between them."""
