@@ -1,0 +1,1 @@
+"""The ``llm-gateway`` command line: one small module per subcommand."""

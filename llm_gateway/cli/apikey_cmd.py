@@ -1,0 +1,271 @@
+"""``llm-gateway apikey ...``: the gateway's own API keys.
+
+A new key is printed once and stored only as its hash; listings show ids,
+names and settings, never a key or a hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import asdict
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..config.schema import PERMISSIONS
+from ..crypto.gateway_keys import generate_key, hash_key
+from .context import CliError, Context, parse_csv, print_table
+
+__all__ = ["register"]
+
+_DURATION = re.compile(r"^(\d+)([dhm])$")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _permissions(text: str) -> list[str]:
+    items = parse_csv(text)
+    bad = [p for p in items if p not in PERMISSIONS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(
+            f"permissions are a comma-separated list of {', '.join(PERMISSIONS)}"
+        )
+    return items
+
+
+def _expiry(text: str) -> str:
+    """``30d``/``12h``/``90m`` from now, an ISO date or datetime; ``never`` gives ``""``."""
+    if text == "never":
+        return ""
+    match = _DURATION.match(text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
+            unit, timedelta(minutes=amount)
+        )
+        moment = datetime.now(timezone.utc) + delta
+    else:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                "expiry is a duration (30d, 12h, 90m), an ISO date or time, or 'never'"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _positive(text: str) -> int:
+    """A positive limit; ``none`` (or 0) gives 0, meaning unlimited."""
+    if text in ("none", "0"):
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a whole number, or 'none'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive number, or 'none'")
+    return value
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("apikey", help="manage the gateway's own API keys")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def settings(p: argparse.ArgumentParser, *, adding: bool) -> None:
+        p.add_argument("--name", required=adding, help="a label for the key")
+        p.add_argument(
+            "--permissions",
+            type=_permissions,
+            help="comma-separated: read (GET endpoints), write (inference), admin (default: read,write)",
+        )
+        p.add_argument("--models", help="comma-separated glob patterns of allowed models")
+        p.add_argument("--expires", type=_expiry, help="30d, 12h, an ISO date, or never")
+        p.add_argument("--rpm", type=_positive, help="requests per minute (none: unlimited)")
+        p.add_argument("--tpm", type=_positive, help="tokens per minute (none: unlimited)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    add = sub.add_parser("add", help="create a key (printed once)")
+    settings(add, adding=True)
+    add.set_defaults(handler=cmd_add)
+
+    lst = sub.add_parser("list", help="list keys")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(handler=cmd_list)
+
+    show = sub.add_parser("show", help="show one key's settings")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=cmd_show)
+
+    update = sub.add_parser("update", help="change a key's settings")
+    update.add_argument("id")
+    settings(update, adding=False)
+    update.set_defaults(handler=cmd_update)
+
+    for name, handler, text in (
+        ("remove", cmd_remove, "delete a key"),
+        ("disable", cmd_disable, "refuse a key without deleting it"),
+        ("enable", cmd_enable, "accept a disabled key again"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler=handler)
+
+
+def public_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """A key's entry without its hash."""
+    return {
+        "id": entry["id"],
+        "name": entry["name"],
+        "permissions": list(entry.get("permissions") or ["read", "write"]),
+        "enabled": entry.get("enabled", True),
+        "created_at": entry.get("created_at", ""),
+        "expires_at": entry.get("expires_at"),
+        "models": list(entry.get("models") or []),
+        "rpm": entry.get("rpm"),
+        "tpm": entry.get("tpm"),
+    }
+
+
+def _find(document: dict[str, Any], key_id: str) -> dict[str, Any]:
+    for entry in document.get("gateway_keys") or []:
+        if isinstance(entry, dict) and entry.get("id") == key_id:
+            return entry
+    raise CliError(f"no gateway key with id {key_id!r} (see 'llm-gateway apikey list')")
+
+
+def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.name is not None:
+        entry["name"] = args.name
+    if args.permissions is not None:
+        entry["permissions"] = args.permissions
+    if args.models is not None:
+        entry["models"] = parse_csv(args.models)
+    if args.expires is not None:
+        entry["expires_at"] = args.expires or None
+    for field in ("rpm", "tpm"):
+        value = getattr(args, field)
+        if value is not None:
+            entry[field] = value or None
+
+
+def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
+    key_id, key = generate_key()
+    entry: dict[str, Any] = {
+        "id": key_id,
+        "name": args.name,
+        "hash": hash_key(key),
+        "permissions": args.permissions or ["read", "write"],
+        "enabled": True,
+        "created_at": now_iso(),
+        "expires_at": args.expires or None,
+        "models": parse_csv(args.models) if args.models else [],
+        "rpm": args.rpm or None,
+        "tpm": args.tpm or None,
+    }
+    ctx.store.update(lambda document: document.setdefault("gateway_keys", []).append(entry))
+    if args.json:
+        ctx.json({**public_view(entry), "key": key})
+    else:
+        ctx.out(f"Created gateway key {key_id} ({args.name}).")
+        ctx.out(f"Key: {key}")
+        ctx.out("Store it now: it is shown only this once.")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    document_keys = [public_view(asdict(k)) for k in ctx.store.load().gateway_keys]
+    if args.json:
+        ctx.json(document_keys)
+        return 0
+    if not document_keys:
+        ctx.out("No gateway keys. Create one with: llm-gateway apikey add --name NAME")
+        return 0
+    rows = [
+        [
+            k["id"],
+            k["name"],
+            ",".join(k["permissions"]),
+            "enabled" if k["enabled"] else "disabled",
+            k["expires_at"] or "never",
+            ",".join(k["models"]) or "*",
+            _limits(k),
+        ]
+        for k in document_keys
+    ]
+    print_table(ctx, ["id", "name", "permissions", "state", "expires", "models", "limits"], rows)
+    return 0
+
+
+def _limits(view: dict[str, Any]) -> str:
+    parts = [f"{view[f]} {f}" for f in ("rpm", "tpm") if view.get(f)]
+    return ", ".join(parts) or "-"
+
+
+def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        ctx.json(view)
+        return
+    for name, value in view.items():
+        if isinstance(value, list):
+            value = ",".join(value) or "-"
+        ctx.out(f"{name + ':':13}{'-' if value is None else value}")
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    key = ctx.store.load().key_by_id(args.id)
+    if key is None:
+        raise CliError(f"no gateway key with id {args.id!r} (see 'llm-gateway apikey list')")
+    _print_one(ctx, public_view(asdict(key)), args.json)
+    return 0
+
+
+def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
+    def mutate(document: dict[str, Any]) -> dict[str, Any]:
+        entry = _find(document, args.id)
+        _apply(entry, args)
+        return public_view(entry)
+
+    view = ctx.store.update(mutate)
+    _print_one(ctx, view, args.json)
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, ctx: Context, enabled: bool) -> int:
+    def mutate(document: dict[str, Any]) -> dict[str, Any]:
+        entry = _find(document, args.id)
+        entry["enabled"] = enabled
+        return public_view(entry)
+
+    view = ctx.store.update(mutate)
+    if args.json:
+        ctx.json(view)
+    else:
+        ctx.out(f"Gateway key {args.id} {'enabled' if enabled else 'disabled'}.")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
+    return _set_enabled(args, ctx, True)
+
+
+def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
+    return _set_enabled(args, ctx, False)
+
+
+def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
+    def mutate(document: dict[str, Any]) -> None:
+        entry = _find(document, args.id)
+        document["gateway_keys"].remove(entry)
+
+    ctx.store.update(mutate)
+    if args.json:
+        ctx.json({"id": args.id, "removed": True})
+    else:
+        ctx.out(f"Gateway key {args.id} removed.")
+    return 0

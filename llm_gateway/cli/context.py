@@ -1,0 +1,57 @@
+"""What every subcommand handler receives: the store, the streams, the environment.
+
+Handlers are plain functions ``(args, ctx) -> int``; they never call
+``sys.exit`` and never read ``sys.stdin``/``os.environ`` directly, so tests can
+drive them in-process with fakes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..config.store import ConfigStore
+
+__all__ = ["CliError", "Context", "Handler", "parse_csv", "print_table"]
+
+
+class CliError(Exception):
+    """A failure the user caused or must fix; printed as ``error: ...``, exit 1."""
+
+
+@dataclass
+class Context:
+    store: ConfigStore
+    environ: Mapping[str, str]
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+
+    def out(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def err(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+
+    def json(self, value: Any) -> None:
+        self.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+Handler = Callable[[Any, Context], int]
+
+
+def parse_csv(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def print_table(ctx: Context, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [len(c) for c in columns]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=False)]
+    ctx.out("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        ctx.out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

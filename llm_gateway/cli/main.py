@@ -1,0 +1,64 @@
+"""The ``llm-gateway`` entry point: build the argparse tree, dispatch, map errors to exit codes.
+
+Exit codes: 0 success, 1 failure (``error: ...`` on stderr), 2 usage errors
+(argparse's own). Each subcommand lives in its own module with a
+``register(subparsers)`` function; this module only lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..config.store import ConfigStore, resolve_config_path
+from ..errors import ConfigError
+from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
+from .context import CliError, Context
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm-gateway",
+        description="An LLM API gateway: one endpoint for OpenAI and Anthropic clients.",
+    )
+    parser.add_argument("--version", action="version", version=f"llm-gateway {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $LLM_GATEWAY_HOME/config.yaml or ~/.llm-gateway/config.yaml)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, context: Context | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else 2
+    if context is None:
+        path = resolve_config_path(args.config, os.environ)
+        context = Context(store=ConfigStore(path), environ=os.environ)
+    elif args.config:
+        context.store = ConfigStore(resolve_config_path(args.config, context.environ))
+    try:
+        return int(args.handler(args, context))
+    except (CliError, ConfigError) as exc:
+        context.err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

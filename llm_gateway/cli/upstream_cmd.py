@@ -1,0 +1,366 @@
+"""``llm-gateway upstream ...``: the upstream accounts requests are sent to.
+
+API keys are sealed (ChaCha20-Poly1305) before they reach the file, bound to
+the account id; listings show a masked tail only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from typing import Any
+
+from ..config.schema import ACCOUNT_TYPES, PROVIDERS
+from ..crypto.sealing import load_secret_key, mask, seal, unseal
+from ..errors import SecretKeyError
+from ..providers.registry import get_provider
+from .apikey_cmd import now_iso
+from .context import CliError, Context, parse_csv, print_table
+
+__all__ = ["register"]
+
+
+def api_key_context(account_id: str) -> str:
+    """The associated data an account's sealed API key is bound to."""
+    return f"upstream:{account_id}:api_key"
+
+
+def _model_map(text: str) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in parse_csv(text):
+        client, sep, upstream = item.partition("=")
+        if not sep or not client.strip() or not upstream.strip():
+            raise argparse.ArgumentTypeError(
+                "model map entries look like client-model=upstream-model"
+            )
+        mapping[client.strip()] = upstream.strip()
+    return mapping
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError("headers look like Name=value")
+    return name.strip().lower(), value.strip()
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("upstream", help="manage upstream provider accounts")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    def settings(p: argparse.ArgumentParser, *, adding: bool) -> None:
+        p.add_argument("--type", choices=ACCOUNT_TYPES, required=adding, help="account type")
+        p.add_argument("--provider", choices=PROVIDERS, required=adding, help="provider family")
+        p.add_argument("--name", required=adding, help="a label for the account")
+        p.add_argument("--key", help="the provider API key, or - to read it from standard input")
+        p.add_argument("--base-url", help="API base URL (required for openai-compatible)")
+        p.add_argument("--models", help="comma-separated glob patterns of models served")
+        p.add_argument("--model-map", type=_model_map, help="client=upstream,... model renames")
+        p.add_argument("--priority", type=int, help="lower numbers are tried first (default 0)")
+        p.add_argument("--weight", type=int, help="share of traffic within a priority (default 1)")
+        p.add_argument(
+            "--verify-tls",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="verify the upstream's TLS certificate (default: yes)",
+        )
+        p.add_argument(
+            "--developer-role",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="the upstream accepts role 'developer' (openai-compatible quirk)",
+        )
+        p.add_argument(
+            "--max-completion-tokens",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="the upstream accepts max_completion_tokens (openai-compatible quirk)",
+        )
+        p.add_argument(
+            "--header",
+            type=_header,
+            action="append",
+            help="extra header sent upstream, Name=value (repeatable)",
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    add = sub.add_parser("add", help="add an account")
+    settings(add, adding=True)
+    add.set_defaults(handler=cmd_add)
+
+    lst = sub.add_parser("list", help="list accounts")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(handler=cmd_list)
+
+    show = sub.add_parser("show", help="show one account")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(handler=cmd_show)
+
+    update = sub.add_parser("update", help="change an account")
+    update.add_argument("id")
+    settings(update, adding=False)
+    update.set_defaults(handler=cmd_update)
+
+    for name, handler, text in (
+        ("remove", cmd_remove, "delete an account"),
+        ("disable", cmd_disable, "stop routing to an account"),
+        ("enable", cmd_enable, "route to an account again"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler=handler)
+
+
+def _read_key(args: argparse.Namespace, ctx: Context) -> str | None:
+    if args.key is None:
+        return None
+    key = ctx.stdin.readline().strip() if args.key == "-" else args.key.strip()
+    if not key:
+        raise CliError("the API key is empty")
+    return key
+
+
+def _check_provider(name: str) -> None:
+    if get_provider(name).reserved:
+        raise CliError(f"provider {name!r} is not supported yet (the name is reserved)")
+
+
+def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
+    simple = {"name": args.name, "base_url": args.base_url, "priority": args.priority}
+    for field, value in simple.items():
+        if value is not None:
+            entry[field] = value
+    if args.weight is not None:
+        if args.weight < 1:
+            raise CliError("--weight must be at least 1")
+        entry["weight"] = args.weight
+    if args.models is not None:
+        entry["models"] = parse_csv(args.models)
+    if args.model_map is not None:
+        entry["model_map"] = args.model_map
+    if args.verify_tls is not None:
+        entry["verify_tls"] = args.verify_tls
+    quirks = entry.setdefault("quirks", {})
+    if args.developer_role is not None:
+        quirks["developer_role"] = args.developer_role
+    if args.max_completion_tokens is not None:
+        quirks["max_completion_tokens"] = args.max_completion_tokens
+    if args.header:
+        quirks["extra_headers"] = dict(args.header)
+    if not quirks:
+        del entry["quirks"]
+
+
+def _validate(entry: dict[str, Any]) -> None:
+    provider = get_provider(entry["provider"])
+    if provider.requires_base_url and not entry.get("base_url"):
+        raise CliError(f"provider {provider.name!r} needs --base-url")
+    if entry["type"] == "api-key" and not entry.get("api_key"):
+        raise CliError("an api-key account needs --key (use --key - to read it from stdin)")
+    if entry["type"] == "oauth" and entry["provider"] != "anthropic":
+        raise CliError("oauth accounts are supported for provider 'anthropic' only")
+
+
+def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
+    _check_provider(args.provider)
+    provider = get_provider(args.provider)
+    key = _read_key(args, ctx)
+    if args.type == "oauth" and key is not None:
+        raise CliError("oauth accounts take no --key; authorise with 'llm-gateway oauth start ID'")
+    account_id = "up-" + secrets.token_hex(4)
+    entry: dict[str, Any] = {
+        "id": account_id,
+        "name": args.name,
+        "type": args.type,
+        "provider": args.provider,
+        "models": list(provider.default_models),
+        "priority": 0,
+        "weight": 1,
+        "enabled": True,
+        "created_at": now_iso(),
+    }
+    _apply(entry, args)
+    secret_key = load_secret_key(ctx.store.home, ctx.environ, create=True)
+    if key is not None:
+        entry["api_key"] = seal(secret_key, key, context=api_key_context(account_id))
+    _validate(entry)
+    ctx.store.update(lambda document: document.setdefault("upstream_accounts", []).append(entry))
+    view = public_view(entry, ctx)
+    if args.json:
+        ctx.json(view)
+    else:
+        ctx.out(f"Added upstream account {account_id} ({args.name}, {args.provider}).")
+        if args.type == "oauth":
+            ctx.out(f"Authorise it with: llm-gateway oauth start {account_id}")
+    return 0
+
+
+def _masked_key(entry: dict[str, Any], ctx: Context) -> str | None:
+    sealed = entry.get("api_key")
+    if not sealed:
+        return None
+    try:
+        secret_key = load_secret_key(ctx.store.home, ctx.environ, create=False)
+        return mask(unseal(secret_key, sealed, context=api_key_context(entry["id"])))
+    except SecretKeyError:
+        return "(sealed: cannot decrypt with this secret key)"
+
+
+def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """An account's settings with its credentials masked."""
+    oauth = entry.get("oauth") or {}
+    view: dict[str, Any] = {
+        "id": entry["id"],
+        "name": entry["name"],
+        "type": entry["type"],
+        "provider": entry["provider"],
+        "base_url": entry.get("base_url") or get_provider(entry["provider"]).default_base_url,
+        "models": list(entry.get("models") or []),
+        "model_map": dict(entry.get("model_map") or {}),
+        "priority": entry.get("priority", 0),
+        "weight": entry.get("weight", 1),
+        "enabled": entry.get("enabled", True),
+        "verify_tls": entry.get("verify_tls", True),
+        "key": _masked_key(entry, ctx),
+        "quirks": dict(entry.get("quirks") or {}),
+        "created_at": entry.get("created_at", ""),
+    }
+    if entry["type"] == "oauth":
+        view["oauth"] = {
+            "authorized": bool(oauth.get("access_token")),
+            "expires_at": oauth.get("expires_at"),
+            "needs_reauth": bool(oauth.get("needs_reauth")),
+        }
+    return view
+
+
+def _state(view: dict[str, Any]) -> str:
+    if not view["enabled"]:
+        return "disabled"
+    oauth = view.get("oauth")
+    if oauth is not None:
+        if oauth["needs_reauth"]:
+            return "needs re-authorisation"
+        if not oauth["authorized"]:
+            return "not authorised"
+    return "enabled"
+
+
+def _documents(ctx: Context) -> list[dict[str, Any]]:
+    return list(ctx.store.read_document().get("upstream_accounts") or [])
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    views = [public_view(entry, ctx) for entry in _documents(ctx)]
+    if args.json:
+        ctx.json(views)
+        return 0
+    if not views:
+        ctx.out("No upstream accounts. Add one with: llm-gateway upstream add --help")
+        return 0
+    rows = [
+        [
+            v["id"],
+            v["name"],
+            v["provider"],
+            v["type"],
+            _state(v),
+            str(v["priority"]),
+            str(v["weight"]),
+            ",".join(v["models"]),
+            v["key"] or "-",
+        ]
+        for v in views
+    ]
+    columns = ["id", "name", "provider", "type", "state", "priority", "weight", "models", "key"]
+    print_table(ctx, columns, rows)
+    return 0
+
+
+def _find(document: dict[str, Any], account_id: str) -> dict[str, Any]:
+    for entry in document.get("upstream_accounts") or []:
+        if isinstance(entry, dict) and entry.get("id") == account_id:
+            return entry
+    raise CliError(f"no upstream account with id {account_id!r} (see 'llm-gateway upstream list')")
+
+
+def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        ctx.json(view)
+        return
+    view = {**view, "state": _state(view)}
+    for name, value in view.items():
+        if isinstance(value, list):
+            value = ",".join(value) or "-"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        ctx.out(f"{name + ':':13}{'-' if value is None else value}")
+
+
+def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
+    for entry in _documents(ctx):
+        if entry.get("id") == args.id:
+            _print_one(ctx, public_view(entry, ctx), args.json)
+            return 0
+    raise CliError(f"no upstream account with id {args.id!r} (see 'llm-gateway upstream list')")
+
+
+def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
+    key = _read_key(args, ctx)
+    secret_key = load_secret_key(ctx.store.home, ctx.environ, create=True) if key else None
+    if args.provider is not None:
+        _check_provider(args.provider)
+
+    def mutate(document: dict[str, Any]) -> dict[str, Any]:
+        entry = _find(document, args.id)
+        if args.type is not None and args.type != entry["type"]:
+            raise CliError("an account's type cannot change; remove it and add a new one")
+        if args.provider is not None:
+            entry["provider"] = args.provider
+        _apply(entry, args)
+        if key is not None and secret_key is not None:
+            if entry["type"] == "oauth":
+                raise CliError("oauth accounts take no --key")
+            entry["api_key"] = seal(secret_key, key, context=api_key_context(entry["id"]))
+        _validate(entry)
+        return entry
+
+    entry = ctx.store.update(mutate)
+    _print_one(ctx, public_view(entry, ctx), args.json)
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, ctx: Context, enabled: bool) -> int:
+    def mutate(document: dict[str, Any]) -> dict[str, Any]:
+        entry = _find(document, args.id)
+        entry["enabled"] = enabled
+        return entry
+
+    entry = ctx.store.update(mutate)
+    if args.json:
+        ctx.json(public_view(entry, ctx))
+    else:
+        ctx.out(f"Upstream account {args.id} {'enabled' if enabled else 'disabled'}.")
+    return 0
+
+
+def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
+    return _set_enabled(args, ctx, True)
+
+
+def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
+    return _set_enabled(args, ctx, False)
+
+
+def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
+    def mutate(document: dict[str, Any]) -> None:
+        document["upstream_accounts"].remove(_find(document, args.id))
+
+    ctx.store.update(mutate)
+    if args.json:
+        ctx.json({"id": args.id, "removed": True})
+    else:
+        ctx.out(f"Upstream account {args.id} removed.")
+    return 0

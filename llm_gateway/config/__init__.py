@@ -1,0 +1,1 @@
+"""The configuration: its typed schema and the file store that guards it."""

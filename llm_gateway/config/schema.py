@@ -1,0 +1,509 @@
+"""The configuration's shape: typed, validated, immutable.
+
+Theory of operation: the YAML file is read into plain data, then
+``parse_config`` walks it section by section and builds frozen dataclasses.
+Every problem raises ``SchemaError`` carrying the dotted path of the field
+(``upstream_accounts[1].provider``), so the store can point at the file and
+line. Unknown keys are errors: a typo must not silently do nothing.
+
+Writers never build YAML from these dataclasses; they edit the plain data under
+the store's lock and re-validate it with ``parse_config`` before it is written
+(see ``store.py``). ``default_document`` is the file a first run creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "ACCOUNT_TYPES",
+    "Config",
+    "EnvironmentConfig",
+    "GatewayKey",
+    "LoggingConfig",
+    "OAuthState",
+    "PERMISSIONS",
+    "PROVIDERS",
+    "ProxyConfig",
+    "Quirks",
+    "SchemaError",
+    "ServerConfig",
+    "UpstreamAccount",
+    "default_document",
+    "parse_config",
+]
+
+#: Providers the configuration accepts. gemini and azure are reserved: accepted
+#: by the schema, refused by the CLI and the router until their modules exist.
+PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
+ACCOUNT_TYPES = ("api-key", "oauth")
+PERMISSIONS = ("read", "write", "admin")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "text")
+
+
+class SchemaError(ValueError):
+    """A value in the configuration has the wrong shape; ``path`` names it."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.detail = message
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 3847
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    shutdown_timeout: float = 30.0
+    cors_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """Timeouts and limits for requests to upstreams (all seconds)."""
+
+    connect_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    response_timeout: float = 300.0
+    stream_idle_timeout: float = 300.0
+    request_timeout: float = 600.0
+    idle_connection_timeout: float = 60.0
+    max_connections_per_upstream: int = 64
+    max_response_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    format: str = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentConfig:
+    http_proxy: str | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
+
+    def as_mapping(self) -> dict[str, str | None]:
+        return {
+            "http_proxy": self.http_proxy,
+            "https_proxy": self.https_proxy,
+            "no_proxy": self.no_proxy,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayKey:
+    id: str
+    name: str
+    hash: str
+    permissions: tuple[str, ...] = ("read", "write")
+    enabled: bool = True
+    created_at: str = ""
+    expires_at: str | None = None
+    models: tuple[str, ...] = ()
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    """Per-account differences of OpenAI-compatible servers, as data, not code."""
+
+    developer_role: bool = True
+    max_completion_tokens: bool = True
+    stream_usage: bool = True
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthState:
+    """Sealed OAuth tokens and their bookkeeping (tokens stay sealed here)."""
+
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: float | None = None
+    last_refresh: float | None = None
+    last_error: str | None = None
+    needs_reauth: bool = False
+    pending_state: str | None = None
+    pending_verifier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAccount:
+    id: str
+    name: str
+    type: str
+    provider: str
+    api_key: str | None = None
+    base_url: str | None = None
+    models: tuple[str, ...] = ()
+    model_map: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    weight: int = 1
+    enabled: bool = True
+    verify_tls: bool = True
+    quirks: Quirks = Quirks()
+    oauth: OAuthState = OAuthState()
+    created_at: str = ""
+
+    def upstream_model(self, client_model: str) -> str:
+        for client, upstream in self.model_map:
+            if client == client_model:
+                return upstream
+        return client_model
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = ServerConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    logging: LoggingConfig = LoggingConfig()
+    environment: EnvironmentConfig = EnvironmentConfig()
+    gateway_keys: tuple[GatewayKey, ...] = ()
+    upstream_accounts: tuple[UpstreamAccount, ...] = field(default_factory=tuple)
+
+    def key_by_id(self, key_id: str) -> GatewayKey | None:
+        for key in self.gateway_keys:
+            if key.id == key_id:
+                return key
+        return None
+
+    def account_by_id(self, account_id: str) -> UpstreamAccount | None:
+        for account in self.upstream_accounts:
+            if account.id == account_id:
+                return account
+        return None
+
+
+def default_document() -> dict[str, Any]:
+    """The plain data a first run writes: every section with its defaults."""
+    server, proxy = ServerConfig(), ProxyConfig()
+    return {
+        "server": {
+            "host": server.host,
+            "port": server.port,
+            "max_body_bytes": server.max_body_bytes,
+            "max_header_bytes": server.max_header_bytes,
+            "header_timeout": server.header_timeout,
+            "keepalive_timeout": server.keepalive_timeout,
+            "max_connections": server.max_connections,
+            "shutdown_timeout": server.shutdown_timeout,
+            "cors_origins": [],
+        },
+        "proxy": {
+            "connect_timeout": proxy.connect_timeout,
+            "tls_timeout": proxy.tls_timeout,
+            "response_timeout": proxy.response_timeout,
+            "stream_idle_timeout": proxy.stream_idle_timeout,
+            "request_timeout": proxy.request_timeout,
+            "idle_connection_timeout": proxy.idle_connection_timeout,
+            "max_connections_per_upstream": proxy.max_connections_per_upstream,
+            "max_response_bytes": proxy.max_response_bytes,
+        },
+        "gateway_keys": [],
+        "upstream_accounts": [],
+        "logging": {"level": "info", "format": "json"},
+        "environment": {"http_proxy": None, "https_proxy": None, "no_proxy": None},
+    }
+
+
+# --- field readers -----------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Section:
+    """Reads typed fields out of one mapping, remembering which were used."""
+
+    def __init__(self, data: object, path: str):
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise SchemaError(path, f"must be a mapping, not {_type_name(data)}")
+        for key in data:
+            if not isinstance(key, str):
+                raise SchemaError(path, f"keys must be strings, not {_type_name(key)}")
+        self.data: Mapping[str, Any] = data
+        self.path = path
+        self.used: set[str] = set()
+
+    def _sub(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, default: T, check: Callable[[str, object], T]) -> T:
+        self.used.add(name)
+        if name not in self.data or self.data[name] is None:
+            return default
+        return check(self._sub(name), self.data[name])
+
+    def require(self, name: str, check: Callable[[str, object], T]) -> T:
+        self.used.add(name)
+        if name not in self.data or self.data[name] is None:
+            raise SchemaError(self._sub(name), "is required")
+        return check(self._sub(name), self.data[name])
+
+    def raw(self, name: str) -> object:
+        self.used.add(name)
+        return self.data.get(name)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise SchemaError(self._sub(unknown[0]), "unknown setting")
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _str(path: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise SchemaError(path, f"must be a string, not {_type_name(value)}")
+    return value
+
+
+def _bool(path: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SchemaError(path, f"must be true or false, not {_type_name(value)}")
+    return value
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str, object], int]:
+    def check(path: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SchemaError(path, f"must be a whole number, not {_type_name(value)}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise SchemaError(path, f"must be at least {minimum}{upper}")
+        return value
+
+    return check
+
+
+def _seconds(path: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(path, f"must be a number of seconds, not {_type_name(value)}")
+    if not value > 0:
+        raise SchemaError(path, "must be greater than 0")
+    return float(value)
+
+
+def _number(path: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(path, f"must be a number, not {_type_name(value)}")
+    return float(value)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, object], str]:
+    def check(path: str, value: object) -> str:
+        text = _str(path, value)
+        if text not in options:
+            raise SchemaError(path, f"must be one of {', '.join(options)}; got {text!r}")
+        return text
+
+    return check
+
+
+def _str_list(path: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SchemaError(path, f"must be a list, not {_type_name(value)}")
+    return tuple(_str(f"{path}[{i}]", item) for i, item in enumerate(value))
+
+
+def _choice_list(options: tuple[str, ...]) -> Callable[[str, object], tuple[str, ...]]:
+    def check(path: str, value: object) -> tuple[str, ...]:
+        items = _str_list(path, value)
+        for i, item in enumerate(items):
+            _choice(options)(f"{path}[{i}]", item)
+        return items
+
+    return check
+
+
+def _str_map(path: str, value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise SchemaError(path, f"must be a mapping, not {_type_name(value)}")
+    return tuple((_str(path, k), _str(f"{path}.{k}", v)) for k, v in value.items())
+
+
+# --- sections ----------------------------------------------------------------
+
+
+def _server(data: object) -> ServerConfig:
+    s, d = _Section(data, "server"), ServerConfig()
+    result = ServerConfig(
+        host=s.get("host", d.host, _str),
+        port=s.get("port", d.port, _int(0, 65535)),
+        max_body_bytes=s.get("max_body_bytes", d.max_body_bytes, _int(1)),
+        max_header_bytes=s.get("max_header_bytes", d.max_header_bytes, _int(1024)),
+        header_timeout=s.get("header_timeout", d.header_timeout, _seconds),
+        keepalive_timeout=s.get("keepalive_timeout", d.keepalive_timeout, _seconds),
+        max_connections=s.get("max_connections", d.max_connections, _int(1)),
+        shutdown_timeout=s.get("shutdown_timeout", d.shutdown_timeout, _seconds),
+        cors_origins=s.get("cors_origins", d.cors_origins, _str_list),
+    )
+    s.finish()
+    return result
+
+
+def _proxy(data: object) -> ProxyConfig:
+    s, d = _Section(data, "proxy"), ProxyConfig()
+    result = ProxyConfig(
+        connect_timeout=s.get("connect_timeout", d.connect_timeout, _seconds),
+        tls_timeout=s.get("tls_timeout", d.tls_timeout, _seconds),
+        response_timeout=s.get("response_timeout", d.response_timeout, _seconds),
+        stream_idle_timeout=s.get("stream_idle_timeout", d.stream_idle_timeout, _seconds),
+        request_timeout=s.get("request_timeout", d.request_timeout, _seconds),
+        idle_connection_timeout=s.get(
+            "idle_connection_timeout", d.idle_connection_timeout, _seconds
+        ),
+        max_connections_per_upstream=s.get(
+            "max_connections_per_upstream", d.max_connections_per_upstream, _int(1)
+        ),
+        max_response_bytes=s.get("max_response_bytes", d.max_response_bytes, _int(1)),
+    )
+    s.finish()
+    return result
+
+
+def _logging(data: object) -> LoggingConfig:
+    s, d = _Section(data, "logging"), LoggingConfig()
+    level = s.get("level", d.level, _str).lower()
+    if level not in LOG_LEVELS:
+        raise SchemaError("logging.level", f"must be one of {', '.join(LOG_LEVELS)}")
+    result = LoggingConfig(level=level, format=s.get("format", d.format, _choice(LOG_FORMATS)))
+    s.finish()
+    return result
+
+
+def _environment(data: object) -> EnvironmentConfig:
+    s = _Section(data, "environment")
+    result = EnvironmentConfig(
+        http_proxy=s.get("http_proxy", None, _str),
+        https_proxy=s.get("https_proxy", None, _str),
+        no_proxy=s.get("no_proxy", None, _str),
+    )
+    s.finish()
+    return result
+
+
+def _gateway_key(data: object, path: str) -> GatewayKey:
+    s = _Section(data, path)
+    result = GatewayKey(
+        id=s.require("id", _str),
+        name=s.require("name", _str),
+        hash=s.require("hash", _str),
+        permissions=s.get("permissions", ("read", "write"), _choice_list(PERMISSIONS)),
+        enabled=s.get("enabled", True, _bool),
+        created_at=s.get("created_at", "", _str),
+        expires_at=s.get("expires_at", None, _str),
+        models=s.get("models", (), _str_list),
+        rpm=s.get("rpm", None, _int(1)),
+        tpm=s.get("tpm", None, _int(1)),
+    )
+    s.finish()
+    return result
+
+
+def _quirks(data: object, path: str) -> Quirks:
+    s, d = _Section(data, path), Quirks()
+    result = Quirks(
+        developer_role=s.get("developer_role", d.developer_role, _bool),
+        max_completion_tokens=s.get("max_completion_tokens", d.max_completion_tokens, _bool),
+        stream_usage=s.get("stream_usage", d.stream_usage, _bool),
+        extra_headers=s.get("extra_headers", d.extra_headers, _str_map),
+    )
+    s.finish()
+    return result
+
+
+def _oauth(data: object, path: str) -> OAuthState:
+    s = _Section(data, path)
+    result = OAuthState(
+        access_token=s.get("access_token", None, _str),
+        refresh_token=s.get("refresh_token", None, _str),
+        expires_at=s.get("expires_at", None, _number),
+        last_refresh=s.get("last_refresh", None, _number),
+        last_error=s.get("last_error", None, _str),
+        needs_reauth=s.get("needs_reauth", False, _bool),
+        pending_state=s.get("pending_state", None, _str),
+        pending_verifier=s.get("pending_verifier", None, _str),
+    )
+    s.finish()
+    return result
+
+
+def _account(data: object, path: str) -> UpstreamAccount:
+    s = _Section(data, path)
+    result = UpstreamAccount(
+        id=s.require("id", _str),
+        name=s.require("name", _str),
+        type=s.require("type", _choice(ACCOUNT_TYPES)),
+        provider=s.require("provider", _choice(PROVIDERS)),
+        api_key=s.get("api_key", None, _str),
+        base_url=s.get("base_url", None, _str),
+        models=s.get("models", (), _str_list),
+        model_map=s.get("model_map", (), _str_map),
+        priority=s.get("priority", 0, _int(-1_000_000, 1_000_000)),
+        weight=s.get("weight", 1, _int(1, 1_000_000)),
+        enabled=s.get("enabled", True, _bool),
+        verify_tls=s.get("verify_tls", True, _bool),
+        quirks=_quirks(s.raw("quirks"), f"{path}.quirks"),
+        oauth=_oauth(s.raw("oauth"), f"{path}.oauth"),
+        created_at=s.get("created_at", "", _str),
+    )
+    s.finish()
+    return result
+
+
+def _list(data: object, path: str) -> list[object]:
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise SchemaError(path, f"must be a list, not {_type_name(data)}")
+    return data
+
+
+def _unique(items: tuple[Any, ...], path: str) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.id in seen:
+            raise SchemaError(f"{path}[{i}].id", f"duplicate id {item.id!r}")
+        seen.add(item.id)
+
+
+def parse_config(data: object) -> Config:
+    """Validate plain data (as loaded from YAML) and build the typed Config."""
+    top = _Section(data, "")
+    keys = tuple(
+        _gateway_key(item, f"gateway_keys[{i}]")
+        for i, item in enumerate(_list(top.raw("gateway_keys"), "gateway_keys"))
+    )
+    accounts = tuple(
+        _account(item, f"upstream_accounts[{i}]")
+        for i, item in enumerate(_list(top.raw("upstream_accounts"), "upstream_accounts"))
+    )
+    _unique(keys, "gateway_keys")
+    _unique(accounts, "upstream_accounts")
+    config = Config(
+        server=_server(top.raw("server")),
+        proxy=_proxy(top.raw("proxy")),
+        logging=_logging(top.raw("logging")),
+        environment=_environment(top.raw("environment")),
+        gateway_keys=keys,
+        upstream_accounts=accounts,
+    )
+    top.finish()
+    return config

@@ -1,0 +1,1 @@
+"""Upstream provider families: one module each, listed in ``registry``."""

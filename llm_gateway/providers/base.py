@@ -1,0 +1,62 @@
+"""What a provider module declares about its upstream family.
+
+Theory of operation: a ``Provider`` is data plus two small functions. The
+pipeline asks it which wire format it speaks for an operation, where to send
+the request, and which headers authenticate it; the pipeline itself never
+tests a provider's name. Adding a provider means one module and one registry
+line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from ..config.schema import UpstreamAccount
+
+__all__ = ["Operation", "Provider", "UpstreamTarget"]
+
+
+class Operation(str, Enum):
+    """What the client asked for, independent of its format."""
+
+    CHAT = "chat"  # chat completions / messages
+    COMPLETIONS = "completions"  # OpenAI legacy text completions
+    COUNT_TOKENS = "count_tokens"  # Anthropic token counting
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """Where one request goes and which headers it carries (auth included)."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+
+
+#: ``(account, credential, operation, upstream_model, client_headers, query) -> target``
+TargetBuilder = Callable[
+    [UpstreamAccount, str, Operation, str, Mapping[str, str], str], UpstreamTarget
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    #: format name (see ``formats.registry``) spoken for each supported operation
+    wire_formats: Mapping[Operation, str]
+    default_base_url: str | None
+    default_models: tuple[str, ...]
+    build_target: TargetBuilder
+    #: an account must name its base URL (OpenAI-compatible servers)
+    requires_base_url: bool = False
+    #: the name is reserved: accepted in the schema, not yet served
+    reserved: bool = False
+    #: response header names the gateway relays to clients (rate-limit info etc.)
+    relayed_headers: Sequence[str] = ()
+
+    def base_url(self, account: UpstreamAccount) -> str:
+        base = account.base_url or self.default_base_url
+        if not base:
+            raise ValueError(f"upstream {account.id} has no base URL")
+        return base.rstrip("/")

@@ -1,0 +1,62 @@
+"""OpenAI and every server that speaks its wire format.
+
+``POST {base}/chat/completions`` and ``{base}/completions`` with
+``Authorization: Bearer``. Base URLs include the version prefix, as in the
+OpenAI SDK (``https://api.openai.com/v1``). ``openai-compatible`` accounts
+(Qwen, DeepSeek, vLLM, Ollama, OpenRouter, ...) reuse this module and must name
+their base URL; their differences are per-account quirk settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..config.schema import UpstreamAccount
+from .base import Operation, Provider, UpstreamTarget
+
+__all__ = ["COMPATIBLE", "PROVIDER"]
+
+_PATHS = {
+    Operation.CHAT: "/chat/completions",
+    Operation.COMPLETIONS: "/completions",
+}
+
+
+def _target(
+    account: UpstreamAccount,
+    credential: str,
+    operation: Operation,
+    upstream_model: str,
+    client_headers: Mapping[str, str],
+    query: str,
+) -> UpstreamTarget:
+    provider = COMPATIBLE if account.provider == COMPATIBLE.name else PROVIDER
+    url = provider.base_url(account) + _PATHS[operation]
+    headers = [("content-type", "application/json")]
+    if credential:
+        headers.append(("authorization", f"Bearer {credential}"))
+    headers.extend(account.quirks.extra_headers)
+    return UpstreamTarget(url=url, headers=tuple(headers))
+
+
+_WIRE = {Operation.CHAT: "openai-chat", Operation.COMPLETIONS: "openai-completions"}
+_RELAYED = ("x-request-id", "retry-after", "openai-processing-ms")
+
+PROVIDER = Provider(
+    name="openai",
+    wire_formats=_WIRE,
+    default_base_url="https://api.openai.com/v1",
+    default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
+    build_target=_target,
+    relayed_headers=_RELAYED,
+)
+
+COMPATIBLE = Provider(
+    name="openai-compatible",
+    wire_formats=_WIRE,
+    default_base_url=None,
+    default_models=("*",),
+    build_target=_target,
+    requires_base_url=True,
+    relayed_headers=_RELAYED,
+)

@@ -1,0 +1,62 @@
+"""The small, socket-free types the server and the application exchange.
+
+The TCP layer turns h11 events into a ``Request`` and writes a ``Response``;
+the application never sees a socket or h11. A response body is either bytes
+or an async iterator of byte chunks (streamed with backpressure: the next
+chunk is pulled only after the previous one was written and drained).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Request", "Response", "json_response"]
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    #: lower-cased header names, values as sent (latin-1 decoded)
+    headers: list[tuple[str, str]]
+    body: bytes
+    request_id: str
+    client: str = ""
+    _index: dict[str, str] | None = field(default=None, repr=False)
+
+    def header(self, name: str) -> str | None:
+        """The value of a header (the first, if repeated); ``name`` in lower case."""
+        if self._index is None:
+            index: dict[str, str] = {}
+            for key, value in self.headers:
+                index.setdefault(key, value)
+            self._index = index
+        return self._index.get(name)
+
+    @property
+    def header_map(self) -> Mapping[str, str]:
+        self.header("")
+        assert self._index is not None
+        return self._index
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+
+
+def json_response(
+    status: int, payload: Any, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(
+        status=status,
+        headers=[("content-type", "application/json"), *(headers or [])],
+        body=body,
+    )

@@ -1,0 +1,133 @@
+"""Running the gateway: start-up, configuration reload, signals, shutdown.
+
+Theory of operation: ``serve_forever`` loads and validates the configuration
+(refusing to start on an invalid file), configures logging, builds the
+application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
+task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
+changed, the file is re-read and validated, and the new ``Config`` replaces
+the old one in ``GatewayState`` for every later request. A file that fails to
+validate is logged and ignored: the last good configuration stays in force.
+The server never writes the whole configuration back, so it cannot undo a
+change the CLI made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Mapping
+
+from ..config.store import ConfigStore
+from ..errors import ConfigError, GatewayError
+from ..logs import configure
+from .app import GatewayApp, GatewayState, error_response
+from .tcp import HTTPServer, ServerLimits
+
+__all__ = ["Gateway", "serve_forever"]
+
+log = logging.getLogger("llm_gateway.runtime")
+
+RELOAD_INTERVAL = 1.0
+
+
+class Gateway:
+    """One gateway instance: state, application, server, and the reload watcher."""
+
+    def __init__(self, store: ConfigStore, environ: Mapping[str, str]):
+        self.store = store
+        self.environ = environ
+        config, self._signature = store.load_with_signature()
+        self.state = GatewayState(config=config)
+        self.app = GatewayApp(self.state)
+        server = config.server
+        self.server = HTTPServer(
+            self.app,
+            ServerLimits(
+                max_body_bytes=server.max_body_bytes,
+                max_header_bytes=server.max_header_bytes,
+                header_timeout=server.header_timeout,
+                keepalive_timeout=server.keepalive_timeout,
+                max_connections=server.max_connections,
+                shutdown_timeout=server.shutdown_timeout,
+            ),
+            render_error=lambda status, message: error_response(
+                None, GatewayError(message, status=status)
+            ),
+        )
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self, host: str | None = None, port: int | None = None) -> list[int]:
+        config = self.state.config.server
+        ports = await self.server.start(
+            config.host if host is None else host, config.port if port is None else port
+        )
+        self._watcher = asyncio.ensure_future(self._watch_config())
+        return ports
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the config when the file changed; True when a new one took effect."""
+        try:
+            signature = self.store.signature()
+            if signature == self._signature:
+                return False
+            config, signature = self.store.load_with_signature()
+        except ConfigError as exc:
+            log.error("configuration not reloaded", extra={"error": str(exc)})
+            self._signature = self.store.signature()
+            return False
+        self._signature = signature
+        self.state.config = config
+        log.info("configuration reloaded", extra={"path_file": str(self.store.path)})
+        return True
+
+    async def _watch_config(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            self.reload_if_changed()
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self.server.shutdown()
+
+
+async def _run(
+    gateway: Gateway, host: str | None, port: int | None, err: Callable[[str], None]
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    ports = await gateway.start(host, port)
+    bound = host if host is not None else gateway.state.config.server.host
+    address = f"http://{bound}:{ports[0]}"
+    log.info("listening", extra={"address": address})
+    err(f"llm-gateway listening on {address} (config: {gateway.store.path})")
+    await stop.wait()
+    log.info("shutting down")
+    await gateway.stop()
+
+
+def serve_forever(
+    store: ConfigStore,
+    environ: Mapping[str, str],
+    *,
+    host: str | None,
+    port: int | None,
+    err: Callable[[str], None],
+) -> int:
+    """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
+    config = store.load()
+    configure(config.logging.level, config.logging.format, environ)
+    gateway = Gateway(store, environ)
+    try:
+        asyncio.run(_run(gateway, host, port, err))
+    except OSError as exc:
+        err(f"error: cannot listen: {exc.strerror or exc}")
+        return 1
+    return 0

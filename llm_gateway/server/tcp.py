@@ -1,0 +1,402 @@
+"""The only module that touches inbound sockets: asyncio streams framed by h11.
+
+Theory of operation (after hypercorn): each accepted connection gets one task
+running ``_Connection.run``, a loop of request cycles:
+
+1. *Read a request.* Bytes go into the h11 connection until it yields a
+   ``Request``. The first request of a connection must complete its headers
+   within ``header_timeout``; later ones may idle ``keepalive_timeout`` before
+   their first byte, then have ``header_timeout``. Headers beyond
+   ``max_header_bytes`` get 431, malformed HTTP 400, a stalled request 408,
+   each followed by a close. The body is read (gaps of at most
+   ``header_timeout``) up to ``max_body_bytes``; beyond that, 413 and close.
+2. *Respond.* The application runs in its own task while the connection
+   watches the client's side: if the client goes away (EOF or reset), the
+   task is cancelled at once, which closes its upstream request. A streamed
+   body is pulled one chunk at a time and every write is followed by
+   ``drain()``, so a slow client slows the producer instead of growing memory.
+3. *Next cycle* if both sides keep the connection alive and the server is not
+   shutting down.
+
+Connections beyond ``max_connections`` are answered 503 and closed. Shutdown
+stops listening, closes idle connections, lets busy ones finish within
+``shutdown_timeout`` and then cancels them. No exception text ever reaches a
+client: unexpected errors are logged with the request id and answered 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import h11
+
+from .messages import Request, Response
+
+__all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id"]
+
+log = logging.getLogger("llm_gateway.server")
+
+App = Callable[[Request], Awaitable[Response]]
+ErrorRenderer = Callable[[int, str], Response]
+
+_READ_SIZE = 65536
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    shutdown_timeout: float = 30.0
+    max_requests_per_connection: int = 10_000
+
+
+def _error_body(status: int, message: str) -> bytes:
+    kind = "invalid_request_error" if status < 500 else "api_error"
+    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _raw_error(status: int, message: str, request_id: str) -> bytes:
+    """A complete close-delimited error response, for when h11 cannot frame one."""
+    body = _error_body(status, message)
+    head = (
+        f"HTTP/1.1 {status} {_reason(status).decode()}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        f"x-request-id: {request_id}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class _Closed(Exception):
+    """The connection is done (peer gone, timeout handled, error answered)."""
+
+
+class _Connection:
+    def __init__(
+        self,
+        server: HTTPServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ):
+        self.server = server
+        self.limits = server.limits
+        self.reader = reader
+        self.writer = writer
+        self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
+        )
+        self.idle = True
+        peer = writer.get_extra_info("peername")
+        self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+
+    async def run(self) -> None:
+        try:
+            for cycle in range(self.limits.max_requests_per_connection):
+                request = await self._read_request(first=cycle == 0)
+                self.idle = False
+                keep_alive = await self._respond(request)
+                self.idle = True
+                if not keep_alive or self.server.closing:
+                    break
+                if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                    break
+                self.h11.start_next_cycle()
+        except _Closed:
+            pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the peer went away mid-write; nothing left to tell it
+        finally:
+            self.writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+    # -- reading -----------------------------------------------------------------
+
+    async def _receive(self, timeout: float) -> None:
+        data = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
+        self.h11.receive_data(data)
+
+    async def _next_event(self, timeout: float) -> object:
+        """The next h11 event, reading with ``timeout`` for each gap."""
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            await self._receive(timeout)
+
+    async def _read_request(self, *, first: bool) -> Request:
+        request_id = new_request_id()
+        try:
+            return await self._read_request_inner(first=first, request_id=request_id)
+        except h11.RemoteProtocolError as exc:
+            status = exc.error_status_hint if exc.error_status_hint in (400, 431) else 400
+            message = "request headers too large" if status == 431 else "malformed HTTP request"
+            await self._fail(status, message, request_id)
+        except asyncio.TimeoutError:
+            if self.h11.their_state is h11.IDLE and not self._has_partial_request():
+                raise _Closed() from None  # idle keep-alive connection: just close
+            await self._fail(408, "request not received in time", request_id)
+        raise _Closed()
+
+    def _has_partial_request(self) -> bool:
+        return bool(self.h11.trailing_data[0])
+
+    async def _read_request_inner(self, *, first: bool, request_id: str) -> Request:
+        limits = self.limits
+        event = self.h11.next_event()
+        if event is h11.NEED_DATA and not first:
+            # An idle keep-alive connection may wait this long for its next request.
+            await self._receive(limits.keepalive_timeout)
+            event = self.h11.next_event()
+        deadline = time.monotonic() + limits.header_timeout
+        while not isinstance(event, h11.Request):
+            if isinstance(event, h11.ConnectionClosed):
+                raise _Closed()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise asyncio.TimeoutError()
+            await self._receive(remaining)
+            event = self.h11.next_event()
+        return await self._read_body(event, request_id)
+
+    async def _read_body(self, head: h11.Request, request_id: str) -> Request:
+        limits = self.limits
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
+        declared = next((v for k, v in headers if k == "content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
+            await self._fail(413, self._too_large(), request_id)
+            raise _Closed()
+        body = bytearray()
+        while True:
+            event = await self._next_event(limits.header_timeout)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limits.max_body_bytes:
+                    await self._fail(413, self._too_large(), request_id)
+                    raise _Closed()
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise _Closed()
+        target = head.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        return Request(
+            method=head.method.decode("ascii"),
+            path=path,
+            query=query,
+            headers=headers,
+            body=bytes(body),
+            request_id=request_id,
+            client=self.client,
+        )
+
+    def _too_large(self) -> str:
+        return f"request body exceeds the limit of {self.limits.max_body_bytes} bytes"
+
+    async def _fail(self, status: int, message: str, request_id: str) -> None:
+        """Answer a request we could not read, then let the caller close."""
+        log.info(
+            "rejected request",
+            extra={"request_id": request_id, "status": status, "reason": message},
+        )
+        with contextlib.suppress(OSError):
+            self.writer.write(_raw_error(status, message, request_id))
+            await asyncio.wait_for(self.writer.drain(), self.limits.header_timeout)
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+
+    # -- responding --------------------------------------------------------------
+
+    async def _respond(self, request: Request) -> bool:
+        """Run the application for ``request``; False when the connection must close."""
+        task = asyncio.ensure_future(self._handle(request))
+        watcher = asyncio.ensure_future(self.reader.read(_READ_SIZE))
+        try:
+            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                keep_alive = task.result()
+                return await self._stop_watching(watcher) and keep_alive
+            if not await self._stop_watching(watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                log.info("client went away", extra={"request_id": request.request_id})
+                return False
+            return await task  # the client pipelined its next request; it waits in h11
+        finally:
+            if not watcher.done():
+                watcher.cancel()
+            if not task.done():
+                task.cancel()
+
+    async def _stop_watching(self, watcher: asyncio.Future[bytes]) -> bool:
+        """Settle the watch on the client's side; False if the client is gone."""
+        if not watcher.done():
+            watcher.cancel()
+        try:
+            data = await watcher
+        except asyncio.CancelledError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self.h11.receive_data(data)
+        return True
+
+    async def _handle(self, request: Request) -> bool:
+        try:
+            response = await self.server.app(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request.request_id})
+            response = self.server.render_error(500, "internal error")
+        return await self._send(request, response)
+
+    async def _write(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _send(self, request: Request, response: Response) -> bool:
+        headers = [(k, v) for k, v in response.headers if k != "content-length"]
+        headers.append(("x-request-id", request.request_id))
+        body = response.body
+        if isinstance(body, bytes):
+            headers.append(("content-length", str(len(body))))
+        if self.server.closing:
+            headers.append(("connection", "close"))
+        await self._write(
+            h11.Response(
+                status_code=response.status, headers=headers, reason=_reason(response.status)
+            )
+        )
+        if isinstance(body, bytes):
+            if body and request.method != "HEAD":
+                await self._write(h11.Data(data=body))
+        else:
+            try:
+                async for chunk in body:
+                    if chunk:
+                        await self._write(h11.Data(data=chunk))
+            except (OSError, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception("response stream failed", extra={"request_id": request.request_id})
+                return False  # cannot finish the message: close the connection
+            finally:
+                aclose = getattr(body, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+        await self._write(h11.EndOfMessage())
+        return self.h11.our_state is h11.DONE
+
+
+class HTTPServer:
+    """Listens, accepts, and runs one ``_Connection`` per client."""
+
+    def __init__(
+        self,
+        app: App,
+        limits: ServerLimits,
+        *,
+        render_error: ErrorRenderer | None = None,
+    ):
+        self.app = app
+        self.limits = limits
+        self.render_error: ErrorRenderer = render_error or (
+            lambda status, message: Response(
+                status,
+                [("content-type", "application/json")],
+                _error_body(status, message),
+            )
+        )
+        self.closing = False
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._connections)
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> list[int]:
+        """Bind and listen; returns the bound ports (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._accept,
+            host=host or None,
+            port=port,
+            reuse_address=True,
+            reuse_port=reuse_port or None,
+            backlog=min(4096, max(128, self.limits.max_connections)),
+            limit=_READ_SIZE,
+        )
+        return sorted({s.getsockname()[1] for s in self._server.sockets})
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.closing or len(self._connections) >= self.limits.max_connections:
+            with contextlib.suppress(OSError):
+                writer.write(_raw_error(503, "too many connections", new_request_id()))
+                await asyncio.wait_for(writer.drain(), 1.0)
+            writer.close()
+            return
+        connection = _Connection(self, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[task] = connection
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._connections.pop(task, None)
+
+    async def shutdown(self) -> None:
+        """Stop listening; let in-flight requests finish within the deadline."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._connections.items()):
+            if connection.idle:
+                task.cancel()
+        pending = set(self._connections)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self.limits.shutdown_timeout)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+        if self._server is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
