@@ -1,0 +1,289 @@
+"""A pool of keep-alive HTTP/1.1 connections to upstream origins.
+
+Theory of operation: connections are kept per ``Route`` (origin, proxy,
+verify_tls), at most ``max_connections_per_origin`` of them, NEW, ACTIVE and
+IDLE counted alike. A request joins one FIFO queue of waiters; ``_dispatch``
+(synchronous, no I/O) then
+
+1. drops IDLE connections that expired (idle longer than ``idle_expiry``) or
+   that the server closed or wrote to while idle (EOF or stray bytes seen by
+   the protocol),
+2. walks the queue and gives each waiter the most recently used IDLE
+   connection of its route, or a NEW one while the route is under its cap,
+   and
+3. returns the dropped connections, which the caller closes afterwards.
+
+A waiter that gets nothing waits for a release, at most ``Timeouts.pool``
+seconds, then fails with ``PoolTimeout``. (This is its own limit rather than
+``connect``: a request queued behind long-running streams has not started
+connecting yet.) Every change that can free a slot (a body finished, a
+connection closed) runs ``_dispatch`` again.
+
+The request task opens a NEW connection itself, sends the request and waits
+for the response head; the ``Response`` then owns the connection until the
+body ends or is abandoned. If a *reused* connection fails with
+RemoteProtocolError before any response byte arrived (the server closed it
+while it sat idle, racing our check), the request is sent once more on a
+fresh connection. This is the usual pool behaviour even for POST: the server
+most likely never processed it (rarely it did and died before answering; every
+HTTP/1.1 pool accepts that trade-off). Timeouts are never retried here.
+
+Expired idle connections are closed lazily, at the next request or release;
+nothing runs in the background. Cancelling a request closes its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from llm_gateway.upstream.connection import Connection, ConnState
+from llm_gateway.upstream.errors import (
+    PoolClosed,
+    PoolTimeout,
+    RemoteProtocolError,
+    ResponseHeadersTimeout,
+    timeout_message,
+)
+from llm_gateway.upstream.proxy import ProxySettings, proxy_for
+from llm_gateway.upstream.response import Response
+from llm_gateway.upstream.routes import Route, build_request_head, parse_target
+from llm_gateway.upstream.timeouts import DEFAULT_TIMEOUTS, Budget, Timeouts
+from llm_gateway.upstream.tls import TLSContexts
+
+__all__ = ["ConnectionPool", "OriginStats", "PoolStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class OriginStats:
+    """Connections to one origin (``scheme://host:port``) right now."""
+
+    connecting: int = 0
+    active: int = 0
+    idle: int = 0
+    waiting: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    origins: Mapping[str, OriginStats]
+    opened: int  # connections established (TCP, tunnel, TLS) since the pool started
+
+    @property
+    def active(self) -> int:
+        return sum(o.active + o.connecting for o in self.origins.values())
+
+    @property
+    def idle(self) -> int:
+        return sum(o.idle for o in self.origins.values())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Waiter:
+    route: Route
+    fresh: bool  # must not reuse an idle connection (the retry after a failed reuse)
+    future: asyncio.Future[Connection]
+
+
+class ConnectionPool:
+    """Keep-alive connections to upstream origins; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        max_connections_per_origin: int = 32,
+        idle_expiry: float = 60.0,
+        proxy: ProxySettings | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_connections_per_origin < 1:
+            raise ValueError("max_connections_per_origin must be at least 1")
+        self._max = max_connections_per_origin
+        self._idle_expiry = idle_expiry
+        self._proxy = proxy
+        self._tls = TLSContexts(ssl_context)
+        self._clock = clock
+        self._routes: dict[Route, list[Connection]] = {}
+        self._queue: list[_Waiter] = []
+        self._opened = 0
+        self._closed = False
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Sequence[tuple[str, str]],
+        body: bytes = b"",
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        verify_tls: bool = True,
+    ) -> Response:
+        """Send a request; return once the response headers arrived.
+
+        The body is then read through the returned ``Response``, which must be
+        closed. Raises the errors of ``llm_gateway.upstream.errors`` (all
+        ``UpstreamError``), ``InvalidRequest`` for a header that is not valid
+        HTTP, and ``PoolClosed`` after ``aclose()``. If the calling task is
+        cancelled, the connection in use is closed at once.
+        """
+        started = asyncio.get_running_loop().time()
+        target = parse_target(url)
+        proxy = proxy_for(url, self._proxy) if self._proxy is not None else None
+        route = Route(target.origin, proxy, verify_tls)
+        head = build_request_head(method, target, route, headers, body)
+        context = None
+        if target.origin.scheme == "https":
+            context = self._tls.for_origin(str(target.origin), verify=verify_tls)
+        may_retry = True
+        while True:
+            connection = await self._acquire(route, timeouts, fresh=not may_retry)
+            try:
+                if connection.state is ConnState.NEW:
+                    await connection.open(context, timeouts)
+                    self._opened += 1
+                now = asyncio.get_running_loop().time()
+                budget = Budget.until(now, timeouts.response_headers, ResponseHeadersTimeout)
+                await connection.send_request(head, body, budget)
+                response_head = await connection.receive_head(budget)
+            except RemoteProtocolError:
+                retry = may_retry and connection.reused and connection.nothing_received
+                self._discard(connection)
+                if not retry:
+                    raise
+                may_retry = False
+                continue
+            except BaseException:
+                self._discard(connection)
+                raise
+            return Response(response_head, connection, self._release, timeouts, started)
+
+    def stats(self) -> PoolStats:
+        counts: dict[str, dict[ConnState | str, int]] = {}
+        for route, connections in self._routes.items():
+            per_origin = counts.setdefault(str(route.origin), {})
+            for connection in connections:
+                per_origin[connection.state] = per_origin.get(connection.state, 0) + 1
+        for waiter in self._queue:
+            per_origin = counts.setdefault(str(waiter.route.origin), {})
+            per_origin["waiting"] = per_origin.get("waiting", 0) + 1
+        origins = {
+            origin: OriginStats(
+                connecting=c.get(ConnState.NEW, 0),
+                active=c.get(ConnState.ACTIVE, 0),
+                idle=c.get(ConnState.IDLE, 0),
+                waiting=c.get("waiting", 0),
+            )
+            for origin, c in counts.items()
+        }
+        return PoolStats(origins=origins, opened=self._opened)
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy, and refuse further requests."""
+        self._closed = True
+        for waiter in self._queue:
+            if not waiter.future.done():
+                waiter.future.set_exception(PoolClosed("the upstream connection pool is closed"))
+        self._queue.clear()
+        connections = [c for group in self._routes.values() for c in group]
+        self._routes.clear()
+        for connection in connections:
+            connection.close()
+        await asyncio.gather(*(c.wait_closed() for c in connections))
+
+    # -- bookkeeping (synchronous) ----------------------------------------------
+    def _dispatch(self) -> list[Connection]:
+        """Match queued waiters with connections; return the connections to close."""
+        now = self._clock()
+        to_close: list[Connection] = []
+        for connections in self._routes.values():
+            for connection in list(connections):
+                if connection.state is ConnState.IDLE and (
+                    now - connection.idle_since >= self._idle_expiry
+                    or not connection.usable_while_idle()
+                ):
+                    connections.remove(connection)
+                    to_close.append(connection)
+        for waiter in list(self._queue):
+            if waiter.future.done():
+                self._queue.remove(waiter)
+                continue
+            assigned = self._assign(waiter, to_close)
+            if assigned is not None:
+                self._queue.remove(waiter)
+                waiter.future.set_result(assigned)
+        for route in [r for r, group in self._routes.items() if not group]:
+            del self._routes[route]
+        return to_close
+
+    def _assign(self, waiter: _Waiter, to_close: list[Connection]) -> Connection | None:
+        connections = self._routes.setdefault(waiter.route, [])
+        idle = [c for c in connections if c.state is ConnState.IDLE]
+        if idle and not waiter.fresh:
+            connection = max(idle, key=lambda c: c.idle_since)
+            connection.reactivate()
+            return connection
+        if len(connections) >= self._max:
+            if not idle:
+                return None
+            oldest = min(idle, key=lambda c: c.idle_since)
+            connections.remove(oldest)
+            to_close.append(oldest)
+        connection = Connection(waiter.route, self._clock)
+        connections.append(connection)
+        return connection
+
+    def _forget(self, connection: Connection) -> None:
+        group = self._routes.get(connection.route)
+        if group is not None and connection in group:
+            group.remove(connection)
+
+    # -- bookkeeping, then the closing I/O ----------------------------------------
+    def _release(self, connection: Connection) -> None:
+        """A response is done with ``connection`` (now IDLE or CLOSED)."""
+        to_close = []
+        if connection.state is ConnState.CLOSED:
+            self._forget(connection)
+        elif self._closed:
+            self._forget(connection)
+            to_close.append(connection)
+        if not self._closed:
+            to_close += self._dispatch()
+        for stale in to_close:
+            stale.close()
+
+    def _discard(self, connection: Connection) -> None:
+        connection.close()
+        self._release(connection)
+
+    async def _acquire(self, route: Route, timeouts: Timeouts, *, fresh: bool) -> Connection:
+        if self._closed:
+            raise PoolClosed("the upstream connection pool is closed")
+        waiter = _Waiter(route, fresh, asyncio.get_running_loop().create_future())
+        self._queue.append(waiter)
+        for stale in self._dispatch():
+            stale.close()
+        if not waiter.future.done():
+            try:
+                await asyncio.wait({waiter.future}, timeout=timeouts.pool)
+            except BaseException:
+                self._give_up(waiter)
+                raise
+        if not waiter.future.done():
+            self._give_up(waiter)
+            what = f"waiting for a free connection to {route.label}"
+            raise PoolTimeout(timeout_message(PoolTimeout, what, timeouts.pool))
+        return waiter.future.result()
+
+    def _give_up(self, waiter: _Waiter) -> None:
+        """The waiting request left; hand back a connection it may have been given."""
+        if waiter in self._queue:
+            self._queue.remove(waiter)
+        future = waiter.future
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled() and future.exception() is None:
+            self._discard(future.result())
