@@ -1,0 +1,9 @@
+"""Routing and reliability, without I/O: which account to try, and when not to.
+
+* ``health``: per-account circuit breaker, rate-limit cooldowns, auth exclusion.
+* ``selection``: ordering candidate accounts for failover; model globs.
+* ``ratelimit``: per-gateway-key request and token buckets.
+* ``retry_headers``: upstream retry-after and rate-limit reset headers.
+
+Every function that depends on time takes ``now`` from the caller.
+"""
