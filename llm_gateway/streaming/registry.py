@@ -1,0 +1,155 @@
+"""The stream formats the gateway speaks, in one explicit table.
+
+Theory of operation: ``STREAM_FORMATS`` maps a format name (the same names the
+non-streaming codecs use) to a ``StreamFormat``: factories for a parser (an
+upstream's SSE events -> unified events), a renderer (unified events -> a
+client's SSE bytes), a model-name rewriter (same-format passthrough), and
+the error event that ends a client stream in that format. Each factory makes
+a fresh, independent object for one stream. Shared code looks
+formats up here and never tests a format's name. A server streams like this::
+
+    decoder = SSEDecoder()
+    parser = STREAM_FORMATS[upstream].parser_factory()
+    renderer = STREAM_FORMATS[client].renderer_factory(
+        model=client_model, include_usage=wants_usage, created=int(time.time())
+    )
+    for chunk in upstream_chunks:
+        for event in decoder.feed(chunk):
+            for unified in parser.feed(event):
+                send(renderer.feed(unified))
+    for event in decoder.close():
+        for unified in parser.feed(event):
+            send(renderer.feed(unified))
+    for unified in parser.finish():
+        send(renderer.feed(unified))
+    send(renderer.finish())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from llm_gateway.formats.unified import Usage
+from llm_gateway.streaming import anthropic_messages, openai_chat
+from llm_gateway.streaming.anthropic_messages import (
+    AnthropicMessagesParser,
+    AnthropicMessagesRenderer,
+)
+from llm_gateway.streaming.events import StreamError, UnifiedEvent
+from llm_gateway.streaming.openai_chat import OpenAIChatParser, OpenAIChatRenderer
+from llm_gateway.streaming.openai_completions import (
+    OpenAICompletionsParser,
+    OpenAICompletionsRenderer,
+)
+from llm_gateway.streaming.rewrite import AnthropicModelRewriter, OpenAIModelRewriter
+from llm_gateway.streaming.sse import SSEEvent
+
+__all__ = [
+    "STREAM_FORMATS",
+    "RendererFactory",
+    "RewriterFactory",
+    "StreamFormat",
+    "StreamParser",
+    "StreamRenderer",
+    "StreamRewriter",
+]
+
+
+class StreamParser(Protocol):
+    """Upstream SSE events -> unified events; ``finish`` at the end of upstream bytes
+    completes the stream or yields a StreamError if it was cut short."""
+
+    def feed(self, event: SSEEvent) -> list[UnifiedEvent]: ...
+
+    def finish(self) -> list[UnifiedEvent]: ...
+
+
+class StreamRenderer(Protocol):
+    """Unified events -> client SSE bytes; ``finish`` ends the client stream cleanly
+    (an error event if the unified stream never completed)."""
+
+    def feed(self, event: UnifiedEvent) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class StreamRewriter(Protocol):
+    """Same-format passthrough with the client's model name; ``usage`` is the latest
+    usage the upstream reported (None if none yet)."""
+
+    usage: Usage | None
+
+    def feed(self, event: SSEEvent) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+class RendererFactory(Protocol):
+    def __call__(self, *, model: str, include_usage: bool, created: int) -> StreamRenderer: ...
+
+
+class RewriterFactory(Protocol):
+    def __call__(self, *, model: str, strip_usage: bool) -> StreamRewriter: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """One format's streaming face. ``error_event`` ends a client stream that
+    cannot go on (for passthrough streams, which have no renderer)."""
+
+    name: str
+    parser_factory: Callable[[], StreamParser]
+    renderer_factory: RendererFactory
+    rewriter_factory: RewriterFactory
+    error_event: Callable[[StreamError], bytes]
+
+
+def _openai_chat_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    return OpenAIChatRenderer(model=model, include_usage=include_usage, created=created)
+
+
+def _openai_completions_renderer(
+    *, model: str, include_usage: bool, created: int
+) -> StreamRenderer:
+    return OpenAICompletionsRenderer(model=model, include_usage=include_usage, created=created)
+
+
+def _anthropic_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    # Anthropic streams always carry usage and have no creation time.
+    return AnthropicMessagesRenderer(model=model)
+
+
+def _openai_rewriter(*, model: str, strip_usage: bool) -> StreamRewriter:
+    return OpenAIModelRewriter(model=model, strip_usage=strip_usage)
+
+
+def _anthropic_rewriter(*, model: str, strip_usage: bool) -> StreamRewriter:
+    # Anthropic usage is part of message_start/message_delta; nothing to strip.
+    return AnthropicModelRewriter(model=model)
+
+
+STREAM_FORMATS: dict[str, StreamFormat] = {
+    "openai-chat": StreamFormat(
+        "openai-chat",
+        OpenAIChatParser,
+        _openai_chat_renderer,
+        _openai_rewriter,
+        openai_chat.error_event,
+    ),
+    "openai-completions": StreamFormat(
+        "openai-completions",
+        OpenAICompletionsParser,
+        _openai_completions_renderer,
+        _openai_rewriter,
+        openai_chat.error_event,
+    ),
+    "anthropic-messages": StreamFormat(
+        "anthropic-messages",
+        AnthropicMessagesParser,
+        _anthropic_renderer,
+        _anthropic_rewriter,
+        anthropic_messages.error_event,
+    ),
+}

@@ -1,0 +1,112 @@
+"""Same-format passthrough: re-encode upstream events with the client's model name.
+
+Theory of operation: when client and upstream speak the same format, the
+gateway forwards the upstream's events instead of converting them, so fields
+the unified form does not know survive. Only the model name changes (the
+client sees the name it asked for). Each rewriter takes decoded ``SSEEvent``
+objects and returns their bytes: events it need not touch are re-encoded
+from their original data text, unchanged; events that carry the model are
+parsed, patched and dumped again. SSE comments, ``id`` and ``retry`` fields
+are dropped (no provider uses them in these APIs).
+
+OpenAI (chat and completions): every chunk has ``model``. With
+``strip_usage`` the rewriter also removes what ``stream_options.include_usage``
+added when the gateway, not the client, asked for it: the usage chunk (empty
+``choices``) is dropped and a ``usage`` key on other chunks removed.
+
+Anthropic: only ``message_start.message.model`` names the model. Events are
+told apart by their SSE event name, so the many delta events are never parsed.
+
+Both record the latest usage they saw in ``usage`` (unified, cumulative), for
+the gateway's accounting, whether or not it reached the client.
+"""
+
+from __future__ import annotations
+
+import json
+
+from llm_gateway.formats.unified import Usage
+from llm_gateway.streaming.anthropic_messages import usage_from_anthropic
+from llm_gateway.streaming.openai_chat import usage_from_openai
+from llm_gateway.streaming.sse import DONE_EVENT, SSEEvent, encode_event, is_done
+
+__all__ = ["AnthropicModelRewriter", "OpenAIModelRewriter"]
+
+_JSON_SEPARATORS = (",", ":")
+
+
+class OpenAIModelRewriter:
+    """OpenAI chat or completions stream: set each chunk's ``model``; optionally strip usage."""
+
+    __slots__ = ("_model", "_strip_usage", "usage")
+
+    def __init__(self, *, model: str, strip_usage: bool = False) -> None:
+        self._model = model
+        self._strip_usage = strip_usage
+        self.usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> bytes:
+        if is_done(event):
+            return DONE_EVENT
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return encode_event(event.data, event.event)
+        if not isinstance(chunk, dict):
+            return encode_event(event.data, event.event)
+        changed = False
+        if "usage" in chunk:
+            self.usage = usage_from_openai(chunk["usage"]) or self.usage
+            if self._strip_usage:
+                if not chunk.get("choices"):
+                    return b""  # the usage chunk the client did not ask for
+                del chunk["usage"]
+                changed = True
+        if "model" in chunk and chunk["model"] != self._model:
+            chunk["model"] = self._model
+            changed = True
+        if not changed:
+            return encode_event(event.data, event.event)
+        return encode_event(json.dumps(chunk, separators=_JSON_SEPARATORS), event.event)
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class AnthropicModelRewriter:
+    """Anthropic message stream: set ``message_start.message.model``."""
+
+    __slots__ = ("_model", "usage")
+
+    def __init__(self, *, model: str) -> None:
+        self._model = model
+        self.usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> bytes:
+        name = event.event
+        if name is None or name in ("message_start", "message_delta"):
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                kind = data.get("type")
+                if kind == "message_start":
+                    return self._message_start(data, event)
+                if kind == "message_delta" and isinstance(data.get("usage"), dict):
+                    self.usage = usage_from_anthropic(data["usage"], self.usage)
+        return encode_event(event.data, name)
+
+    def finish(self) -> bytes:
+        return b""
+
+    def _message_start(self, data: dict[str, object], event: SSEEvent) -> bytes:
+        message = data.get("message")
+        if not isinstance(message, dict):
+            return encode_event(event.data, event.event)
+        if isinstance(message.get("usage"), dict):
+            self.usage = usage_from_anthropic(message["usage"])
+        if message.get("model") == self._model:
+            return encode_event(event.data, event.event)
+        message["model"] = self._model
+        return encode_event(json.dumps(data, separators=_JSON_SEPARATORS), event.event)
