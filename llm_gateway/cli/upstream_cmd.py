@@ -13,16 +13,12 @@ from typing import Any
 from ..config.schema import ACCOUNT_TYPES, PROVIDERS
 from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
+from ..pipeline.credentials import api_key_context
 from ..providers.registry import get_provider
 from .apikey_cmd import now_iso
 from .context import CliError, Context, parse_csv, print_table
 
 __all__ = ["register"]
-
-
-def api_key_context(account_id: str) -> str:
-    """The associated data an account's sealed API key is bound to."""
-    return f"upstream:{account_id}:api_key"
 
 
 def _model_map(text: str) -> dict[str, str]:
@@ -163,6 +159,20 @@ def _validate(entry: dict[str, Any]) -> None:
         raise CliError("oauth accounts are supported for provider 'anthropic' only")
 
 
+def _check_secret_key(document: dict[str, Any], secret_key: bytes) -> None:
+    """Refuse to seal with a secret key that cannot open the keys already stored.
+
+    Otherwise a wrong ``LLM_GATEWAY_SECRET_KEY`` would leave a file that no
+    single secret key can fully decrypt.
+    """
+    for entry in document.get("upstream_accounts") or []:
+        if isinstance(entry, dict) and entry.get("api_key"):
+            try:
+                unseal(secret_key, entry["api_key"], context=api_key_context(entry["id"]))
+            except SecretKeyError as exc:
+                raise CliError(f"{exc}; nothing was changed") from None
+
+
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     _check_provider(args.provider)
     provider = get_provider(args.provider)
@@ -186,7 +196,13 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     if key is not None:
         entry["api_key"] = seal(secret_key, key, context=api_key_context(account_id))
     _validate(entry)
-    ctx.store.update(lambda document: document.setdefault("upstream_accounts", []).append(entry))
+
+    def mutate(document: dict[str, Any]) -> None:
+        if key is not None:
+            _check_secret_key(document, secret_key)
+        document.setdefault("upstream_accounts", []).append(entry)
+
+    ctx.store.update(mutate)
     view = public_view(entry, ctx)
     if args.json:
         ctx.json(view)
@@ -323,6 +339,7 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
         if key is not None and secret_key is not None:
             if entry["type"] == "oauth":
                 raise CliError("oauth accounts take no --key")
+            _check_secret_key(document, secret_key)
             entry["api_key"] = seal(secret_key, key, context=api_key_context(entry["id"]))
         _validate(entry)
         return entry

@@ -144,8 +144,11 @@ class ConfigStore:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """An exclusive cross-process lock for read-modify-write cycles."""
-        self.ensure_home()
-        fd = os.open(self.home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.ensure_home()
+            fd = os.open(self.home / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot use this location: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -164,7 +167,10 @@ class ConfigStore:
                 parse_config(document)
             except SchemaError as exc:
                 raise ConfigError(f"{self.path}: refusing to write: {exc}") from None
-            self._write(document)
+            try:
+                self._write(document)
+            except OSError as exc:
+                raise ConfigError(f"{self.path}: cannot write: {exc.strerror}") from None
             return result
 
     def ensure_home(self) -> None:

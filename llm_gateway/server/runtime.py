@@ -22,6 +22,10 @@ from collections.abc import Callable, Mapping
 from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..logs import configure
+from ..pipeline.credentials import Credentials
+from ..pipeline.proxy import Proxy, install_routes
+from ..upstream.pool import ConnectionPool
+from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_response
 from .tcp import HTTPServer, ServerLimits
 
@@ -41,6 +45,13 @@ class Gateway:
         config, self._signature = store.load_with_signature()
         self.state = GatewayState(config=config)
         self.app = GatewayApp(self.state)
+        self.pool = ConnectionPool(
+            max_connections_per_origin=config.proxy.max_connections_per_upstream,
+            idle_expiry=config.proxy.idle_connection_timeout,
+            proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
+        )
+        self.proxy = Proxy(self.state, self.pool, Credentials(store.home, environ))
+        install_routes(self.app, self.proxy)
         server = config.server
         self.server = HTTPServer(
             self.app,
@@ -93,6 +104,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
         await self.server.shutdown()
+        await self.pool.aclose()
 
 
 async def _run(

@@ -92,6 +92,12 @@ def _raw_error(status: int, message: str, request_id: str) -> bytes:
     return head.encode("ascii") + body
 
 
+def _head_size(head: h11.Request) -> int:
+    """The size of a request line and headers as sent (give or take whitespace)."""
+    line = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
+    return line + sum(len(k) + len(v) + len(b": \r\n") for k, v in head.headers) + 2
+
+
 class _Closed(Exception):
     """The connection is done (peer gone, timeout handled, error answered)."""
 
@@ -182,6 +188,9 @@ class _Connection:
                 raise asyncio.TimeoutError()
             await self._receive(remaining)
             event = self.h11.next_event()
+        if _head_size(event) > limits.max_header_bytes:
+            # h11 bounds only an incomplete head; one that arrived whole can be larger.
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
         return await self._read_body(event, request_id)
 
     async def _read_body(self, head: h11.Request, request_id: str) -> Request:

@@ -1,0 +1,207 @@
+"""The single-file zipapp: reproducible, pure Python, and runnable with site-packages
+off on every supported interpreter. Everything is built into temporary directories."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import stat
+import subprocess
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import PYTHON, REPO, free_port, get_health, wait_until
+
+from llm_gateway import __version__
+
+PY310 = Path.home() / ".pyenv" / "versions" / "3.10.13" / "bin" / "python3.10"
+INTERPRETERS = [
+    pytest.param(PYTHON, id="current"),
+    pytest.param(
+        str(PY310),
+        id="python3.10",
+        marks=pytest.mark.skipif(not PY310.exists(), reason="no Python 3.10 at " + str(PY310)),
+    ),
+]
+NATIVE = (".so", ".pyd", ".dylib", ".dll")
+
+
+def load_builder() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("build_zipapp", REPO / "build_zipapp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def builder() -> ModuleType:
+    return load_builder()
+
+
+@pytest.fixture(scope="module")
+def pyz(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path: Path = builder.build(tmp_path_factory.mktemp("zipapp") / "llm-gateway.pyz")
+    return path
+
+
+def test_building_twice_gives_identical_bytes(
+    builder: ModuleType, pyz: Path, tmp_path: Path
+) -> None:
+    again = builder.build(tmp_path / "again" / "llm-gateway.pyz")
+    assert again.read_bytes() == pyz.read_bytes()
+
+
+def test_archive_holds_the_gateway_and_its_pure_python_dependencies(pyz: Path) -> None:
+    assert pyz.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert stat.S_IMODE(pyz.stat().st_mode) == 0o755
+    with zipfile.ZipFile(pyz) as zf:
+        names = zf.namelist()
+        infos = zf.infolist()
+        main = zf.read("__main__.py").decode()
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+    for required in (
+        "__main__.py",
+        "llm_gateway/__init__.py",
+        "llm_gateway/cli/main.py",
+        "llm_gateway/server/tcp.py",
+        "h11/__init__.py",
+        "certifi/__init__.py",
+        "certifi/cacert.pem",
+        "yaml/__init__.py",
+    ):
+        assert required in names
+    assert "from llm_gateway.cli.main import main" in main
+    native = [n for n in names if n.endswith(NATIVE) or ".cpython-" in n]
+    assert native == []
+    assert not any("__pycache__" in n or n.endswith((".pyc", ".pyo")) for n in names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert any(n.startswith("licenses/") for n in names)
+
+
+def test_archive_has_every_module_of_the_package(pyz: Path) -> None:
+    in_tree = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "llm_gateway").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    with zipfile.ZipFile(pyz) as zf:
+        archived = {n for n in zf.namelist() if n.startswith("llm_gateway/")}
+    assert in_tree <= archived
+
+
+def test_native_extensions_are_refused(builder: ModuleType, tmp_path: Path) -> None:
+    package = tmp_path / "fastlib"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "_speedups.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    with pytest.raises(builder.BuildError, match="refusing to bundle native extension"):
+        builder.package_files("fastlib", package)
+    # PyYAML's optional accelerator is the one native file that is left out silently.
+    yaml_dir = tmp_path / "yaml"
+    yaml_dir.mkdir()
+    (yaml_dir / "__init__.py").write_text("")
+    (yaml_dir / "_yaml.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    assert [name for name, _ in builder.package_files("yaml", yaml_dir)] == ["yaml/__init__.py"]
+
+
+def test_output_option_and_the_repository_is_left_alone(tmp_path: Path) -> None:
+    default = REPO / "llm-gateway.pyz"
+    before = default.stat().st_mtime_ns if default.exists() else None
+    target = tmp_path / "out" / "custom-name.pyz"
+    done = subprocess.run(
+        [PYTHON, str(REPO / "build_zipapp.py"), "--output", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"built {target} (")
+    assert zipfile.is_zipfile(target)
+    assert not (tmp_path / "out" / "custom-name.pyz.tmp").exists()
+    after = default.stat().st_mtime_ns if default.exists() else None
+    assert after == before
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_version_with_site_packages_off(pyz: Path, python: str) -> None:
+    done = subprocess.run(
+        [python, "-I", "-S", str(pyz), "--version"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"llm-gateway {__version__}\n"
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_bundled_dependencies_load_from_the_zip(pyz: Path, python: str) -> None:
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import certifi, h11, yaml;"
+        "assert certifi.__file__.startswith(sys.argv[1]), certifi.__file__;"
+        "assert yaml.__file__.startswith(sys.argv[1]), yaml.__file__;"
+        "assert '-----BEGIN CERTIFICATE-----' in certifi.contents();"
+        "print(yaml.safe_dump({'ok': True}).strip())"
+    )
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", probe, str(pyz)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ok: true\n"
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "LLM_GATEWAY_HOME": str(home), "LOG_LEVEL": "warning"}
+    env.pop("LLM_GATEWAY_SECRET_KEY", None)
+    added = subprocess.run(
+        [python, "-I", "-S", str(pyz), "apikey", "add", "--name", "zip"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "Created gateway key" in added.stdout
+    assert stat.S_IMODE((home / "config.yaml").stat().st_mode) == 0o600
+
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            python,
+            "-I",
+            "-S",
+            str(pyz),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def answered() -> object:
+            if server.poll() is not None:
+                pytest.fail(f"zipapp server exited early: {server.communicate()[1]}")
+            return get_health(port)
+
+        health = wait_until(answered, 20.0, "the zipapp server to answer /health")
+        assert health["status"] == "ok" and health["version"] == __version__
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=15)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert f"listening on http://127.0.0.1:{port}" in err

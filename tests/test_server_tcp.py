@@ -1,0 +1,802 @@
+"""The inbound HTTP server over real loopback sockets, driven byte by byte.
+
+Each test starts an ``HTTPServer`` on 127.0.0.1 port 0 with small limits,
+serving the real ``GatewayApp`` (for /health and its error rendering) plus a
+few test routes whose behaviour the test controls through ``Probe`` events:
+a route that blocks until released, one that streams, one that raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from conftest import (
+    RawResponse,
+    async_wait_until,
+    closed_by_peer,
+    connect,
+    exchange,
+    raw_request,
+    read_body,
+    read_chunk,
+    read_head,
+    read_response,
+    run,
+)
+
+from llm_gateway.config.schema import default_document, parse_config
+from llm_gateway.errors import GatewayError
+from llm_gateway.server.app import GatewayApp, GatewayState, error_response
+from llm_gateway.server.messages import Request, Response, json_response
+from llm_gateway.server.tcp import HTTPServer, ServerLimits
+
+REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
+HEALTH = raw_request("GET", "/health")
+INTERNAL_DETAIL = "boom-detail-7f3a"
+
+
+@dataclass
+class Probe:
+    """What the test app's handlers let the test see and control."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    bodies: list[bytes] = field(default_factory=list)
+
+
+def make_app(probe: Probe) -> GatewayApp:
+    app = GatewayApp(GatewayState(parse_config(default_document())))
+
+    async def echo(request: Request) -> Response:
+        probe.bodies.append(request.body)
+        return json_response(200, {"received": len(request.body)})
+
+    async def boom(request: Request) -> Response:
+        raise RuntimeError(INTERNAL_DETAIL)
+
+    async def wait(request: Request) -> Response:
+        probe.started.set()
+        try:
+            await probe.release.wait()
+        except asyncio.CancelledError:
+            probe.cancelled.set()
+            raise
+        return json_response(200, {"waited": True})
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            yield b"first chunk\n"
+            probe.started.set()
+            await probe.release.wait()
+            yield b"second chunk\n"
+            yield b""  # empty pieces must not end the stream early
+            yield b"third chunk\n"
+        except asyncio.CancelledError:
+            probe.cancelled.set()
+            raise
+        finally:
+            probe.stream_closed.set()
+
+    async def stream(request: Request) -> Response:
+        return Response(200, [("content-type", "text/plain")], chunks())
+
+    async def failing_chunks() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise RuntimeError(INTERNAL_DETAIL)
+
+    async def stream_fails(request: Request) -> Response:
+        return Response(200, [("content-type", "text/plain")], failing_chunks())
+
+    app.route("GET", "/stream-fails", stream_fails)
+    app.route("POST", "/echo", echo)
+    app.route("GET", "/boom", boom)
+    app.route("GET", "/wait", wait)
+    app.route("GET", "/stream", stream)
+    return app
+
+
+LIMITS = ServerLimits(
+    max_body_bytes=1000,
+    max_header_bytes=2048,
+    header_timeout=1.0,
+    keepalive_timeout=1.0,
+    max_connections=50,
+    shutdown_timeout=5.0,
+)
+
+
+async def start(probe: Probe, limits: ServerLimits = LIMITS) -> tuple[HTTPServer, int]:
+    server = HTTPServer(
+        make_app(probe),
+        limits,
+        render_error=lambda status, message: error_response(
+            None, GatewayError(message, status=status)
+        ),
+    )
+    [port] = await server.start("127.0.0.1", 0)
+    return server, port
+
+
+def assert_request_id(response: RawResponse) -> None:
+    request_id = response.header("x-request-id")
+    assert request_id is not None and REQUEST_ID.fullmatch(request_id), response.headers
+
+
+def assert_error(response: RawResponse, status: int, message_part: str) -> None:
+    assert response.status == status
+    assert_request_id(response)
+    error = response.json()["error"]
+    assert message_part in error["message"]
+
+
+# --- routing and error shapes -------------------------------------------------
+
+
+def test_health_answers_json_without_any_credentials() -> None:
+    async def scenario() -> None:
+        server, port = await start(Probe())
+        try:
+            response = await exchange(port, HEALTH)
+        finally:
+            await server.shutdown()
+        assert response.status == 200
+        assert response.reason == "OK"
+        assert_request_id(response)
+        assert response.header("content-length") == str(len(response.body))
+        body = response.json()
+        assert body["status"] == "ok"
+        assert body["upstreams"] == {"total": 0, "enabled": 0}
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shape"),
+    [
+        ("POST", "/v1/messages/no-such-endpoint", "anthropic"),
+        ("GET", "/v1/messages-nothing-here", "anthropic"),
+        ("GET", "/v1/no-such-endpoint", "openai"),
+        ("POST", "/nothing/here", "openai"),
+    ],
+)
+def test_unknown_path_is_404_in_the_clients_error_shape(method: str, path: str, shape: str) -> None:
+    async def scenario() -> RawResponse:
+        server, port = await start(Probe())
+        try:
+            return await exchange(port, raw_request(method, path, body=b"{}"))
+        finally:
+            await server.shutdown()
+
+    response = run(scenario())
+    assert response.status == 404
+    assert_request_id(response)
+    body = response.json()
+    if shape == "anthropic":
+        assert body["type"] == "error"
+        assert body["error"]["type"] == "not_found_error"
+        assert path in body["error"]["message"]
+    else:
+        assert set(body) == {"error"}
+        assert body["error"]["type"] == "not_found_error"
+        assert body["error"]["code"] is None and body["error"]["param"] is None
+        assert path in body["error"]["message"]
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE", "PUT"])
+def test_wrong_method_on_a_known_path_is_405(method: str) -> None:
+    async def scenario() -> RawResponse:
+        server, port = await start(Probe())
+        try:
+            return await exchange(port, raw_request(method, "/health", body=b"x"))
+        finally:
+            await server.shutdown()
+
+    response = run(scenario())
+    assert response.status == 405
+    assert response.reason == "Method Not Allowed"
+    assert_request_id(response)
+    assert "use GET" in response.json()["error"]["message"]
+
+
+def test_handler_exception_is_a_500_json_without_internals() -> None:
+    async def scenario() -> tuple[RawResponse, RawResponse]:
+        server, port = await start(Probe())
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/boom"))
+            failed = await read_response(reader)
+            # The connection survives the failure and serves the next request.
+            writer.write(HEALTH)
+            after = await read_response(reader)
+            writer.close()
+            return failed, after
+        finally:
+            await server.shutdown()
+
+    failed, after = run(scenario())
+    assert failed.status == 500
+    assert_request_id(failed)
+    text = failed.body.decode()
+    assert INTERNAL_DETAIL not in text
+    assert "Traceback" not in text and "RuntimeError" not in text
+    assert failed.json()["error"]["message"] == "internal error"
+    assert after.status == 200
+
+
+# --- request size limits ------------------------------------------------------
+
+
+def test_body_up_to_the_limit_is_accepted_exactly() -> None:
+    async def scenario() -> tuple[RawResponse, RawResponse, list[bytes]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            body = bytes(range(256)) * 3 + b"z" * (1000 - 768)
+            fixed = await exchange(port, raw_request("POST", "/echo", body=body))
+            chunked = (
+                raw_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")])
+                + b"1f4\r\n"
+                + body[:500]
+                + b"\r\n1f4\r\n"
+                + body[500:]
+                + b"\r\n0\r\n\r\n"
+            )
+            framed = await exchange(port, chunked)
+            return fixed, framed, probe.bodies
+        finally:
+            await server.shutdown()
+
+    fixed, framed, bodies = run(scenario())
+    assert fixed.status == 200 and fixed.json() == {"received": 1000}
+    assert framed.status == 200 and framed.json() == {"received": 1000}
+    expected = bytes(range(256)) * 3 + b"z" * 232
+    assert bodies == [expected, expected]
+
+
+def test_declared_content_length_over_the_limit_is_413_and_closed() -> None:
+    async def scenario() -> tuple[RawResponse, bool, list[bytes]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            # Only the head is sent: the server must refuse before reading a body.
+            writer.write(raw_request("POST", "/echo", headers=[("Content-Length", "1001")]))
+            response = await read_response(reader)
+            closed = await closed_by_peer(reader)
+            writer.close()
+            return response, closed, probe.bodies
+        finally:
+            await server.shutdown()
+
+    response, closed, bodies = run(scenario())
+    assert_error(response, 413, "exceeds the limit of 1000 bytes")
+    assert response.header("connection") == "close"
+    assert closed
+    assert bodies == []  # the handler never ran
+
+
+def test_chunked_body_growing_past_the_limit_is_413_and_closed() -> None:
+    async def scenario() -> tuple[RawResponse, bool, list[bytes]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]))
+            for _ in range(3):  # 900 bytes: still within the limit
+                writer.write(b"12c\r\n" + b"a" * 300 + b"\r\n")
+                await writer.drain()
+            writer.write(b"c8\r\n" + b"b" * 200 + b"\r\n")  # 1100 bytes: over it
+            response = await read_response(reader)
+            closed = await closed_by_peer(reader)
+            writer.close()
+            return response, closed, probe.bodies
+        finally:
+            await server.shutdown()
+
+    response, closed, bodies = run(scenario())
+    assert_error(response, 413, "exceeds the limit of 1000 bytes")
+    assert closed
+    assert bodies == []
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-write", "trickled"])
+def test_headers_over_the_limit_are_431_and_closed(split: bool) -> None:
+    async def scenario() -> tuple[RawResponse, bool]:
+        server, port = await start(Probe())
+        try:
+            reader, writer = await connect(port)
+            data = raw_request("GET", "/health", headers=[("X-Padding", "p" * 3000)])
+            if split:
+                # Stop at 2500 bytes: past the limit, with nothing left unread by the server.
+                for i in range(0, 2500, 500):
+                    writer.write(data[i : i + 500])
+                    await writer.drain()
+                    await asyncio.sleep(0.005)
+            else:
+                writer.write(data)
+            response = await read_response(reader)
+            closed = await closed_by_peer(reader)
+            writer.close()
+            return response, closed
+        finally:
+            await server.shutdown()
+
+    response, closed = run(scenario())
+    assert_error(response, 431, "headers too large")
+    assert response.reason == "Request Header Fields Too Large"
+    assert closed
+
+
+def test_headers_just_under_the_limit_are_served() -> None:
+    async def scenario() -> RawResponse:
+        server, port = await start(Probe())
+        try:
+            return await exchange(
+                port, raw_request("GET", "/health", headers=[("X-Padding", "p" * 1800)])
+            )
+        finally:
+            await server.shutdown()
+
+    assert run(scenario()).status == 200
+
+
+# --- malformed and slow clients -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /health HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nno colon in this header\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: ten\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # a TLS hello
+    ],
+    ids=["garbage", "bad-request-line", "bad-header", "no-host", "bad-length", "tls"],
+)
+def test_malformed_request_is_400_and_closed(data: bytes) -> None:
+    async def scenario() -> tuple[RawResponse, bool]:
+        server, port = await start(Probe())
+        try:
+            reader, writer = await connect(port)
+            writer.write(data)
+            response = await read_response(reader)
+            closed = await closed_by_peer(reader)
+            writer.close()
+            return response, closed
+        finally:
+            await server.shutdown()
+
+    response, closed = run(scenario())
+    assert_error(response, 400, "malformed HTTP request")
+    assert response.header("connection") == "close"
+    assert closed
+
+
+async def trickle(writer: asyncio.StreamWriter, data: bytes, gap: float) -> None:
+    """Send ``data`` a byte at a time; stops quietly once the server hangs up."""
+    try:
+        for i in range(len(data)):
+            writer.write(data[i : i + 1])
+            await writer.drain()
+            await asyncio.sleep(gap)
+    except (ConnectionError, OSError):
+        pass
+
+
+def test_slow_headers_are_408_and_closed_while_others_are_served() -> None:
+    limits = ServerLimits(max_body_bytes=1000, max_header_bytes=2048, header_timeout=0.5)
+
+    async def scenario() -> tuple[RawResponse, bool, int]:
+        server, port = await start(Probe(), limits)
+        try:
+            reader, writer = await connect(port)
+            # 60 bytes at one per 50 ms would take 3 s: far past the 0.5 s header timeout.
+            sender = asyncio.ensure_future(
+                trickle(writer, raw_request("GET", "/health", headers=[("X-Slow", "1" * 20)]), 0.05)
+            )
+            slow_response = asyncio.ensure_future(read_response(reader))
+            served_meanwhile = 0
+            while not slow_response.done():
+                response = await exchange(port, HEALTH)
+                assert response.status == 200
+                served_meanwhile += 1 if not slow_response.done() else 0
+            slow = slow_response.result()
+            closed = await closed_by_peer(reader)
+            sender.cancel()
+            writer.close()
+            return slow, closed, served_meanwhile
+        finally:
+            await server.shutdown()
+
+    slow, closed, served_meanwhile = run(scenario())
+    assert_error(slow, 408, "not received in time")
+    assert slow.reason == "Request Timeout"
+    assert closed
+    assert served_meanwhile >= 3
+
+
+def test_misbehaving_clients_do_not_starve_a_well_behaved_one() -> None:
+    limits = ServerLimits(max_body_bytes=1000, max_header_bytes=2048, header_timeout=0.6)
+
+    async def slow_client(port: int) -> int:
+        reader, writer = await connect(port)
+        sender = asyncio.ensure_future(trickle(writer, HEALTH + b"x" * 50, 0.05))
+        try:
+            return (await read_response(reader)).status
+        finally:
+            sender.cancel()
+            writer.close()
+
+    async def oversized_client(port: int) -> int:
+        reader, writer = await connect(port)
+        writer.write(raw_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]))
+        for _ in range(4):
+            writer.write(b"12c\r\n" + b"a" * 300 + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        try:
+            return (await read_response(reader)).status
+        finally:
+            writer.close()
+
+    async def malformed_client(port: int) -> int:
+        reader, writer = await connect(port)
+        for piece in (b"GET /health", b" HTTP/1.1\r\nHost", b" x\r\n\r\n"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        try:
+            return (await read_response(reader)).status
+        finally:
+            writer.close()
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        server, port = await start(Probe(), limits)
+        try:
+            bad = asyncio.gather(slow_client(port), oversized_client(port), malformed_client(port))
+            good: list[int] = []
+            # A keep-alive client keeps asking until every misbehaving client got its answer.
+            reader, writer = await connect(port)
+            while not bad.done():
+                writer.write(HEALTH)
+                good.append((await read_response(reader)).status)
+                await asyncio.sleep(0.01)
+            writer.close()
+            return await bad, good
+        finally:
+            await server.shutdown()
+
+    bad, good = run(scenario())
+    assert bad == [408, 413, 400]
+    assert len(good) >= 5
+    assert set(good) == {200}
+
+
+# --- connections --------------------------------------------------------------
+
+
+def test_keep_alive_serves_several_requests_on_one_connection() -> None:
+    async def scenario() -> tuple[list[RawResponse], list[RawResponse]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            sequential = []
+            for i in range(4):
+                writer.write(raw_request("POST", "/echo", body=b"n" * i))
+                sequential.append(await read_response(reader))
+            # Pipelined: three requests in one write, answered in order.
+            writer.write(
+                HEALTH + raw_request("POST", "/echo", body=b"pipelined") + raw_request("GET", "/x")
+            )
+            pipelined = [await read_response(reader) for _ in range(3)]
+            writer.close()
+            return sequential, pipelined
+        finally:
+            await server.shutdown()
+
+    sequential, pipelined = run(scenario())
+    assert [r.json() for r in sequential] == [{"received": i} for i in range(4)]
+    assert [r.status for r in pipelined] == [200, 200, 404]
+    assert pipelined[1].json() == {"received": 9}
+    ids = [r.header("x-request-id") for r in sequential + pipelined]
+    assert len(set(ids)) == len(ids)
+    for response in sequential + pipelined:
+        assert_request_id(response)
+        assert response.header("connection") is None  # the connection stays open
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_timeout() -> None:
+    limits = ServerLimits(keepalive_timeout=0.3, header_timeout=5.0)
+
+    async def scenario() -> tuple[RawResponse, bool, int]:
+        server, port = await start(Probe(), limits)
+        try:
+            reader, writer = await connect(port)
+            writer.write(HEALTH)
+            response = await read_response(reader)
+            # Nothing more is sent: the server hangs up silently (no 408 for an idle line).
+            closed = await closed_by_peer(reader, timeout=5.0)
+            await async_wait_until(
+                lambda: server.active_connections == 0, 2.0, "the connection to be dropped"
+            )
+            writer.close()
+            return response, closed, server.active_connections
+        finally:
+            await server.shutdown()
+
+    response, closed, active = run(scenario())
+    assert response.status == 200
+    assert closed
+    assert active == 0
+
+
+def test_connection_beyond_the_cap_gets_503() -> None:
+    limits = ServerLimits(max_connections=2, header_timeout=5.0)
+
+    async def scenario() -> tuple[RawResponse, bool, RawResponse]:
+        server, port = await start(Probe(), limits)
+        try:
+            held = [await connect(port) for _ in range(2)]
+            await async_wait_until(
+                lambda: server.active_connections == 2, 2.0, "two accepted connections"
+            )
+            reader, writer = await connect(port)
+            refused = await read_response(reader)
+            closed = await closed_by_peer(reader)
+            writer.close()
+            # The held connections are still served.
+            held[0][1].write(HEALTH)
+            served = await read_response(held[0][0])
+            for _, w in held:
+                w.close()
+            return refused, closed, served
+        finally:
+            await server.shutdown()
+
+    refused, closed, served = run(scenario())
+    assert_error(refused, 503, "too many connections")
+    assert refused.reason == "Service Unavailable"
+    assert closed
+    assert served.status == 200
+
+
+# --- responses ----------------------------------------------------------------
+
+
+def test_streamed_body_arrives_chunked_and_incrementally() -> None:
+    async def scenario() -> tuple[RawResponse, bytes | None, bool, list[bytes]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/stream"))
+            head = await read_head(reader)
+            first = await read_chunk(reader)
+            # The first chunk arrived while the producer is still blocked on ``release``.
+            produced_more = probe.release.is_set()
+            probe.release.set()
+            rest = []
+            while (chunk := await read_chunk(reader)) is not None:
+                rest.append(chunk)
+            # The connection is reusable after a chunked response.
+            writer.write(HEALTH)
+            after = await read_response(reader)
+            assert after.status == 200
+            writer.close()
+            return head, first, produced_more, rest
+        finally:
+            await server.shutdown()
+
+    head, first, produced_more, rest = run(scenario())
+    assert head.status == 200
+    assert head.header("transfer-encoding") == "chunked"
+    assert head.header("content-length") is None
+    assert head.header("content-type") == "text/plain"
+    assert_request_id(head)
+    assert first == b"first chunk\n"
+    assert not produced_more
+    assert rest == [b"second chunk\n", b"third chunk\n"]
+
+
+def test_streamed_body_framing_is_byte_exact() -> None:
+    async def scenario() -> bytes:
+        probe = Probe()
+        probe.release.set()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/stream", headers=[("Connection", "close")]))
+            await read_head(reader)
+            data = await reader.read()  # until the server closes
+            writer.close()
+            return data
+        finally:
+            await server.shutdown()
+
+    assert run(scenario()) == (
+        b"c\r\nfirst chunk\n\r\nd\r\nsecond chunk\n\r\nc\r\nthird chunk\n\r\n0\r\n\r\n"
+    )
+
+
+def test_a_stream_that_fails_midway_is_cut_off_visibly() -> None:
+    async def scenario() -> tuple[RawResponse, bytes | None, bytes]:
+        server, port = await start(Probe())
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/stream-fails"))
+            head = await read_head(reader)
+            first = await read_chunk(reader)
+            rest = await asyncio.wait_for(reader.read(), 5)  # the server hangs up
+            writer.close()
+            return head, first, rest
+        finally:
+            await server.shutdown()
+
+    head, first, rest = run(scenario())
+    assert head.status == 200
+    assert first == b"partial"
+    # No terminating zero-size chunk: the client can tell the body is incomplete.
+    assert rest == b""
+
+
+def test_client_disconnect_before_the_response_cancels_the_handler() -> None:
+    async def scenario() -> Probe:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/wait"))
+            await asyncio.wait_for(probe.started.wait(), 5)
+            writer.close()
+            await asyncio.wait_for(probe.cancelled.wait(), 5)
+            await async_wait_until(
+                lambda: server.active_connections == 0, 2.0, "the connection to be dropped"
+            )
+            return probe
+        finally:
+            await server.shutdown()
+
+    probe = run(scenario())
+    assert probe.cancelled.is_set()
+    assert not probe.release.is_set()
+
+
+def test_client_disconnect_mid_stream_cancels_the_producer() -> None:
+    async def scenario() -> Probe:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/stream"))
+            await read_head(reader)
+            assert await read_chunk(reader) == b"first chunk\n"
+            await asyncio.wait_for(probe.started.wait(), 5)
+            writer.close()
+            await asyncio.wait_for(probe.cancelled.wait(), 5)
+            await asyncio.wait_for(probe.stream_closed.wait(), 5)
+            return probe
+        finally:
+            await server.shutdown()
+
+    probe = run(scenario())
+    assert probe.cancelled.is_set() and probe.stream_closed.is_set()
+
+
+def test_graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() -> None:
+    async def scenario() -> tuple[RawResponse, bool, bool]:
+        probe = Probe()
+        server, port = await start(probe)
+        idle_reader, idle_writer = await connect(port)
+        reader, writer = await connect(port)
+        writer.write(raw_request("GET", "/wait"))
+        await asyncio.wait_for(probe.started.wait(), 5)
+        stopping = asyncio.ensure_future(server.shutdown())
+        await async_wait_until(lambda: server.closing, 2.0, "the shutdown to begin")
+        await asyncio.sleep(0)
+        refused = False
+        try:
+            _, late = await connect(port)
+            late.close()
+        except ConnectionRefusedError:
+            refused = True
+        idle_closed = await closed_by_peer(idle_reader)  # idle connections go at once
+        assert not stopping.done()  # still waiting for the in-flight request
+        probe.release.set()
+        response = await read_response(reader)
+        await asyncio.wait_for(stopping, 5)
+        writer.close()
+        idle_writer.close()
+        return response, refused, idle_closed
+
+    response, refused, idle_closed = run(scenario())
+    assert response.status == 200
+    assert response.json() == {"waited": True}
+    assert response.header("connection") == "close"
+    assert_request_id(response)
+    assert refused
+    assert idle_closed
+
+
+def test_shutdown_cancels_requests_that_outlast_the_deadline() -> None:
+    limits = ServerLimits(shutdown_timeout=0.2)
+
+    async def scenario() -> Probe:
+        probe = Probe()
+        server, port = await start(probe, limits)
+        reader, writer = await connect(port)
+        writer.write(raw_request("GET", "/wait"))
+        await asyncio.wait_for(probe.started.wait(), 5)
+        await asyncio.wait_for(server.shutdown(), 5)
+        assert await closed_by_peer(reader)
+        writer.close()
+        return probe
+
+    probe = run(scenario())
+    assert probe.cancelled.is_set()
+
+
+def test_error_bodies_are_plain_json_objects() -> None:
+    async def scenario() -> list[RawResponse]:
+        server, port = await start(Probe())
+        try:
+            return [
+                await exchange(port, b"GARBAGE\r\n\r\n"),
+                await exchange(port, raw_request("GET", "/nope")),
+            ]
+        finally:
+            await server.shutdown()
+
+    for response in run(scenario()):
+        payload = json.loads(response.body)
+        assert isinstance(payload["error"]["message"], str)
+        assert response.header("content-length") == str(len(response.body))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [HEALTH, raw_request("GET", "/nope"), b"GARBAGE\r\n\r\n"],
+    ids=["ok", "404", "400"],
+)
+def test_every_response_carries_a_fresh_request_id(data: bytes) -> None:
+    async def scenario() -> list[RawResponse]:
+        server, port = await start(Probe())
+        try:
+            return [await exchange(port, data) for _ in range(3)]
+        finally:
+            await server.shutdown()
+
+    responses = run(scenario())
+    for response in responses:
+        assert_request_id(response)
+    assert len({r.header("x-request-id") for r in responses}) == 3
+
+
+def test_body_read_after_head_uses_declared_length() -> None:
+    """A body sent after a pause (separate write) is still read whole."""
+
+    async def scenario() -> RawResponse:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("POST", "/echo", headers=[("Content-Length", "5")]))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"hello")
+            response = await read_body(reader, await read_head(reader))
+            writer.close()
+            return response
+        finally:
+            await server.shutdown()
+
+    assert run(scenario()).json() == {"received": 5}
