@@ -1,0 +1,1 @@
+"""The request path: authenticate, route, convert, send upstream, relay back."""

@@ -1,0 +1,157 @@
+"""One request to one upstream account: the body to send, and how to read the answer.
+
+Theory of operation: ``prepare`` decides, from the client's format and the
+format the account's provider speaks, between *passthrough* (same format: the
+client's bytes go upstream untouched, or with only the model renamed) and
+*conversion* (parse the client's body into the unified form, render it in the
+upstream's format). The resulting ``Prepared`` remembers that choice, and the
+relay functions use it to turn the upstream's answer (a body, an error, a
+stream) back into the client's format. Only the format registries know JSON
+shapes; this module moves whole bodies between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .. import __version__
+from ..config.schema import UpstreamAccount
+from ..formats.error_relay import decode_json, kind_for_status, relay_message
+from ..formats.registry import FORMATS
+from ..providers.base import Operation, UpstreamTarget
+from ..providers.registry import get_provider
+from ..server.messages import Request, Response, json_response
+from .quirks import adjust_outgoing, ask_for_stream_usage
+from .streams import StreamPipe, make_stream_pipe
+
+__all__ = ["Prepared", "prepare", "relay_body", "relay_error"]
+
+_USER_AGENT = f"llm-gateway/{__version__}"
+_RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    client_format: str
+    upstream_format: str
+    client_model: str
+    upstream_model: str
+    passthrough: bool
+    target: UpstreamTarget
+    headers: list[tuple[str, str]]
+    body: bytes
+    #: the client asked for the trailing usage chunk (OpenAI ``include_usage``)
+    client_wants_usage: bool
+    #: the gateway asked the upstream for usage the client did not request
+    usage_added: bool
+
+    def stream_pipe(self) -> StreamPipe:
+        return make_stream_pipe(
+            client_format=self.client_format,
+            upstream_format=self.upstream_format,
+            client_model=self.client_model,
+            rename_model=self.client_model != self.upstream_model,
+            passthrough=self.passthrough,
+            include_usage=self.client_wants_usage,
+            strip_usage=self.usage_added,
+        )
+
+
+def _client_wants_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def prepare(call: Any, account: UpstreamAccount, credential: str, request: Request) -> Prepared:
+    """The upstream request for ``call`` on ``account``."""
+    provider = get_provider(account.provider)
+    operation: Operation = call.endpoint.operation
+    upstream_format = provider.wire_formats.get(operation)
+    if upstream_format is None:  # e.g. legacy completions on a chat-only provider
+        operation = Operation.CHAT
+        upstream_format = provider.wire_formats[Operation.CHAT]
+    client_format: str = call.endpoint.client_format
+    upstream_model = account.upstream_model(call.model)
+    passthrough = upstream_format == client_format
+    body: dict[str, Any]
+    if passthrough:
+        body = call.body
+        if upstream_model != call.model:
+            body = {**body, "model": upstream_model}
+    else:
+        unified = FORMATS[client_format].parse_request(call.body)
+        body = FORMATS[upstream_format].render_request(replace(unified, model=upstream_model))
+    usage_added = False
+    if call.stream and account.quirks.stream_usage:
+        body, usage_added = ask_for_stream_usage(upstream_format, body)
+    body = adjust_outgoing(upstream_format, body, account.quirks)
+    data = (
+        request.body
+        if body is call.body
+        else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    )
+    target = provider.build_target(
+        account, credential, operation, upstream_model, request.header_map, request.query
+    )
+    headers = [
+        *target.headers,
+        ("accept", "text/event-stream" if call.stream else "application/json"),
+        ("accept-encoding", "identity"),
+        ("user-agent", _USER_AGENT),
+    ]
+    return Prepared(
+        client_format=client_format,
+        upstream_format=upstream_format,
+        client_model=call.model,
+        upstream_model=upstream_model,
+        passthrough=passthrough,
+        target=target,
+        headers=headers,
+        body=data,
+        client_wants_usage=_client_wants_usage(call.body),
+        usage_added=usage_added and not _client_wants_usage(call.body),
+    )
+
+
+def relay_body(
+    prepared: Prepared, status: int, headers: list[tuple[str, str]], data: bytes
+) -> Response:
+    """A successful upstream body, in the client's format and with its model name."""
+    if prepared.passthrough and prepared.client_model == prepared.upstream_model:
+        return Response(status, [("content-type", "application/json")], data)
+    parsed = decode_json(data)
+    if not isinstance(parsed, dict):
+        return _error(prepared, 502, "api_error", "the upstream returned a body that is not JSON")
+    if prepared.passthrough:
+        if "model" in parsed:
+            parsed["model"] = prepared.client_model
+        return json_response(status, parsed)
+    unified = FORMATS[prepared.upstream_format].parse_response(parsed)
+    rendered = FORMATS[prepared.client_format].render_response(unified, model=prepared.client_model)
+    return json_response(status, rendered)
+
+
+def relay_error(
+    prepared: Prepared, status: int, headers: list[tuple[str, str]], data: bytes
+) -> Response:
+    """An upstream error status, with its message, in the client's format."""
+    relayed = [(k, v) for k, v in headers if k in _RELAYED_ERROR_HEADERS]
+    if prepared.passthrough and isinstance(decode_json(data), dict):
+        return Response(status, [("content-type", "application/json"), *relayed], data)
+    kind, message = FORMATS[prepared.upstream_format].parse_error(status, data)
+    return _error(prepared, status, kind, message, relayed)
+
+
+def _error(
+    prepared: Prepared,
+    status: int,
+    kind: str,
+    message: str,
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
+    payload = FORMATS[prepared.client_format].render_error(
+        status, kind or kind_for_status(status), relay_message(message, status)
+    )
+    return json_response(status, payload, headers)
