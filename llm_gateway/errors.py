@@ -36,10 +36,19 @@ class GatewayError(Exception):
     status: int = 500
     kind: str = "api_error"
 
-    def __init__(self, message: str, *, param: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        status: int | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
+        #: response headers the client should get with this error (retry-after, ...)
+        self.headers: list[tuple[str, str]] = headers or []
         if status is not None:
             self.status = status
 
@@ -82,9 +91,8 @@ class RateLimited(GatewayError):
         retry_after: float | None = None,
         headers: list[tuple[str, str]] | None = None,
     ):
-        super().__init__(message)
+        super().__init__(message, headers=headers)
         self.retry_after = retry_after
-        self.headers = headers or []
 
 
 class ServiceUnavailable(GatewayError):
@@ -115,9 +123,8 @@ class UpstreamHTTPError(GatewayError):
         kind: str = "api_error",
         headers: list[tuple[str, str]] | None = None,
     ):
-        super().__init__(message, status=status)
+        super().__init__(message, status=status, headers=headers)
         self.kind = kind
-        self.headers = headers or []
 
 
 class ConfigError(Exception):

@@ -13,7 +13,9 @@ import copy
 from typing import Any
 
 import pytest
-from formats_strategies import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_formats_strategies import (
     anthropic_requests,
     anthropic_responses,
     chat_requests,
@@ -22,8 +24,6 @@ from formats_strategies import (
     completions_responses,
     json_value,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from llm_gateway.errors import InvalidRequest, UpstreamError
 from llm_gateway.formats.registry import FORMATS

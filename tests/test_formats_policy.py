@@ -346,7 +346,11 @@ def test_only_single_prompts_render_as_completions(debug_log: pytest.LogCaptureF
     )
     rejected(lambda b: cp.render_request(am.parse_request(b)), anthropic(system="s"), "messages")
     with logs_drop(debug_log, "reasoning"):
-        out = to_completions(chat(reasoning_effort="low", response_format={"type": "json_object"}))
+        out = to_completions(
+            chat(
+                reasoning_effort="low", response_format={"type": "json_object"}, service_tier="flex"
+            )
+        )
     assert out == {"model": "claude-sonnet-4-5", "prompt": "hi"}
 
 

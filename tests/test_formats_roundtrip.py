@@ -5,7 +5,7 @@
 * Across formats: a body of A restricted to what B can carry (``portable``),
   converted A -> B -> A, is unchanged.
 
-The strategies (tests/formats_strategies.py) cover each format's documented
+The strategies (tests/test_formats_strategies.py) cover each format's documented
 field set; what ``portable`` leaves out is each no-counterpart policy, which
 test_formats_policy.py checks row by row.
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from formats_strategies import (
+from hypothesis import given, settings
+from test_formats_strategies import (
     anthropic_requests,
     anthropic_responses,
     chat_requests,
@@ -23,7 +24,6 @@ from formats_strategies import (
     completions_requests,
     completions_responses,
 )
-from hypothesis import given, settings
 
 from llm_gateway.formats.registry import FORMATS
 

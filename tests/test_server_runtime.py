@@ -72,7 +72,7 @@ def test_cli_changes_reach_the_running_gateway_without_restart(
     with gateway_in_thread(store) as (gateway, port):
         health = get_health(port)
         assert health is not None and health["status"] == "ok"
-        assert health["upstreams"] == {"total": 1, "enabled": 1}
+        assert health["upstreams"] == {"total": 1, "enabled": 1, "available": 1}
 
         key_id = run_cli("apikey", "add", "--name", "new", "--json").json()["id"]
         wait_until(
@@ -88,7 +88,7 @@ def test_cli_changes_reach_the_running_gateway_without_restart(
             "the disabled upstream to be loaded",
         )
         # Requests see the new configuration too.
-        assert (get_health(port) or {})["upstreams"] == {"total": 1, "enabled": 0}
+        assert (get_health(port) or {})["upstreams"] == {"total": 1, "enabled": 0, "available": 0}
         written = config_file(store.home).read_bytes()
     assert config_file(store.home).read_bytes() == written
     assert "configuration reloaded" in runtime_log.messages()

@@ -152,7 +152,7 @@ def test_health_answers_json_without_any_credentials() -> None:
         assert response.header("content-length") == str(len(response.body))
         body = response.json()
         assert body["status"] == "ok"
-        assert body["upstreams"] == {"total": 0, "enabled": 0}
+        assert body["upstreams"] == {"total": 0, "enabled": 0, "available": 0}
 
     run(scenario())
 
@@ -184,8 +184,9 @@ def test_unknown_path_is_404_in_the_clients_error_shape(method: str, path: str, 
         assert path in body["error"]["message"]
     else:
         assert set(body) == {"error"}
-        assert body["error"]["type"] == "not_found_error"
-        assert body["error"]["code"] is None and body["error"]["param"] is None
+        # OpenAI reports unknown URLs as invalid_request_error
+        assert body["error"]["type"] == "invalid_request_error"
+        assert body["error"]["code"] == "not_found" and body["error"]["param"] is None
         assert path in body["error"]["message"]
 
 

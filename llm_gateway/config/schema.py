@@ -23,10 +23,12 @@ __all__ = [
     "EnvironmentConfig",
     "GatewayKey",
     "LoggingConfig",
+    "OAuthSettings",
     "OAuthState",
     "PERMISSIONS",
     "PROVIDERS",
     "ProxyConfig",
+    "RoutingConfig",
     "Quirks",
     "SchemaError",
     "ServerConfig",
@@ -78,6 +80,31 @@ class ProxyConfig:
     idle_connection_timeout: float = 60.0
     max_connections_per_upstream: int = 64
     max_response_bytes: int = 64 * 1024 * 1024
+
+
+STRATEGIES = ("health-first", "round-robin", "weighted", "least-latency", "priority")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """How accounts are chosen and how failures are handled."""
+
+    strategy: str = "health-first"
+    #: model glob -> strategy, first match wins; others use ``strategy``
+    model_strategies: tuple[tuple[str, str], ...] = ()
+    max_attempts: int = 3
+    #: seconds within which all attempts must have started
+    deadline: float = 120.0
+    #: a lone account's 429 is retried after ``retry-after`` if it is at most this
+    max_retry_wait: float = 5.0
+    sticky_sessions: bool = True
+    failure_threshold: int = 3
+    open_base: float = 10.0
+    open_max: float = 300.0
+    rate_limit_default: float = 30.0
+    rate_limit_max: float = 600.0
+    #: probe accounts whose circuit is open, every this many seconds (0: off)
+    health_check_interval: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +166,24 @@ class OAuthState:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthSettings:
+    """The OAuth client the gateway acts as (defaults: Claude Code's public client).
+
+    Overridable for tests and for compatible services. An empty
+    ``token_fallback_url`` disables the fallback. ``refresh_margin`` (seconds):
+    an access token this close to its expiry is refreshed before use.
+    """
+
+    authorize_url: str = "https://claude.ai/oauth/authorize"
+    token_url: str = "https://console.anthropic.com/v1/oauth/token"
+    token_fallback_url: str = "https://api.anthropic.com/v1/oauth/token"
+    client_id: str = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+    redirect_uri: str = "https://console.anthropic.com/oauth/code/callback"
+    scopes: tuple[str, ...] = ("org:create_api_key", "user:profile", "user:inference")
+    refresh_margin: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamAccount:
     id: str
     name: str
@@ -167,10 +212,12 @@ class UpstreamAccount:
 class Config:
     server: ServerConfig = ServerConfig()
     proxy: ProxyConfig = ProxyConfig()
+    routing: RoutingConfig = RoutingConfig()
     logging: LoggingConfig = LoggingConfig()
     environment: EnvironmentConfig = EnvironmentConfig()
     gateway_keys: tuple[GatewayKey, ...] = ()
     upstream_accounts: tuple[UpstreamAccount, ...] = field(default_factory=tuple)
+    oauth: OAuthSettings = OAuthSettings()
 
     def key_by_id(self, key_id: str) -> GatewayKey | None:
         for key in self.gateway_keys:
@@ -209,6 +256,14 @@ def default_document() -> dict[str, Any]:
             "idle_connection_timeout": proxy.idle_connection_timeout,
             "max_connections_per_upstream": proxy.max_connections_per_upstream,
             "max_response_bytes": proxy.max_response_bytes,
+        },
+        "routing": {
+            "strategy": "health-first",
+            "max_attempts": 3,
+            "deadline": 120.0,
+            "max_retry_wait": 5.0,
+            "sticky_sessions": True,
+            "health_check_interval": 0.0,
         },
         "gateway_keys": [],
         "upstream_accounts": [],
@@ -378,6 +433,42 @@ def _proxy(data: object) -> ProxyConfig:
     return result
 
 
+def _non_negative(path: str, value: object) -> float:
+    number = _number(path, value)
+    if number < 0:
+        raise SchemaError(path, "must not be negative")
+    return number
+
+
+def _strategy_map(path: str, value: object) -> tuple[tuple[str, str], ...]:
+    pairs = _str_map(path, value)
+    for model, strategy in pairs:
+        _choice(STRATEGIES)(f"{path}.{model}", strategy)
+    return pairs
+
+
+def _routing(data: object) -> RoutingConfig:
+    s, d = _Section(data, "routing"), RoutingConfig()
+    result = RoutingConfig(
+        strategy=s.get("strategy", d.strategy, _choice(STRATEGIES)),
+        model_strategies=s.get("model_strategies", d.model_strategies, _strategy_map),
+        max_attempts=s.get("max_attempts", d.max_attempts, _int(1, 100)),
+        deadline=s.get("deadline", d.deadline, _seconds),
+        max_retry_wait=s.get("max_retry_wait", d.max_retry_wait, _non_negative),
+        sticky_sessions=s.get("sticky_sessions", d.sticky_sessions, _bool),
+        failure_threshold=s.get("failure_threshold", d.failure_threshold, _int(1, 1000)),
+        open_base=s.get("open_base", d.open_base, _seconds),
+        open_max=s.get("open_max", d.open_max, _seconds),
+        rate_limit_default=s.get("rate_limit_default", d.rate_limit_default, _seconds),
+        rate_limit_max=s.get("rate_limit_max", d.rate_limit_max, _seconds),
+        health_check_interval=s.get(
+            "health_check_interval", d.health_check_interval, _non_negative
+        ),
+    )
+    s.finish()
+    return result
+
+
 def _logging(data: object) -> LoggingConfig:
     s, d = _Section(data, "logging"), LoggingConfig()
     level = s.get("level", d.level, _str).lower()
@@ -394,6 +485,40 @@ def _environment(data: object) -> EnvironmentConfig:
         http_proxy=s.get("http_proxy", None, _str),
         https_proxy=s.get("https_proxy", None, _str),
         no_proxy=s.get("no_proxy", None, _str),
+    )
+    s.finish()
+    return result
+
+
+def _http_url(path: str, value: object) -> str:
+    text = _str(path, value)
+    if not text.startswith(("http://", "https://")):
+        raise SchemaError(path, "must be an http:// or https:// URL")
+    return text
+
+
+def _optional_http_url(path: str, value: object) -> str:
+    text = _str(path, value)
+    return _http_url(path, text) if text else text
+
+
+def _scopes(path: str, value: object) -> tuple[str, ...]:
+    items = _str_list(path, value)
+    if not items:
+        raise SchemaError(path, "must name at least one scope")
+    return items
+
+
+def _oauth_settings(data: object) -> OAuthSettings:
+    s, d = _Section(data, "oauth"), OAuthSettings()
+    result = OAuthSettings(
+        authorize_url=s.get("authorize_url", d.authorize_url, _http_url),
+        token_url=s.get("token_url", d.token_url, _http_url),
+        token_fallback_url=s.get("token_fallback_url", d.token_fallback_url, _optional_http_url),
+        client_id=s.get("client_id", d.client_id, _str),
+        redirect_uri=s.get("redirect_uri", d.redirect_uri, _str),
+        scopes=s.get("scopes", d.scopes, _scopes),
+        refresh_margin=s.get("refresh_margin", d.refresh_margin, _non_negative),
     )
     s.finish()
     return result
@@ -500,10 +625,12 @@ def parse_config(data: object) -> Config:
     config = Config(
         server=_server(top.raw("server")),
         proxy=_proxy(top.raw("proxy")),
+        routing=_routing(top.raw("routing")),
         logging=_logging(top.raw("logging")),
         environment=_environment(top.raw("environment")),
         gateway_keys=keys,
         upstream_accounts=accounts,
+        oauth=_oauth_settings(top.raw("oauth")),
     )
     top.finish()
     return config

@@ -305,8 +305,11 @@ def _render_message(message: Message) -> list[dict[str, Any]]:
 def _render_assistant(parts: tuple[Part, ...]) -> dict[str, Any]:
     texts = tuple(p for p in parts if isinstance(p, TextPart))
     calls = [p for p in parts if isinstance(p, ToolUsePart)]
-    if any(isinstance(p, (ThinkingPart, RedactedThinkingPart)) for p in parts):
-        policy.dropped("thinking", "OpenAI has no field for reasoning in history")
+    for part in parts:
+        if isinstance(part, (ThinkingPart, RedactedThinkingPart)):
+            policy.dropped("thinking", "OpenAI has no field for reasoning in history")
+        elif not isinstance(part, (TextPart, ToolUsePart)):
+            policy.dropped(type(part).__name__, "OpenAI assistant messages hold text and calls")
     out: dict[str, Any] = {"role": "assistant"}
     if texts:
         out["content"] = openai_content.render_text(texts)
@@ -365,7 +368,8 @@ def _render_reasoning(reasoning: Reasoning | None) -> str | None:
         return effort
     if reasoning.thinking is ThinkingMode.ENABLED and reasoning.budget_tokens is not None:
         return policy.budget_to_effort(reasoning.budget_tokens)
-    policy.dropped("thinking", f"{reasoning.thinking} thinking without effort: model default")
+    mode = reasoning.thinking.value if reasoning.thinking is not None else "unset"
+    policy.dropped("thinking", f"{mode} thinking without an effort: the model's default applies")
     return None
 
 

@@ -116,6 +116,8 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
         "prompt": "".join(p.text for p in parts if isinstance(p, TextPart)),
     }
     openai_family.render_sampling(req, out, "max_tokens")
+    if out.pop("service_tier", None) is not None:
+        policy.dropped("service_tier", "the completions API has no service tiers")
     for name in ("tool_choice", "parallel_tool_calls", "response_format", "reasoning"):
         if getattr(req, name) is not None:
             policy.dropped(name, "the completions API has no counterpart")

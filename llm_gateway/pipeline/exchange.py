@@ -13,6 +13,7 @@ shapes; this module moves whole bodies between them.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,11 +21,13 @@ from .. import __version__
 from ..config.schema import UpstreamAccount
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
+from ..formats.unified import Usage
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
 from .quirks import adjust_outgoing, ask_for_stream_usage
 from .streams import StreamPipe, make_stream_pipe
+from .usage import usage_of_body
 
 __all__ = ["Prepared", "prepare", "relay_body", "relay_error"]
 
@@ -117,20 +120,25 @@ def prepare(call: Any, account: UpstreamAccount, credential: str, request: Reque
 
 def relay_body(
     prepared: Prepared, status: int, headers: list[tuple[str, str]], data: bytes
-) -> Response:
-    """A successful upstream body, in the client's format and with its model name."""
-    if prepared.passthrough and prepared.client_model == prepared.upstream_model:
-        return Response(status, [("content-type", "application/json")], data)
+) -> tuple[Response, Usage | None]:
+    """A successful upstream body in the client's format and with its model name,
+    and the usage it reports. The body is parsed once."""
     parsed = decode_json(data)
     if not isinstance(parsed, dict):
-        return _error(prepared, 502, "api_error", "the upstream returned a body that is not JSON")
+        error = _error(prepared, 502, "api_error", "the upstream returned a body that is not JSON")
+        return error, None
+    usage = usage_of_body(prepared.upstream_format, parsed)
     if prepared.passthrough:
+        if prepared.client_model == prepared.upstream_model:
+            return Response(status, [("content-type", "application/json")], data), usage
         if "model" in parsed:
             parsed["model"] = prepared.client_model
-        return json_response(status, parsed)
+        return json_response(status, parsed), usage
     unified = FORMATS[prepared.upstream_format].parse_response(parsed)
+    if not unified.created:
+        unified = replace(unified, created=int(time.time()))
     rendered = FORMATS[prepared.client_format].render_response(unified, model=prepared.client_model)
-    return json_response(status, rendered)
+    return json_response(status, rendered), unified.usage
 
 
 def relay_error(

@@ -2,49 +2,68 @@
 
 Theory of operation, one request:
 
-1. *Check.* Authenticate the gateway key, parse the JSON body once, read the
-   model and the stream flag, check the key may use that model.
+1. *Check.* Authenticate the gateway key, apply its request-rate limit, parse
+   the JSON body once, check the key may use the model.
 2. *Route.* The candidates are the enabled accounts whose ``models`` patterns
-   match; none gives 404 naming the models that exist.
-3. *Prepare* per candidate (``exchange.prepare``): the provider says which
-   wire format it speaks; the same format as the client's is passthrough (the
-   body as sent, only the model renamed when a ``model_map`` says so), another
-   format converts through the unified representation.
-4. *Send* through the connection pool. A failure before any byte reached the
-   client (connect error, timeout, 5xx, 429, 529) moves on to the next
-   candidate; a client error (4xx) is relayed at once in the client's format.
-5. *Relay.* Non-streaming bodies are read whole and converted back; streams
-   flow through a ``StreamPipe`` chunk by chunk, pulled by the server's writer
-   so that a slow client slows the upstream read. The client always sees the
-   model name it asked for.
+   match; the ``Selector`` orders them by the configured strategy and drops
+   those whose circuit is open, that are cooling down after a 429, or whose
+   credentials failed. No candidate at all is a 404 naming the models that
+   exist; candidates that are all unavailable is a 503 with ``retry-after``.
+3. *Attempt* (``exchange.prepare`` builds the upstream request: passthrough or
+   conversion). Every result is recorded in the account's health. A failure
+   before any byte reached the client (connect error, timeout, 5xx, 429, 529,
+   rejected credentials) moves on to the next candidate, up to
+   ``routing.max_attempts`` and within ``routing.deadline``; a lone account
+   whose 429 asks for a short wait is retried after it. A client error (4xx)
+   is relayed at once in the client's format and never retried.
+4. *Relay.* Non-streaming bodies are read whole and converted back; streams
+   flow through a ``StreamPipe`` chunk by chunk, pulled by the server's writer.
+   After the first byte went out there is no retry: a failure becomes an error
+   event in the client's format and the stream ends cleanly. Token usage is
+   charged to the key's tokens-per-minute bucket when known.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.schema import Config, UpstreamAccount
-from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamError
+from ..config.schema import Config, GatewayKey, UpstreamAccount
+from ..errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamError,
+)
+from ..formats.unified import Usage
 from ..providers.base import Operation
 from ..providers.registry import get_provider
-from ..routing.selection import matches
+from ..routing.health import HealthTracker, retry_after_from_headers
+from ..routing.ratelimit import KeyLimits, RateLimiter
+from ..routing.selection import Candidate, Selector, Strategy, matches, soonest_available
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..upstream.pool import ConnectionPool
+from ..upstream.response import Response as UpstreamResponse
 from ..upstream.timeouts import Timeouts
 from .auth import authenticate, authorize
 from .catalog import list_models
 from .credentials import Credentials
 from .endpoints import ENDPOINTS, Endpoint
-from .exchange import prepare, relay_body, relay_error
+from .exchange import Prepared, prepare, relay_body, relay_error
+from .outcomes import Outcome, classify_error, classify_status, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
+from .usage import billable
 
 __all__ = ["Proxy", "install_routes"]
 
@@ -55,7 +74,9 @@ SSE_HEADERS = [
     ("cache-control", "no-cache"),
     ("x-accel-buffering", "no"),
 ]
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 529})
+_STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
+#: waiting this much beyond a retry-after makes sure the cooldown has passed
+_COOLDOWN_SLACK = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +87,10 @@ class ClientCall:
     body: dict[str, Any]
     model: str
     stream: bool
+    session: str | None
 
 
-def parse_call(endpoint: Endpoint, raw: bytes) -> ClientCall:
+def parse_call(endpoint: Endpoint, raw: bytes, headers: Any) -> ClientCall:
     if not raw.strip():
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
@@ -83,20 +105,31 @@ def parse_call(endpoint: Endpoint, raw: bytes) -> ClientCall:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be true or false", param="stream")
-    return ClientCall(endpoint=endpoint, body=body, model=model, stream=stream)
+    return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
+
+
+def _session_hint(body: dict[str, Any], headers: Any) -> str | None:
+    """A client's conversation identity, for sticky routing (prompt caches stay warm)."""
+    explicit = headers.get("x-session-id")
+    if explicit:
+        return str(explicit)
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        return str(metadata["user_id"])
+    user = body.get("user")
+    return user if isinstance(user, str) and user else None
 
 
 def candidates(config: Config, model: str) -> list[UpstreamAccount]:
-    """Enabled accounts serving ``model``, lowest priority number first."""
-    found = [
+    """Enabled, servable accounts for ``model``, in config order."""
+    return [
         account
         for account in config.upstream_accounts
         if account.enabled
         and not account.oauth.needs_reauth
+        and not get_provider(account.provider).reserved
         and (matches(account.models, model) or any(c == model for c, _ in account.model_map))
     ]
-    found.sort(key=lambda a: a.priority)  # stable: config order within a priority
-    return found
 
 
 def available_models(config: Config) -> list[str]:
@@ -122,30 +155,62 @@ def timeouts_of(config: Config) -> Timeouts:
     )
 
 
-class _Retry(Exception):
-    """This candidate failed before the client saw anything; try the next."""
+def strategy_for(config: Config, model: str) -> Strategy:
+    for pattern, name in config.routing.model_strategies:
+        if matches((pattern,), model):
+            return _STRATEGIES[name]
+    return _STRATEGIES[config.routing.strategy]
 
-    def __init__(self, error: GatewayError):
+
+class _Failed(Exception):
+    """This attempt failed before the client saw anything."""
+
+    def __init__(self, error: GatewayError, outcome: Outcome, retry_after: float | None = None):
         self.error = error
+        self.outcome = outcome
+        self.retry_after = retry_after
 
 
 class Proxy:
-    def __init__(self, state: GatewayState, pool: ConnectionPool, credentials: Credentials):
+    def __init__(
+        self,
+        state: GatewayState,
+        pool: ConnectionPool,
+        credentials: Credentials,
+        *,
+        health: HealthTracker,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
         self.state = state
         self.pool = pool
         self.credentials = credentials
+        self.health = health
+        self.selector = Selector()
+        self.limiter = RateLimiter()
+        self.clock = clock
+        self.wall_clock = wall_clock
+
+    # -- endpoints -----------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
         config = self.state.config
-        key = authenticate(request.header_map, config, time.time())
+        key = authenticate(request.header_map, config, self.wall_clock())
+        request.notes["key_id"] = key.id
         authorize(key, "read")
         anthropic = request.header("anthropic-version") is not None
         return json_response(200, list_models(config, key, anthropic_shape=anthropic))
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         config = self.state.config
-        key = authenticate(request.header_map, config, time.time())
-        call = parse_call(endpoint, request.body)
+        notes = request.notes
+        notes["client_format"] = endpoint.client_format
+        key = authenticate(request.header_map, config, self.wall_clock())
+        notes["key_id"] = key.id
+        authorize(key, endpoint.permission)
+        limit_headers = self._check_rate(key)
+        call = parse_call(endpoint, request.body, request.header_map)
+        notes["model"] = call.model
         authorize(key, endpoint.permission, call.model)
         accounts = candidates(config, call.model)
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
@@ -162,26 +227,102 @@ class Proxy:
                 f"no upstream serves model '{call.model}'; models available: {known}",
                 param="model",
             )
-        last: GatewayError | None = None
-        for attempt, account in enumerate(accounts, start=1):
+        response = await self._route(request, call, accounts, config, key)
+        response.headers.extend(limit_headers)
+        return response
+
+    # -- routing and failover ----------------------------------------------------------
+
+    def _check_rate(self, key: GatewayKey) -> list[tuple[str, str]]:
+        if key.rpm is None and key.tpm is None:
+            return []
+        decision = self.limiter.check_request(
+            key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), self.clock()
+        )
+        if not decision.allowed:
+            raise RateLimited(
+                "rate limit exceeded for this API key; retry after "
+                f"{math.ceil(decision.retry_after)} s",
+                retry_after=decision.retry_after,
+                headers=decision.headers,
+            )
+        return decision.headers
+
+    def _order(
+        self, call: ClientCall, accounts: list[UpstreamAccount], config: Config
+    ) -> list[UpstreamAccount]:
+        by_id = {a.id: a for a in accounts}
+        pool = [Candidate(a.id, a.priority, a.weight) for a in accounts]
+        session = call.session if config.routing.sticky_sessions else None
+        ordered = self.selector.order(
+            pool,
+            self.health,
+            self.clock(),
+            strategy=strategy_for(config, call.model),
+            session=session,
+        )
+        if not ordered:
+            soonest = soonest_available(pool, self.health, self.clock())
+            wait = max(1, math.ceil(soonest - self.clock())) if soonest is not None else 30
+            raise ServiceUnavailable(
+                f"every upstream account for model '{call.model}' is unavailable right now "
+                f"(failing, rate limited or cooling down); retry in {wait} s",
+                headers=[("retry-after", str(wait))],
+            )
+        return [by_id[c.account_id] for c in ordered]
+
+    async def _route(
+        self,
+        request: Request,
+        call: ClientCall,
+        accounts: list[UpstreamAccount],
+        config: Config,
+        key: GatewayKey,
+    ) -> Response:
+        routing = config.routing
+        deadline = self.clock() + routing.deadline
+        ordered = self._order(call, accounts, config)
+        attempts = 0
+        last: _Failed | None = None
+        queue = list(ordered)
+        while queue and attempts < routing.max_attempts and self.clock() < deadline:
+            account = queue.pop(0)
+            if not self.health.try_acquire_probe(account.id, self.clock()):
+                continue
+            attempts += 1
+            request.notes["attempts"] = attempts
             try:
-                return await self._attempt(
-                    request, call, account, config, last_try=attempt == len(accounts)
-                )
-            except _Retry as retry:
-                last = retry.error
+                return await self._attempt(request, call, account, config, key)
+            except _Failed as failed:
+                last = failed
                 log.warning(
                     "upstream attempt failed",
                     extra={
                         "request_id": request.request_id,
                         "account_id": account.id,
-                        "attempts": attempt,
-                        "error": type(retry.error).__name__,
-                        "status": retry.error.status,
+                        "attempts": attempts,
+                        "error": failed.outcome.value,
+                        "status": failed.error.status,
                     },
                 )
-        assert last is not None
-        raise last
+                if not failed.outcome.retryable:
+                    break
+                wait = failed.retry_after
+                lone = len(ordered) == 1
+                if (
+                    lone
+                    and failed.outcome is Outcome.RATE_LIMITED
+                    and wait is not None
+                    and wait <= routing.max_retry_wait
+                    and self.clock() + wait < deadline
+                ):
+                    await asyncio.sleep(wait + _COOLDOWN_SLACK)
+                    queue.append(account)
+        if last is None:
+            raise ServiceUnavailable(
+                f"no upstream account for model '{call.model}' could take the request"
+            )
+        raise last.error
 
     async def _attempt(
         self,
@@ -189,10 +330,14 @@ class Proxy:
         call: ClientCall,
         account: UpstreamAccount,
         config: Config,
-        *,
-        last_try: bool,
+        key: GatewayKey,
     ) -> Response:
+        notes = request.notes
+        notes["account_id"] = account.id
         prepared = prepare(call, account, self.credentials.for_account(account), request)
+        notes["upstream_model"] = prepared.upstream_model
+        started = self.clock()
+        self.health.begin_request(account.id)
         try:
             upstream = await self.pool.request(
                 "POST",
@@ -203,46 +348,183 @@ class Proxy:
                 verify_tls=account.verify_tls,
             )
         except UpstreamError as error:
-            if last_try:
-                raise
-            raise _Retry(error) from None
+            self.health.end_request(account.id)
+            outcome = classify_error(error)
+            record(self.health, account.id, outcome, self.clock())
+            raise _Failed(error, outcome) from None
+        notes["ttfb_ms"] = round((self.clock() - started) * 1000, 2)
         if upstream.status >= 400:
-            try:
-                data = await upstream.aread(max_bytes=1 << 20)
-            finally:
-                await upstream.aclose()
-            error_response = relay_error(prepared, upstream.status, upstream.headers, data)
-            if upstream.status in RETRYABLE_STATUS and not last_try:
-                raise _Retry(GatewayError("upstream failed", status=upstream.status))
-            return error_response
+            return await self._upstream_error(request, prepared, account, upstream)
         if call.stream and _is_event_stream(upstream.header("content-type")):
-            pipe = prepared.stream_pipe()
-            return Response(200, list(SSE_HEADERS), self._stream(upstream, pipe, request))
+            stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
+            stream.started = started
+            stream.debug_level = _stream_debug_level(request, key)
+            return Response(200, list(SSE_HEADERS), stream)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
+        except UpstreamError as error:
+            outcome = classify_error(error)
+            record(self.health, account.id, outcome, self.clock())
+            raise _Failed(error, outcome) from None
         finally:
+            self.health.end_request(account.id)
             await upstream.aclose()
-        return relay_body(prepared, upstream.status, upstream.headers, data)
+        record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
+        response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
+        self._charge(request, key, usage)
+        return response
 
-    async def _stream(
-        self, upstream: Any, pipe: StreamPipe, request: Request
-    ) -> AsyncIterator[bytes]:
+    async def _upstream_error(
+        self,
+        request: Request,
+        prepared: Prepared,
+        account: UpstreamAccount,
+        upstream: UpstreamResponse,
+    ) -> Response:
         try:
-            async for chunk in upstream.aiter_bytes():
+            data = await upstream.aread(max_bytes=1 << 20)
+        except UpstreamError:
+            data = b""
+        finally:
+            self.health.end_request(account.id)
+            await upstream.aclose()
+        status = upstream.status
+        outcome = classify_status(status)
+        retry_after = (
+            retry_after_from_headers(upstream.headers, self.wall_clock())
+            if outcome is Outcome.RATE_LIMITED
+            else None
+        )
+        record(
+            self.health,
+            account.id,
+            outcome,
+            self.clock(),
+            retry_after=retry_after,
+            message=f"upstream answered {status}",
+        )
+        relayed = relay_error(prepared, status, upstream.headers, data)
+        if outcome is Outcome.CLIENT_ERROR:
+            return relayed
+        error: GatewayError
+        if outcome is Outcome.AUTH_FAILED:
+            error = UpstreamError(
+                f"upstream account {account.id} rejected its credentials (HTTP {status})"
+            )
+        else:
+            error = _RelayedResponse(relayed)
+        raise _Failed(error, outcome, retry_after)
+
+    def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
+        if usage is None:
+            return
+        request.notes["input_tokens"] = (
+            usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+        )
+        request.notes["output_tokens"] = usage.output_tokens
+        if key.tpm is not None:
+            self.limiter.record_tokens(
+                key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), billable(usage), self.clock()
+            )
+
+
+class _ProxyStream:
+    """A streamed response body: upstream chunks through a pipe, cleaned up exactly once.
+
+    The server pulls chunks with ``async for`` and always calls ``aclose``, even
+    when the client went away before the first chunk; ``aclose`` then closes the
+    upstream response (freeing its connection) and settles the account's
+    in-flight count and health.
+    """
+
+    def __init__(
+        self,
+        proxy: Proxy,
+        upstream: UpstreamResponse,
+        pipe: StreamPipe,
+        request: Request,
+        account: UpstreamAccount,
+        key: GatewayKey,
+    ):
+        self.proxy = proxy
+        self.upstream = upstream
+        self.pipe = pipe
+        self.request = request
+        self.account = account
+        self.key = key
+        self.started = proxy.clock()
+        self.outcome: Outcome | None = None
+        #: log each converted chunk at this level (None: don't)
+        self.debug_level: int | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        pipe = self.pipe
+        try:
+            async for chunk in self.upstream.aiter_bytes():
                 out = pipe.feed(chunk)
                 if out:
+                    if self.debug_level is not None:
+                        self._debug(out)
                     yield out
             tail = pipe.finish()
+            self.outcome = Outcome.OK
         except UpstreamError as error:
+            self.outcome = classify_error(error)
             log.warning(
                 "upstream stream failed",
-                extra={"request_id": request.request_id, "error": type(error).__name__},
+                extra={
+                    "request_id": self.request.request_id,
+                    "account_id": self.account.id,
+                    "error": type(error).__name__,
+                },
             )
+            self.request.notes["error"] = type(error).__name__
             tail = pipe.fail(error.kind, error.message)
-        finally:
-            await upstream.aclose()
+        await self.aclose()
         if tail:
             yield tail
+
+    def _debug(self, out: bytes) -> None:
+        assert self.debug_level is not None
+        log.log(
+            self.debug_level,
+            "stream event",
+            extra={"request_id": self.request.request_id, "reason": out.decode("utf-8", "replace")},
+        )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        proxy = self.proxy
+        proxy.health.end_request(self.account.id)
+        await self.upstream.aclose()
+        now = proxy.clock()
+        if self.outcome is not None:
+            record(proxy.health, self.account.id, self.outcome, now, latency=now - self.started)
+        else:  # the client left: not the account's doing
+            proxy.health.record_client_error(self.account.id, now)
+        proxy._charge(self.request, self.key, self.pipe.usage)
+
+
+class _RelayedResponse(GatewayError):
+    """An upstream error answer to relay as-is when no other account can help."""
+
+    def __init__(self, response: Response):
+        super().__init__("upstream error", status=response.status)
+        self.response = response
+
+
+def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
+    """Converted stream events are logged with debug logging on, or at info level when
+    an admin key asks with ``X-Debug-Stream: true``."""
+    if request.header("x-debug-stream") == "true" and "admin" in key.permissions:
+        return logging.INFO
+    return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
 
 
 def _counts_tokens(account: UpstreamAccount) -> bool:
@@ -250,11 +532,21 @@ def _counts_tokens(account: UpstreamAccount) -> bool:
 
 
 def _is_event_stream(content_type: str | None) -> bool:
-    return bool(content_type) and "text/event-stream" in (content_type or "")
+    return content_type is not None and "text/event-stream" in content_type
+
+
+async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
+    """Run ``handler``; an upstream error answer kept for relaying becomes the response."""
+    try:
+        response: Response = await handler(request)
+    except _RelayedResponse as relayed:
+        return relayed.response
+    return response
 
 
 def install_routes(app: GatewayApp, proxy: Proxy) -> None:
     """Register the inference endpoints and the model listing on ``app``."""
     for path, endpoint in ENDPOINTS.items():
-        app.route("POST", path, functools.partial(proxy.handle, endpoint=endpoint))
+        handler = functools.partial(proxy.handle, endpoint=endpoint)
+        app.route("POST", path, functools.partial(_relaying, handler))
     app.route("GET", "/v1/models", proxy.models)

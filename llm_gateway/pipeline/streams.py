@@ -4,10 +4,10 @@ Theory of operation: the proxy pulls a chunk from the upstream, hands it to
 ``feed`` and writes what comes back before pulling the next, so memory stays
 bounded by one chunk. Three pipes, chosen once per stream:
 
-* ``RawPipe``: same format and same model name. Bytes pass untouched.
-* ``RewritePipe``: same format, but the model was renamed or the gateway added
-  a usage request the client did not make. Events are decoded and re-encoded
-  by the format's rewriter (other fields are kept as sent).
+* ``RewritePipe``: same format. Events are decoded and re-encoded by the
+  format's rewriter, which renames the model when a ``model_map`` applied,
+  hides the usage chunk the gateway (not the client) asked for, and records
+  usage; it parses only the events it must, and keeps every field as sent.
 * ``ConvertPipe``: different formats. Decoder -> the upstream format's parser
   -> unified events -> the client format's renderer.
 
@@ -22,14 +22,18 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from ..streaming.events import StreamError
+from ..formats.unified import Usage
+from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedEvent
 from ..streaming.registry import STREAM_FORMATS
 from ..streaming.sse import SSEDecoder
 
-__all__ = ["ConvertPipe", "RawPipe", "RewritePipe", "StreamPipe", "make_stream_pipe"]
+__all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "make_stream_pipe"]
 
 
 class StreamPipe(Protocol):
+    @property
+    def usage(self) -> Usage | None: ...
+
     def feed(self, data: bytes) -> bytes: ...
 
     def finish(self) -> bytes: ...
@@ -37,32 +41,19 @@ class StreamPipe(Protocol):
     def fail(self, kind: str, message: str) -> bytes: ...
 
 
-class RawPipe:
-    __slots__ = ("_format", "_done")
-
-    def __init__(self, client_format: str):
-        self._format = client_format
-        self._done = False
-
-    def feed(self, data: bytes) -> bytes:
-        return data
-
-    def finish(self) -> bytes:
-        return b""
-
-    def fail(self, kind: str, message: str) -> bytes:
-        return STREAM_FORMATS[self._format].error_event(StreamError(kind, message))
-
-
 class RewritePipe:
     __slots__ = ("_decoder", "_format", "_rewriter")
 
-    def __init__(self, client_format: str, client_model: str, strip_usage: bool):
+    def __init__(self, client_format: str, rename_to: str | None, strip_usage: bool):
         self._format = client_format
         self._decoder = SSEDecoder()
         self._rewriter = STREAM_FORMATS[client_format].rewriter_factory(
-            model=client_model, strip_usage=strip_usage
+            model=rename_to, strip_usage=strip_usage
         )
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._rewriter.usage
 
     def feed(self, data: bytes) -> bytes:
         rewrite = self._rewriter.feed
@@ -78,7 +69,7 @@ class RewritePipe:
 
 
 class ConvertPipe:
-    __slots__ = ("_decoder", "_failed", "_parser", "_renderer")
+    __slots__ = ("_decoder", "_parser", "_renderer", "usage")
 
     def __init__(
         self, client_format: str, upstream_format: str, client_model: str, include_usage: bool
@@ -88,15 +79,20 @@ class ConvertPipe:
         self._renderer = STREAM_FORMATS[client_format].renderer_factory(
             model=client_model, include_usage=include_usage, created=int(time.time())
         )
-        self._failed = False
+        self.usage: Usage | None = None
+
+    def _render(self, unified: UnifiedEvent) -> bytes:
+        if isinstance(unified, (MessageStart, MessageDelta)) and unified.usage is not None:
+            self.usage = unified.usage
+        return self._renderer.feed(unified)
 
     def feed(self, data: bytes) -> bytes:
-        parse, render = self._parser.feed, self._renderer.feed
+        parse, render = self._parser.feed, self._render
         out = [render(unified) for event in self._decoder.feed(data) for unified in parse(event)]
         return b"".join(out)
 
     def finish(self) -> bytes:
-        parse, render = self._parser.feed, self._renderer.feed
+        parse, render = self._parser.feed, self._render
         out = [render(unified) for event in self._decoder.close() for unified in parse(event)]
         out += [render(unified) for unified in self._parser.finish()]
         out.append(self._renderer.finish())
@@ -118,6 +114,4 @@ def make_stream_pipe(
 ) -> StreamPipe:
     if not passthrough:
         return ConvertPipe(client_format, upstream_format, client_model, include_usage)
-    if rename_model or strip_usage:
-        return RewritePipe(client_format, client_model, strip_usage)
-    return RawPipe(client_format)
+    return RewritePipe(client_format, client_model if rename_model else None, strip_usage)

@@ -1,23 +1,31 @@
 """The application: routes a ``Request`` to its handler and renders errors.
 
 Theory of operation: one explicit route table maps (method, path) to an async
-handler. Handlers raise ``GatewayError`` for anything a client should hear
-about; this module renders it in the client's own format (Anthropic shape for
-``/v1/messages`` paths, OpenAI shape elsewhere). The gateway's changing state
-(configuration, health) lives in ``GatewayState``, which the runtime swaps on
-reload; handlers read it per request.
+handler. CORS preflights are answered first, before any authentication.
+Handlers raise ``GatewayError`` for anything a client should hear about; this
+module renders it in the client's own format (Anthropic's for ``/v1/messages``
+paths, OpenAI's elsewhere) through the format registry. The gateway's changing
+state (configuration, account health) lives in ``GatewayState``; the runtime
+replaces its ``config`` on reload and handlers read it per request.
+
+Access log: one structured line per request, written when the response is
+complete (for a stream, when it ends), with what the handler noted in
+``request.notes`` (key id, model, account, attempts, tokens...).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .. import __version__
 from ..config.schema import Config
 from ..errors import GatewayError, NotFound
+from ..formats.registry import FORMATS
+from ..routing.health import HealthTracker
+from . import cors
 from .messages import Request, Response, json_response
 
 __all__ = ["GatewayApp", "GatewayState", "error_response"]
@@ -25,6 +33,7 @@ __all__ = ["GatewayApp", "GatewayState", "error_response"]
 log = logging.getLogger("llm_gateway.access")
 
 Handler = Callable[[Request], Awaitable[Response]]
+_LOOPBACK = ("127.", "::1", "[::1]")
 
 
 @dataclass
@@ -32,31 +41,42 @@ class GatewayState:
     """What a running gateway knows; ``config`` is replaced whole on reload."""
 
     config: Config
+    health: HealthTracker = field(default_factory=HealthTracker)
     started_at: float = field(default_factory=time.monotonic)
 
 
-def _is_anthropic_path(path: str) -> bool:
-    return path.startswith("/v1/messages")
+def _client_format(path: str) -> str:
+    return "anthropic-messages" if path.startswith("/v1/messages") else "openai-chat"
 
 
 def error_response(request: Request | None, error: GatewayError) -> Response:
     """``error`` in the client's format, with its status and extra headers."""
-    headers = list(getattr(error, "headers", []) or [])
-    if request is not None and _is_anthropic_path(request.path):
-        payload: object = {
-            "type": "error",
-            "error": {"type": error.kind, "message": error.message},
-        }
-    else:
-        payload = {
-            "error": {
-                "message": error.message,
-                "type": error.kind,
-                "param": error.param,
-                "code": None,
-            }
-        }
-    return json_response(error.status, payload, headers)
+    fmt = FORMATS[_client_format(request.path if request is not None else "")]
+    payload = fmt.render_error(error.status, error.kind, error.message, error.param)
+    return json_response(error.status, payload, list(error.headers))
+
+
+class _LoggedBody:
+    """Wraps a streamed body so the access line is written when it ends."""
+
+    def __init__(self, body: AsyncIterable[bytes], done: Callable[[], None]):
+        self.body = body
+        self.done = done
+        self.closed = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self.body.__aiter__()
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            aclose = getattr(self.body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self.done()
 
 
 class GatewayApp:
@@ -69,25 +89,50 @@ class GatewayApp:
 
     async def __call__(self, request: Request) -> Response:
         start = time.perf_counter()
+        origins = self.state.config.server.cors_origins
+        origin = request.header("origin")
+        allowed_origin = origin if cors.origin_allowed(origin, origins) else None
+        if cors.is_preflight(request.method, request.header_map):
+            return self._preflight(request, allowed_origin)
         handler = self.routes.get((request.method, request.path))
         try:
             if handler is None:
                 raise self._no_route(request)
             response = await handler(request)
         except GatewayError as error:
+            request.notes.setdefault("error", type(error).__name__)
             response = error_response(request, error)
-        if request.path != "/health":
-            log.info(
-                "request",
-                extra={
-                    "request_id": request.request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "latency_ms": round((time.perf_counter() - start) * 1000, 2),
-                },
+        if allowed_origin is not None:
+            response.headers.extend(cors.response_headers(allowed_origin))
+        if request.path == "/health":
+            return response
+        if isinstance(response.body, bytes):
+            self._log(request, response.status, start)
+        else:
+            response.body = _LoggedBody(
+                response.body, lambda: self._log(request, response.status, start)
             )
         return response
+
+    def _preflight(self, request: Request, origin: str | None) -> Response:
+        headers = cors.preflight_headers(origin, request.header_map) if origin else None
+        if headers is None:
+            return error_response(
+                request,
+                GatewayError("CORS preflight refused for this origin or request", status=403),
+            )
+        return Response(204, headers, b"")
+
+    def _log(self, request: Request, status: int, start: float) -> None:
+        extra: dict[str, object] = {
+            "request_id": request.request_id,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+        }
+        extra.update(request.notes)
+        log.info("request", extra=extra)
 
     def _no_route(self, request: Request) -> GatewayError:
         methods = sorted(m for m, p in self.routes if p == request.path)
@@ -95,16 +140,53 @@ class GatewayApp:
             return GatewayError(
                 f"method {request.method} is not allowed on {request.path}; use {', '.join(methods)}",
                 status=405,
+                headers=[("allow", ", ".join(methods))],
             )
         return NotFound(f"no such endpoint: {request.method} {request.path}")
 
     async def health(self, request: Request) -> Response:
+        """Liveness and a summary; per-account detail only for loopback callers."""
         config = self.state.config
+        now = time.monotonic()
         enabled = [a for a in config.upstream_accounts if a.enabled]
+        available = [a for a in enabled if self.state.health.available(a.id, now)]
         body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
-            "uptime_s": round(time.monotonic() - self.state.started_at, 1),
-            "upstreams": {"total": len(config.upstream_accounts), "enabled": len(enabled)},
+            "uptime_s": round(now - self.state.started_at, 1),
+            "upstreams": {
+                "total": len(config.upstream_accounts),
+                "enabled": len(enabled),
+                "available": len(available),
+            },
         }
+        if request.client.startswith(_LOOPBACK):
+            body["accounts"] = {
+                a.id: self._account_health(a.id, a.enabled, now) for a in config.upstream_accounts
+            }
         return json_response(200, body, [("cache-control", "no-store")])
+
+    def _account_health(self, account_id: str, enabled: bool, now: float) -> dict[str, object]:
+        snap = self.state.health.snapshot(account_id, now)
+        if not enabled:
+            state = "disabled"
+        elif snap.auth_error:
+            state = "credentials failing"
+        elif snap.cooldown_until is not None and snap.cooldown_until > now:
+            state = f"rate limited ({round(snap.cooldown_until - now)} s)"
+        elif not snap.available:
+            state = f"circuit {snap.state.value}"
+        else:
+            state = "healthy" if snap.state.value == "closed" else f"circuit {snap.state.value}"
+        return {
+            "state": state,
+            "circuit": snap.state.value,
+            "consecutive_failures": snap.consecutive_failures,
+            "in_flight": snap.in_flight,
+            "latency_ms": round(snap.latency_ewma * 1000, 1) if snap.latency_ewma else None,
+            "last_error": snap.last_error.value if snap.last_error else None,
+            "auth_error": snap.auth_error,
+            "successes": snap.total_successes,
+            "failures": snap.total_failures,
+            "rate_limited": snap.total_rate_limited,
+        }

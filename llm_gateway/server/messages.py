@@ -2,14 +2,15 @@
 
 The TCP layer turns h11 events into a ``Request`` and writes a ``Response``;
 the application never sees a socket or h11. A response body is either bytes
-or an async iterator of byte chunks (streamed with backpressure: the next
+or an async iterable of byte chunks (with an optional ``aclose``, always
+called when the exchange ends) (streamed with backpressure: the next
 chunk is pulled only after the previous one was written and drained).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class Request:
     body: bytes
     request_id: str
     client: str = ""
+    #: what the handler learned (key id, account, tokens...), for the access log
+    notes: dict[str, object] = field(default_factory=dict)
     _index: dict[str, str] | None = field(default=None, repr=False)
 
     def header(self, name: str) -> str | None:
@@ -48,7 +51,7 @@ class Request:
 class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | AsyncIterator[bytes] = b""
+    body: bytes | AsyncIterable[bytes] = b""
 
 
 def json_response(

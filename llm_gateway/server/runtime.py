@@ -19,11 +19,13 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 
+from ..config.schema import Config, RoutingConfig
 from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..logs import configure
 from ..pipeline.credentials import Credentials
 from ..pipeline.proxy import Proxy, install_routes
+from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_response
@@ -36,6 +38,16 @@ log = logging.getLogger("llm_gateway.runtime")
 RELOAD_INTERVAL = 1.0
 
 
+def health_policy(routing: RoutingConfig) -> HealthPolicy:
+    return HealthPolicy(
+        failure_threshold=routing.failure_threshold,
+        open_base=routing.open_base,
+        open_max=routing.open_max,
+        rate_limit_default=routing.rate_limit_default,
+        rate_limit_max=routing.rate_limit_max,
+    )
+
+
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
@@ -43,14 +55,17 @@ class Gateway:
         self.store = store
         self.environ = environ
         config, self._signature = store.load_with_signature()
-        self.state = GatewayState(config=config)
+        self.health = HealthTracker(health_policy(config.routing))
+        self.state = GatewayState(config=config, health=self.health)
         self.app = GatewayApp(self.state)
         self.pool = ConnectionPool(
             max_connections_per_origin=config.proxy.max_connections_per_upstream,
             idle_expiry=config.proxy.idle_connection_timeout,
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
-        self.proxy = Proxy(self.state, self.pool, Credentials(store.home, environ))
+        self.proxy = Proxy(
+            self.state, self.pool, Credentials(store.home, environ), health=self.health
+        )
         install_routes(self.app, self.proxy)
         server = config.server
         self.server = HTTPServer(
@@ -89,9 +104,28 @@ class Gateway:
             self._signature = self.store.signature()
             return False
         self._signature = signature
+        self._settle_health(self.state.config, config)
         self.state.config = config
         log.info("configuration reloaded", extra={"path_file": str(self.store.path)})
         return True
+
+    def _settle_health(self, old: Config, new: Config) -> None:
+        """Accounts whose credentials changed, or that were re-enabled, get a fresh
+        chance; removed accounts are forgotten."""
+        before = {a.id: a for a in old.upstream_accounts}
+        for account in new.upstream_accounts:
+            previous = before.pop(account.id, None)
+            if previous is None:
+                continue
+            renewed = (
+                previous.api_key != account.api_key
+                or previous.oauth.access_token != account.oauth.access_token
+                or (account.enabled and not previous.enabled)
+            )
+            if renewed:
+                self.health.clear_auth_failure(account.id)
+        for account_id in before:
+            self.health.forget(account_id)
 
     async def _watch_config(self) -> None:
         while True:

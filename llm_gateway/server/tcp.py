@@ -296,6 +296,17 @@ class _Connection:
             await self.writer.drain()
 
     async def _send(self, request: Request, response: Response) -> bool:
+        body = response.body
+        try:
+            return await self._send_message(request, response)
+        finally:
+            # A streamed body is closed even if the client left before its first
+            # chunk: that is what frees the upstream connection behind it.
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _send_message(self, request: Request, response: Response) -> bool:
         headers = [(k, v) for k, v in response.headers if k != "content-length"]
         headers.append(("x-request-id", request.request_id))
         body = response.body
@@ -321,10 +332,6 @@ class _Connection:
             except Exception:
                 log.exception("response stream failed", extra={"request_id": request.request_id})
                 return False  # cannot finish the message: close the connection
-            finally:
-                aclose = getattr(body, "aclose", None)
-                if aclose is not None:
-                    await aclose()
         await self._write(h11.EndOfMessage())
         return self.h11.our_state is h11.DONE
 

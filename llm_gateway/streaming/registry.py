@@ -91,7 +91,7 @@ class RendererFactory(Protocol):
 
 
 class RewriterFactory(Protocol):
-    def __call__(self, *, model: str, strip_usage: bool) -> StreamRewriter: ...
+    def __call__(self, *, model: str | None, strip_usage: bool) -> StreamRewriter: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +121,11 @@ def _anthropic_renderer(*, model: str, include_usage: bool, created: int) -> Str
     return AnthropicMessagesRenderer(model=model)
 
 
-def _openai_rewriter(*, model: str, strip_usage: bool) -> StreamRewriter:
+def _openai_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
     return OpenAIModelRewriter(model=model, strip_usage=strip_usage)
 
 
-def _anthropic_rewriter(*, model: str, strip_usage: bool) -> StreamRewriter:
+def _anthropic_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
     # Anthropic usage is part of message_start/message_delta; nothing to strip.
     return AnthropicModelRewriter(model=model)
 

@@ -17,6 +17,9 @@ added when the gateway, not the client, asked for it: the usage chunk (empty
 Anthropic: only ``message_start.message.model`` names the model. Events are
 told apart by their SSE event name, so the many delta events are never parsed.
 
+A rewriter made with ``model=None`` renames nothing: it only records usage
+(and strips it when asked), parsing just the events that can carry it.
+
 Both record the latest usage they saw in ``usage`` (unified, cumulative), for
 the gateway's accounting, whether or not it reached the client.
 """
@@ -40,7 +43,7 @@ class OpenAIModelRewriter:
 
     __slots__ = ("_model", "_strip_usage", "usage")
 
-    def __init__(self, *, model: str, strip_usage: bool = False) -> None:
+    def __init__(self, *, model: str | None, strip_usage: bool = False) -> None:
         self._model = model
         self._strip_usage = strip_usage
         self.usage: Usage | None = None
@@ -48,6 +51,8 @@ class OpenAIModelRewriter:
     def feed(self, event: SSEEvent) -> bytes:
         if is_done(event):
             return DONE_EVENT
+        if self._model is None and '"usage"' not in event.data:
+            return encode_event(event.data, event.event)  # nothing to rename or record
         try:
             chunk = json.loads(event.data)
         except ValueError:
@@ -62,7 +67,7 @@ class OpenAIModelRewriter:
                     return b""  # the usage chunk the client did not ask for
                 del chunk["usage"]
                 changed = True
-        if "model" in chunk and chunk["model"] != self._model:
+        if self._model is not None and "model" in chunk and chunk["model"] != self._model:
             chunk["model"] = self._model
             changed = True
         if not changed:
@@ -78,7 +83,7 @@ class AnthropicModelRewriter:
 
     __slots__ = ("_model", "usage")
 
-    def __init__(self, *, model: str) -> None:
+    def __init__(self, *, model: str | None) -> None:
         self._model = model
         self.usage: Usage | None = None
 
@@ -106,7 +111,7 @@ class AnthropicModelRewriter:
             return encode_event(event.data, event.event)
         if isinstance(message.get("usage"), dict):
             self.usage = usage_from_anthropic(message["usage"])
-        if message.get("model") == self._model:
+        if self._model is None or message.get("model") == self._model:
             return encode_event(event.data, event.event)
         message["model"] = self._model
         return encode_event(json.dumps(data, separators=_JSON_SEPARATORS), event.event)

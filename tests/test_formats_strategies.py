@@ -551,3 +551,45 @@ def completions_responses(draw: Draw, *, portable_to_anthropic: bool = False) ->
         ],
         "usage": _openai_usage(draw, reasoning=not portable_to_anthropic),
     }
+
+
+# -- the strategies cover the documented field sets --------------------------------------------
+
+CHAT_FIELDS = {
+    "model", "messages", "max_completion_tokens", "temperature", "top_p", "stop", "stream",
+    "stream_options", "user", "seed", "frequency_penalty", "presence_penalty", "logit_bias",
+    "service_tier", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+    "reasoning_effort",
+}  # fmt: skip
+ANTHROPIC_FIELDS = {
+    "model", "messages", "max_tokens", "system", "thinking", "output_config", "temperature",
+    "top_p", "top_k", "stop_sequences", "stream", "metadata", "service_tier", "tools", "tool_choice",
+}  # fmt: skip
+COMPLETIONS_FIELDS = {
+    "model", "prompt", "max_tokens", "temperature", "top_p", "stop", "stream", "stream_options",
+    "user", "seed", "frequency_penalty", "presence_penalty", "logit_bias",
+}  # fmt: skip
+
+
+def _fields_seen(strategy: st.SearchStrategy[dict[str, Any]]) -> set[str]:
+    from hypothesis import given, settings
+
+    seen: set[str] = set()
+
+    @settings(max_examples=100, deadline=None, derandomize=True, database=None)
+    @given(strategy)
+    def collect(body: dict[str, Any]) -> None:
+        seen.update(body)
+
+    collect()
+    return seen
+
+
+def test_strategies_generate_every_documented_field() -> None:
+    cases = [
+        (chat_requests(), CHAT_FIELDS),
+        (anthropic_requests(), ANTHROPIC_FIELDS),
+        (completions_requests(), COMPLETIONS_FIELDS),
+    ]
+    for strategy, fields in cases:
+        assert _fields_seen(strategy) == fields

@@ -1,0 +1,91 @@
+"""What one upstream attempt's result means for the account and for the request.
+
+Theory of operation: ``classify_status`` and ``classify_error`` turn an HTTP
+status or a transport error into an ``Outcome``; ``record`` tells the health
+tracker (a client's 400 never counts against an account, a 401/403 is a
+credential problem, not a provider health problem, a 429 is a cooldown, not a
+failure); ``Outcome.retryable`` says whether the next candidate should be tried
+(only ever before the first byte reached the client).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ..errors import UpstreamError, UpstreamTimeout
+from ..routing.health import FailureKind, HealthTracker
+from ..upstream.errors import PoolTimeout, RemoteProtocolError
+
+__all__ = ["Outcome", "classify_error", "classify_status", "record"]
+
+
+class Outcome(Enum):
+    OK = "ok"
+    CLIENT_ERROR = "client_error"
+    AUTH_FAILED = "auth_failed"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    OVERLOADED = "overloaded"
+    CONNECT = "connect"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol"
+    BUSY = "busy"  # our own pool was full: not the account's fault
+
+    @property
+    def retryable(self) -> bool:
+        return self not in (Outcome.OK, Outcome.CLIENT_ERROR)
+
+
+_FAILURE_KINDS = {
+    Outcome.SERVER_ERROR: FailureKind.SERVER_ERROR,
+    Outcome.OVERLOADED: FailureKind.OVERLOADED,
+    Outcome.CONNECT: FailureKind.CONNECT,
+    Outcome.TIMEOUT: FailureKind.TIMEOUT,
+    Outcome.PROTOCOL: FailureKind.PROTOCOL,
+}
+
+
+def classify_status(status: int) -> Outcome:
+    if status < 400:
+        return Outcome.OK
+    if status in (401, 403):
+        return Outcome.AUTH_FAILED
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status == 529 or status == 503:
+        return Outcome.OVERLOADED
+    if status >= 500 or status == 408:
+        return Outcome.SERVER_ERROR
+    return Outcome.CLIENT_ERROR
+
+
+def classify_error(error: UpstreamError) -> Outcome:
+    if isinstance(error, PoolTimeout):
+        return Outcome.BUSY
+    if isinstance(error, UpstreamTimeout):
+        return Outcome.TIMEOUT
+    if isinstance(error, RemoteProtocolError):
+        return Outcome.PROTOCOL
+    return Outcome.CONNECT
+
+
+def record(
+    health: HealthTracker,
+    account_id: str,
+    outcome: Outcome,
+    now: float,
+    *,
+    latency: float = 0.0,
+    retry_after: float | None = None,
+    message: str = "",
+) -> None:
+    if outcome is Outcome.OK:
+        health.record_success(account_id, now, latency)
+    elif outcome is Outcome.CLIENT_ERROR or outcome is Outcome.BUSY:
+        health.record_client_error(account_id, now)
+    elif outcome is Outcome.AUTH_FAILED:
+        health.record_auth_failure(account_id, now, message or "credentials rejected")
+    elif outcome is Outcome.RATE_LIMITED:
+        health.record_rate_limited(account_id, now, retry_after)
+    else:
+        health.record_failure(account_id, now, _FAILURE_KINDS[outcome])
