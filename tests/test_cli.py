@@ -462,10 +462,10 @@ def test_upstream_list_and_show(home: Path) -> None:
     second = add_upstream("--name backup", key=OPENAI_KEY)
     table = ok("upstream list").out.splitlines()
     assert table[0].split() == [
-        "ID", "NAME", "PROVIDER", "TYPE", "STATE", "PRIORITY", "WEIGHT", "MODELS", "KEY",
+        "ID", "NAME", "PROVIDER", "TYPE", "STATE", "HEALTH", "PRIORITY", "WEIGHT", "MODELS", "KEY",
     ]  # fmt: skip
     assert table[1].split() == [
-        first["id"], "main", "anthropic", "api-key", "enabled", "2", "1", "claude-*",
+        first["id"], "main", "anthropic", "api-key", "enabled", "n/a", "2", "1", "claude-*",
         "sk-ant-…TAIL",
     ]  # fmt: skip
     assert table[2].split()[:2] == [second["id"], "backup"]

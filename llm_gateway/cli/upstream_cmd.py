@@ -17,6 +17,7 @@ from ..pipeline.credentials import api_key_context
 from ..providers.registry import get_provider
 from .apikey_cmd import now_iso
 from .context import CliError, Context, parse_csv, print_table
+from .status_cmd import probe
 
 __all__ = ["register"]
 
@@ -268,8 +269,23 @@ def _documents(ctx: Context) -> list[dict[str, Any]]:
     return list(ctx.store.read_document().get("upstream_accounts") or [])
 
 
+def _with_health(ctx: Context, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each account's live health, as the running gateway reports it (if it runs)."""
+    health = probe(ctx.store.load(), timeout=1.0)
+    accounts = (health or {}).get("accounts") or {}
+    for view in views:
+        live = accounts.get(view["id"]) if isinstance(accounts, dict) else None
+        view["health"] = live if isinstance(live, dict) else None
+    return views
+
+
+def _health_text(view: dict[str, Any]) -> str:
+    live = view.get("health")
+    return str(live.get("state", "-")) if live else "n/a"
+
+
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    views = [public_view(entry, ctx) for entry in _documents(ctx)]
+    views = _with_health(ctx, [public_view(entry, ctx) for entry in _documents(ctx)])
     if args.json:
         ctx.json(views)
         return 0
@@ -283,6 +299,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             v["provider"],
             v["type"],
             _state(v),
+            _health_text(v),
             str(v["priority"]),
             str(v["weight"]),
             ",".join(v["models"]),
@@ -290,7 +307,8 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         ]
         for v in views
     ]
-    columns = ["id", "name", "provider", "type", "state", "priority", "weight", "models", "key"]
+    columns = ["id", "name", "provider", "type", "state", "health", "priority", "weight"]
+    columns += ["models", "key"]
     print_table(ctx, columns, rows)
     return 0
 
@@ -306,7 +324,7 @@ def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         ctx.json(view)
         return
-    view = {**view, "state": _state(view)}
+    view = {**view, "state": _state(view), "health": _health_text(view)}
     for name, value in view.items():
         if isinstance(value, list):
             value = ",".join(value) or "-"
@@ -318,7 +336,7 @@ def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     for entry in _documents(ctx):
         if entry.get("id") == args.id:
-            _print_one(ctx, public_view(entry, ctx), args.json)
+            _print_one(ctx, _with_health(ctx, [public_view(entry, ctx)])[0], args.json)
             return 0
     raise CliError(f"no upstream account with id {args.id!r} (see 'llm-gateway upstream list')")
 

@@ -92,7 +92,7 @@ class RoutingConfig:
     strategy: str = "health-first"
     #: model glob -> strategy, first match wins; others use ``strategy``
     model_strategies: tuple[tuple[str, str], ...] = ()
-    max_attempts: int = 3
+    max_attempts: int = 10
     #: seconds within which all attempts must have started
     deadline: float = 120.0
     #: a lone account's 429 is retried after ``retry-after`` if it is at most this
@@ -259,7 +259,7 @@ def default_document() -> dict[str, Any]:
         },
         "routing": {
             "strategy": "health-first",
-            "max_attempts": 3,
+            "max_attempts": 10,
             "deadline": 120.0,
             "max_retry_wait": 5.0,
             "sticky_sessions": True,

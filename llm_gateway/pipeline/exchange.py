@@ -18,21 +18,33 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..config.schema import UpstreamAccount
+from ..config.schema import Config, UpstreamAccount
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
+from ..upstream.timeouts import Timeouts
 from .quirks import adjust_outgoing, ask_for_stream_usage
 from .streams import StreamPipe, make_stream_pipe
 from .usage import usage_of_body
 
-__all__ = ["Prepared", "prepare", "relay_body", "relay_error"]
+__all__ = ["Prepared", "prepare", "relay_body", "relay_error", "timeouts_of"]
 
 _USER_AGENT = f"llm-gateway/{__version__}"
 _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+
+
+def timeouts_of(config: Config) -> Timeouts:
+    p = config.proxy
+    return Timeouts(
+        connect=p.connect_timeout,
+        tls=p.tls_timeout,
+        response_headers=p.response_timeout,
+        stream_idle=p.stream_idle_timeout,
+        total=p.request_timeout,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,12 +54,11 @@ from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
-from ..upstream.timeouts import Timeouts
 from .auth import authenticate, authorize
 from .catalog import list_models
 from .credentials import Credentials
 from .endpoints import ENDPOINTS, Endpoint
-from .exchange import Prepared, prepare, relay_body, relay_error
+from .exchange import Prepared, prepare, relay_body, relay_error, timeouts_of
 from .outcomes import Outcome, classify_error, classify_status, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
@@ -142,17 +141,6 @@ def available_models(config: Config) -> list[str]:
             for pattern in account.models:
                 names[pattern] = None
     return list(names)
-
-
-def timeouts_of(config: Config) -> Timeouts:
-    p = config.proxy
-    return Timeouts(
-        connect=p.connect_timeout,
-        tls=p.tls_timeout,
-        response_headers=p.response_timeout,
-        stream_idle=p.stream_idle_timeout,
-        total=p.request_timeout,
-    )
 
 
 def strategy_for(config: Config, model: str) -> Strategy:

@@ -23,6 +23,7 @@ OAUTH_BETA = "oauth-2025-04-20"
 _PATHS = {
     Operation.CHAT: "/v1/messages",
     Operation.COUNT_TOKENS: "/v1/messages/count_tokens",
+    Operation.MODELS: "/v1/models",
 }
 
 

@@ -24,6 +24,7 @@ class Operation(str, Enum):
     CHAT = "chat"  # chat completions / messages
     COMPLETIONS = "completions"  # OpenAI legacy text completions
     COUNT_TOKENS = "count_tokens"  # Anthropic token counting
+    MODELS = "models"  # GET the model list: the active health check's probe
 
 
 @dataclass(frozen=True, slots=True)

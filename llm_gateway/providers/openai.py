@@ -19,6 +19,7 @@ __all__ = ["COMPATIBLE", "PROVIDER"]
 _PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETIONS: "/completions",
+    Operation.MODELS: "/models",
 }
 
 

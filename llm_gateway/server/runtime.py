@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable, Mapping
 
 from ..config.schema import Config, RoutingConfig
@@ -24,6 +25,7 @@ from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..logs import configure
 from ..pipeline.credentials import Credentials
+from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
@@ -83,6 +85,7 @@ class Gateway:
             ),
         )
         self._watcher: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
 
     async def start(self, host: str | None = None, port: int | None = None) -> list[int]:
         config = self.state.config.server
@@ -90,6 +93,7 @@ class Gateway:
             config.host if host is None else host, config.port if port is None else port
         )
         self._watcher = asyncio.ensure_future(self._watch_config())
+        self._prober = asyncio.ensure_future(self._probe_periodically())
         return ports
 
     def reload_if_changed(self) -> bool:
@@ -132,11 +136,26 @@ class Gateway:
             await asyncio.sleep(RELOAD_INTERVAL)
             self.reload_if_changed()
 
+    async def _probe_periodically(self) -> None:
+        """Active health checks, when ``routing.health_check_interval`` is set."""
+        while True:
+            interval = self.state.config.routing.health_check_interval
+            await asyncio.sleep(interval or RELOAD_INTERVAL)
+            if interval:
+                await probe_open_circuits(
+                    self.state.config,
+                    self.health,
+                    self.pool,
+                    self.proxy.credentials,
+                    time.monotonic(),
+                )
+
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        for task in (self._watcher, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.server.shutdown()
         await self.pool.aclose()
 
