@@ -801,3 +801,27 @@ def test_body_read_after_head_uses_declared_length() -> None:
             await server.shutdown()
 
     assert run(scenario()).json() == {"received": 5}
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
+    async def scenario() -> tuple[bytes, RawResponse, list[bytes]]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            head = raw_request(
+                "POST", "/echo", headers=[("Content-Length", "5"), ("Expect", "100-continue")]
+            )
+            writer.write(head)
+            interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(b"hello")
+            response = await read_response(reader)
+            writer.close()
+            return interim, response, probe.bodies
+        finally:
+            await server.shutdown()
+
+    interim, response, bodies = run(scenario())
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    assert response.status == 200
+    assert bodies == [b"hello"]

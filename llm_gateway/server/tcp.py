@@ -49,6 +49,8 @@ App = Callable[[Request], Awaitable[Response]]
 ErrorRenderer = Callable[[int, str], Response]
 
 _READ_SIZE = 65536
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 8 * 1024 * 1024
 
 
 def _reason(status: int) -> bytes:
@@ -96,6 +98,26 @@ def _head_size(head: h11.Request) -> int:
     """The size of a request line and headers as sent (give or take whitespace)."""
     line = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
     return line + sum(len(k) + len(v) + len(b": \r\n") for k, v in head.headers) + 2
+
+
+async def _linger(reader: asyncio.StreamReader) -> None:
+    """Read and discard what the client is still sending, briefly, before closing.
+
+    Closing a socket with unread input makes the kernel send a reset, which can
+    destroy the error response before the client reads it (a 413 for a large
+    upload is the classic case). Bounded in time and bytes.
+    """
+    deadline = time.monotonic() + _LINGER_SECONDS
+    discarded = 0
+    with contextlib.suppress(OSError, asyncio.TimeoutError):
+        while discarded < _LINGER_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            data = await asyncio.wait_for(reader.read(_READ_SIZE), remaining)
+            if not data:
+                break
+            discarded += len(data)
 
 
 class _Closed(Exception):
@@ -200,6 +222,8 @@ class _Connection:
         if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
             await self._fail(413, self._too_large(), request_id)
             raise _Closed()
+        if self.h11.they_are_waiting_for_100_continue:
+            await self._write(h11.InformationalResponse(status_code=100, headers=[]))
         body = bytearray()
         while True:
             event = await self._next_event(limits.header_timeout)
@@ -239,6 +263,7 @@ class _Connection:
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             if self.writer.can_write_eof():
                 self.writer.write_eof()
+        await _linger(self.reader)
 
     # -- responding --------------------------------------------------------------
 
