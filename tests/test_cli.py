@@ -770,16 +770,3 @@ def test_status_and_health_against_a_running_gateway(home: Path) -> None:
         assert info["server"]["health"]["status"] == "ok"
         assert ok("server status").out.startswith(f"Gateway at 127.0.0.1:{port}: running")
     assert failed("health").out.startswith("unhealthy: no gateway answers")
-
-
-@pytest.mark.parametrize("action", ["start", "status", "refresh"])
-def test_oauth_actions_say_they_are_not_available(home: Path, action: str) -> None:
-    account_id = ok("upstream add --type oauth --provider anthropic --name o --json").json()["id"]
-    before = config_file(home).read_bytes()
-    result = failed(f"oauth {action} {account_id}")
-    assert result.out == ""
-    assert result.err == (
-        f"error: 'oauth {action}' is not available in this version: OAuth accounts can be "
-        "added, but the authorisation flow is not implemented yet\n"
-    )
-    assert config_file(home).read_bytes() == before

@@ -13,7 +13,7 @@ import http.client
 import json
 from typing import Any
 
-from ..config.schema import Config
+from ..config.schema import Config, UpstreamAccount
 from .context import Context, print_table
 
 __all__ = ["probe", "register", "summary"]
@@ -74,16 +74,22 @@ def summary(config: Config, health: dict[str, Any] | None) -> dict[str, Any]:
                 "provider": a.provider,
                 "type": a.type,
                 "enabled": a.enabled,
-                "state": _account_state(a.id, a.enabled, health),
+                "state": _account_state(a, health),
             }
             for a in config.upstream_accounts
         ],
     }
 
 
-def _account_state(account_id: str, enabled: bool, health: dict[str, Any] | None) -> str:
-    if not enabled:
+def _account_state(account: UpstreamAccount, health: dict[str, Any] | None) -> str:
+    account_id = account.id
+    if not account.enabled:
         return "disabled"
+    if account.type == "oauth":
+        if account.oauth.needs_reauth:
+            return "needs re-authorisation (llm-gateway oauth start " + account_id + ")"
+        if not account.oauth.access_token:
+            return "not authorised (llm-gateway oauth start " + account_id + ")"
     if health is None:
         return "unknown (gateway not running)"
     accounts = health.get("accounts") or {}

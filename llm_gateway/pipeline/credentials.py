@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config.schema import UpstreamAccount
 from ..crypto.sealing import load_secret_key, unseal
 from ..errors import SecretKeyError, UpstreamError
+from ..oauth.records import token_context as oauth_token_context
 
 __all__ = ["Credentials", "api_key_context", "oauth_token_context"]
 
@@ -21,10 +22,6 @@ __all__ = ["Credentials", "api_key_context", "oauth_token_context"]
 def api_key_context(account_id: str) -> str:
     """The associated data an account's sealed API key is bound to."""
     return f"upstream:{account_id}:api_key"
-
-
-def oauth_token_context(account_id: str, field: str) -> str:
-    return f"upstream:{account_id}:oauth:{field}"
 
 
 class CredentialError(UpstreamError):

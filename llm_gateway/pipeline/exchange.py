@@ -102,6 +102,7 @@ def prepare(call: Any, account: UpstreamAccount, credential: str, request: Reque
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
     body = adjust_outgoing(upstream_format, body, account.quirks)
+    body = provider.adjust_body(account, operation, body)
     data = (
         request.body
         if body is call.body

@@ -45,6 +45,8 @@ from ..errors import (
     UpstreamError,
 )
 from ..formats.unified import Usage
+from ..oauth.errors import OAuthError
+from ..oauth.manager import TokenManager
 from ..providers.base import Operation
 from ..providers.registry import get_provider
 from ..routing.health import HealthTracker, retry_after_from_headers
@@ -150,6 +152,10 @@ def strategy_for(config: Config, model: str) -> Strategy:
     return _STRATEGIES[config.routing.strategy]
 
 
+class _TokenRejected(Exception):
+    """The upstream refused an OAuth access token (401): refresh and send again."""
+
+
 class _Failed(Exception):
     """This attempt failed before the client saw anything."""
 
@@ -167,6 +173,7 @@ class Proxy:
         credentials: Credentials,
         *,
         health: HealthTracker,
+        tokens: TokenManager | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -174,6 +181,7 @@ class Proxy:
         self.pool = pool
         self.credentials = credentials
         self.health = health
+        self.tokens = tokens
         self.selector = Selector()
         self.limiter = RateLimiter()
         self.clock = clock
@@ -312,6 +320,14 @@ class Proxy:
             )
         raise last.error
 
+    async def _credential(self, account: UpstreamAccount) -> str:
+        if account.type == "oauth" and self.tokens is not None:
+            try:
+                return await self.tokens.access_token(account)
+            except OAuthError as error:
+                raise _Failed(error, Outcome.AUTH_FAILED) from None
+        return self.credentials.for_account(account)
+
     async def _attempt(
         self,
         request: Request,
@@ -320,9 +336,32 @@ class Proxy:
         config: Config,
         key: GatewayKey,
     ) -> Response:
+        credential = await self._credential(account)
+        try:
+            return await self._send(request, call, account, config, key, credential, True)
+        except _TokenRejected:
+            # An OAuth access token refused with 401: refresh once (single-flight
+            # across requests) and send again; a second 401 is a credential failure.
+            assert self.tokens is not None
+            try:
+                renewed = await self.tokens.refresh_after_401(account.id, credential)
+            except OAuthError as error:
+                raise _Failed(error, Outcome.AUTH_FAILED) from None
+            return await self._send(request, call, account, config, key, renewed, False)
+
+    async def _send(
+        self,
+        request: Request,
+        call: ClientCall,
+        account: UpstreamAccount,
+        config: Config,
+        key: GatewayKey,
+        credential: str,
+        may_refresh: bool,
+    ) -> Response:
         notes = request.notes
         notes["account_id"] = account.id
-        prepared = prepare(call, account, self.credentials.for_account(account), request)
+        prepared = prepare(call, account, credential, request)
         notes["upstream_model"] = prepared.upstream_model
         started = self.clock()
         self.health.begin_request(account.id)
@@ -342,6 +381,10 @@ class Proxy:
             raise _Failed(error, outcome) from None
         notes["ttfb_ms"] = round((self.clock() - started) * 1000, 2)
         if upstream.status >= 400:
+            if upstream.status == 401 and may_refresh and account.type == "oauth" and self.tokens:
+                self.health.end_request(account.id)
+                await upstream.aclose()
+                raise _TokenRejected()
             return await self._upstream_error(request, prepared, account, upstream)
         if call.stream and _is_event_stream(upstream.header("content-type")):
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)

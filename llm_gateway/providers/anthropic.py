@@ -11,8 +11,10 @@ query are forwarded as sent, never replaced.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..config.schema import UpstreamAccount
+from ..oauth.identity import apply_claude_code_identity
 from .base import Operation, Provider, UpstreamTarget
 
 __all__ = ["PROVIDER", "merge_beta"]
@@ -62,14 +64,22 @@ def _target(
     return UpstreamTarget(url=url, headers=tuple(headers))
 
 
+def _adjust(account: UpstreamAccount, operation: Operation, body: dict[str, Any]) -> dict[str, Any]:
+    """Subscription (OAuth) accounts must present Claude Code's identity line first."""
+    if account.type == "oauth" and operation is Operation.CHAT:
+        return apply_claude_code_identity(body)
+    return body
+
+
 PROVIDER = Provider(
     name="anthropic",
     wire_formats={
         Operation.CHAT: "anthropic-messages",
-        Operation.COUNT_TOKENS: "anthropic-count-tokens",
+        Operation.COUNT_TOKENS: "anthropic-messages",
     },
     default_base_url="https://api.anthropic.com",
     default_models=("claude-*",),
     build_target=_target,
     relayed_headers=("request-id", "retry-after"),
+    adjust_body=_adjust,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from ..config.schema import UpstreamAccount
 
@@ -35,6 +36,17 @@ class UpstreamTarget:
     headers: tuple[tuple[str, str], ...]
 
 
+#: ``(account, operation, body) -> body``: provider-specific edits of the outgoing
+#: JSON body; returns the same object when nothing changes
+BodyAdjuster = Callable[[UpstreamAccount, "Operation", dict[str, Any]], dict[str, Any]]
+
+
+def unchanged(
+    account: UpstreamAccount, operation: Operation, body: dict[str, Any]
+) -> dict[str, Any]:
+    return body
+
+
 #: ``(account, credential, operation, upstream_model, client_headers, query) -> target``
 TargetBuilder = Callable[
     [UpstreamAccount, str, Operation, str, Mapping[str, str], str], UpstreamTarget
@@ -55,6 +67,7 @@ class Provider:
     reserved: bool = False
     #: response header names the gateway relays to clients (rate-limit info etc.)
     relayed_headers: Sequence[str] = ()
+    adjust_body: BodyAdjuster = unchanged
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

@@ -24,6 +24,7 @@ from ..config.schema import Config, RoutingConfig
 from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..logs import configure
+from ..oauth.manager import TokenManager
 from ..pipeline.credentials import Credentials
 from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
@@ -65,8 +66,16 @@ class Gateway:
             idle_expiry=config.proxy.idle_connection_timeout,
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
+        credentials = Credentials(store.home, environ)
+        self.tokens = TokenManager(
+            store,
+            self.pool,
+            credentials.secret_key,
+            time.time,
+            settings=lambda: self.state.config.oauth,
+        )
         self.proxy = Proxy(
-            self.state, self.pool, Credentials(store.home, environ), health=self.health
+            self.state, self.pool, credentials, health=self.health, tokens=self.tokens
         )
         install_routes(self.app, self.proxy)
         server = config.server
@@ -86,6 +95,7 @@ class Gateway:
         )
         self._watcher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
     async def start(self, host: str | None = None, port: int | None = None) -> list[int]:
         config = self.state.config.server
@@ -94,6 +104,9 @@ class Gateway:
         )
         self._watcher = asyncio.ensure_future(self._watch_config())
         self._prober = asyncio.ensure_future(self._probe_periodically())
+        self._refresher = asyncio.ensure_future(
+            self.tokens.run_background(lambda: self.state.config.upstream_accounts, interval=60)
+        )
         return ports
 
     def reload_if_changed(self) -> bool:
@@ -109,6 +122,10 @@ class Gateway:
             return False
         self._signature = signature
         self._settle_health(self.state.config, config)
+        if config.environment != self.state.config.environment:
+            self.pool.set_proxy(
+                ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
+            )
         self.state.config = config
         log.info("configuration reloaded", extra={"path_file": str(self.store.path)})
         return True
@@ -151,11 +168,12 @@ class Gateway:
                 )
 
     async def stop(self) -> None:
-        for task in (self._watcher, self._prober):
+        for task in (self._watcher, self._prober, self._refresher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.tokens.aclose()
         await self.server.shutdown()
         await self.pool.aclose()
 

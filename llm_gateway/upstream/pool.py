@@ -112,6 +112,11 @@ class ConnectionPool:
         self._opened = 0
         self._closed = False
 
+    def set_proxy(self, proxy: ProxySettings | None) -> None:
+        """Use ``proxy`` for requests from now on (pooled connections keep their route:
+        connections are keyed by origin *and* proxy, so none is reused wrongly)."""
+        self._proxy = proxy
+
     async def request(
         self,
         method: str,

@@ -1,0 +1,54 @@
+"""Errors of the OAuth package.
+
+Theory of operation: every failure to obtain or keep an upstream token is an
+``OAuthError``, an ``UpstreamError`` (502): the client's own credentials are
+fine, the gateway's credential for one upstream account is not, so the request
+path may move on to another account. Messages carry the HTTP status and the
+provider's error code only, never a token, a code or a verifier.
+"""
+
+from __future__ import annotations
+
+from ..errors import UpstreamError
+
+__all__ = [
+    "EndpointRefused",
+    "InvalidGrant",
+    "OAuthError",
+    "ReauthorizationRequired",
+    "TokenStoreError",
+]
+
+
+class OAuthError(UpstreamError):
+    """A token could not be obtained (transport failure or an error answer)."""
+
+    status = 502
+    kind = "api_error"
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, error_code: str | None = None
+    ):
+        super().__init__(message)
+        self.http_status = http_status
+        self.error_code = error_code
+
+
+class EndpointRefused(OAuthError):
+    """The token endpoint looks like it refuses non-browser clients (403, HTML, no answer)."""
+
+
+class InvalidGrant(OAuthError):
+    """The provider answered ``invalid_grant``: the code or refresh token is no longer valid."""
+
+
+class ReauthorizationRequired(OAuthError):
+    """The account cannot be used until someone runs ``llm-gateway oauth start`` again.
+
+    Status 502, not 401: a 401 would tell the client its gateway key is wrong.
+    The request path should skip this account and try the others.
+    """
+
+
+class TokenStoreError(OAuthError):
+    """Tokens could not be read from or saved to the configuration file."""

@@ -1,0 +1,215 @@
+"""OAuth (Claude Code subscription) accounts through a running gateway.
+
+The whole flow runs against a fake OAuth provider and a fake Anthropic
+upstream on 127.0.0.1: authorise with ``oauth start``, use the token, refresh
+at expiry (once, however many requests wait), survive rotation, drop out of
+rotation on ``invalid_grant`` while an API-key account keeps serving, and
+refresh-and-retry once on an upstream 401.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import config_file, run_cli
+from fake_upstream import (
+    Answer,
+    FakeUpstream,
+    answering,
+    anthropic_error,
+    clear_proxy_environment,
+    running_gateway,
+)
+from test_oauth_fakes import FakeOAuthServer, assert_no_secrets, oauth_server, point_oauth_at
+
+from llm_gateway.config.store import ConfigStore
+
+_ = oauth_server  # the fixture, imported for pytest
+IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
+MODEL = "claude-sonnet-4-5"
+
+
+def post(port: int, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request(
+            "POST",
+            "/v1/messages",
+            body=json.dumps(body).encode(),
+            headers={
+                "x-api-key": key,
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "interleaved-thinking-2025-05-14",
+                "content-type": "application/json",
+            },
+        )
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def message(text: str = "hi") -> dict[str, Any]:
+    return {"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": text}]}
+
+
+@pytest.fixture
+def store(home: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigStore:
+    clear_proxy_environment(monkeypatch)
+    return ConfigStore(Path(os.environ["LLM_GATEWAY_HOME"]) / "config.yaml")
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        up.respond(answering(Answer(text="from the subscription")))
+        yield up
+
+
+def authorised_account(store: ConfigStore, fake: FakeOAuthServer, base_url: str) -> str:
+    """``upstream add --type oauth`` then the whole ``oauth start`` flow."""
+    point_oauth_at(store, fake)
+    view = run_cli("upstream", "add", "--type", "oauth", "--provider", "anthropic",
+                   "--name", "max", "--base-url", base_url, "--json").json()  # fmt: skip
+    account_id: str = view["id"]
+    url = run_cli("oauth", "start", account_id, "--no-browser", "--json").json()["authorize_url"]
+    pasted = fake.authorize(url)
+    done = run_cli("oauth", "start", account_id, "--code", pasted, "--json")
+    assert done.code == 0, done.output
+    return account_id
+
+
+def gateway_key() -> str:
+    key: str = run_cli("apikey", "add", "--name", "k", "--json").json()["key"]
+    return key
+
+
+def access_token_sent(up: FakeUpstream, index: int = -1) -> str:
+    header = up.requests[index].header("authorization") or ""
+    assert header.startswith("Bearer ")
+    return header.removeprefix("Bearer ")
+
+
+def set_expiry(store: ConfigStore, account_id: str, expires_at: float) -> None:
+    def mutate(document: dict[str, Any]) -> None:
+        entry = next(a for a in document["upstream_accounts"] if a["id"] == account_id)
+        entry["oauth"]["expires_at"] = expires_at
+
+    store.update(mutate)
+
+
+def test_a_request_uses_the_access_token_the_beta_flag_and_the_identity_line(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    authorised_account(store, oauth_server, upstream.base_url)
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, {**message(), "system": "Be brief."})
+    assert status == 200, body
+    assert body["content"][0]["text"] == "from the subscription"
+    sent = upstream.last()
+    token = access_token_sent(upstream)
+    assert token in oauth_server.issued
+    assert sent.header("x-api-key") is None
+    betas = (sent.header("anthropic-beta") or "").split(",")
+    assert betas == ["interleaved-thinking-2025-05-14", "oauth-2025-04-20"]
+    system = sent.json()["system"]
+    assert system[0] == {"type": "text", "text": IDENTITY}
+    assert system[1] == {"type": "text", "text": "Be brief."}
+    text = config_file(Path(os.environ["LLM_GATEWAY_HOME"])).read_text()
+    assert_no_secrets(text, oauth_server)
+
+
+def test_fifty_requests_at_expiry_cause_exactly_one_refresh(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    first_refresh_token = oauth_server.current_refresh
+    set_expiry(store, account_id, 1.0)  # long expired
+    key = gateway_key()
+    with running_gateway(store) as (_, port), ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(lambda i: post(port, key, message(f"n{i}")), range(50)))
+    assert [status for status, _ in results] == [200] * 50
+    refreshes = oauth_server.token_calls("refresh_token")
+    assert len(refreshes) == 1
+    assert refreshes[0].body["refresh_token"] == first_refresh_token
+    tokens = {access_token_sent(upstream, i) for i in range(50)}
+    assert len(tokens) == 1  # everyone used the one refreshed token
+    # the rotated refresh token was saved, and is the one the next refresh uses
+    assert oauth_server.current_refresh != first_refresh_token
+    set_expiry(store, account_id, 1.0)
+    with running_gateway(store) as (_, port):
+        assert post(port, key, message())[0] == 200
+    second = oauth_server.token_calls("refresh_token")
+    assert len(second) == 2
+    assert second[1].body["refresh_token"] != first_refresh_token
+
+
+def test_invalid_grant_takes_the_account_out_while_an_api_key_account_serves(
+    store: ConfigStore,
+    oauth_server: FakeOAuthServer,
+    upstream: FakeUpstream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    with FakeUpstream() as keyed:
+        keyed.respond(answering(Answer(text="from the api key")))
+        result = run_cli("upstream", "add", "--type", "api-key", "--provider", "anthropic",
+                         "--name", "keyed", "--key", "sk-ant-api-" + "k" * 24,
+                         "--base-url", keyed.base_url, "--priority", "5")  # fmt: skip
+        assert result.code == 0
+        oauth_server.revoke()  # the refresh token no longer works
+        set_expiry(store, account_id, 1.0)
+        key = gateway_key()
+        caplog.set_level(logging.DEBUG, logger="llm_gateway")
+        with running_gateway(store) as (_, port):
+            answers = [post(port, key, message()) for _ in range(3)]
+        assert [status for status, _ in answers] == [200, 200, 200]
+        assert {body["content"][0]["text"] for _, body in answers} == {"from the api key"}
+        assert upstream.requests == []
+    document = yaml.safe_load(config_file(Path(os.environ["LLM_GATEWAY_HOME"])).read_text())
+    entry = next(a for a in document["upstream_accounts"] if a["id"] == account_id)
+    assert entry["oauth"]["needs_reauth"] is True
+    listing = run_cli("upstream", "list").out
+    assert "needs re-authorisation" in listing
+    status = run_cli("status").out
+    assert "needs re-authorisation" in status
+    assert_no_secrets("\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records),
+                      oauth_server)  # fmt: skip
+
+
+def test_an_upstream_401_triggers_one_refresh_and_a_retry(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    authorised_account(store, oauth_server, upstream.base_url)
+    upstream.queue(anthropic_error(401, "authentication_error", "OAuth token has expired."))
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+    assert status == 200, body
+    assert len(oauth_server.token_calls("refresh_token")) == 1
+    assert len(upstream.requests) == 2
+    assert access_token_sent(upstream, 0) != access_token_sent(upstream, 1)
+
+
+def test_a_second_401_after_refreshing_is_a_credential_failure_not_a_loop(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    authorised_account(store, oauth_server, upstream.base_url)
+    upstream.respond(anthropic_error(401, "authentication_error", "invalid bearer token"))
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+    assert status == 502
+    assert body["type"] == "error"
+    assert len(oauth_server.token_calls("refresh_token")) == 1
+    assert len(upstream.requests) == 2

@@ -1,0 +1,229 @@
+"""A fake OAuth provider on 127.0.0.1 for the OAuth tests (no tests of its own here).
+
+``FakeOAuthServer`` runs ``http.server`` in a background thread, so both async
+tests and the in-process CLI (which runs its own event loop) can talk to it.
+It behaves like the real token endpoint where the tests need it to:
+
+* ``authorize(url)`` plays the browser: it checks the authorisation URL's
+  parameters, remembers the PKCE challenge and state, and returns the
+  ``code#state`` text the provider's callback page shows.
+* ``POST <token path>`` with ``grant_type=authorization_code`` checks the code,
+  the state, the client id, the redirect URI and that
+  ``S256(code_verifier) == code_challenge``; with ``grant_type=refresh_token``
+  it accepts only the newest refresh token it issued (refresh tokens rotate:
+  a spent one gets ``invalid_grant``). Every answer issues fresh random tokens.
+* ``refuse[path] = (status, content_type, body)`` makes a path answer that
+  instead (a 403 HTML page, a 500, ...); ``gate`` (a ``threading.Event``),
+  when set up, holds token answers until the test releases it.
+
+Every request is recorded with its path and parsed JSON body. ``secrets()``
+lists every token, code and verifier seen, for "never printed" checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from llm_gateway.config.store import ConfigStore
+
+CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+REDIRECT_URI = "https://console.anthropic.com/oauth/code/callback"
+TOKEN_PATH = "/v1/oauth/token"
+FALLBACK_PATH = "/fallback/v1/oauth/token"
+HTML_403 = (403, "text/html", b"<html><body>Please enable JavaScript</body></html>")
+
+
+@dataclass
+class TokenCall:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class _Authorization:
+    challenge: str
+    state: str
+    used: bool = False
+
+
+@dataclass
+class FakeOAuthServer:
+    port: int = 0
+    expires_in: int = 28800
+    calls: list[TokenCall] = field(default_factory=list)
+    refuse: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    gate: threading.Event | None = None
+    #: refresh token -> still valid
+    current_refresh: str | None = None
+    issued: list[str] = field(default_factory=list)
+    codes: dict[str, _Authorization] = field(default_factory=dict)
+    verifiers: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- the "browser" side -----------------------------------------------------
+
+    def authorize(self, url: str) -> str:
+        """Log in at ``url``; the ``code#state`` the callback page would show."""
+        query = parse_qs(urlsplit(url).query, strict_parsing=True)
+        assert query["response_type"] == ["code"] and query["code"] == ["true"]
+        assert query["code_challenge_method"] == ["S256"]
+        code = "ac_" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.codes[code] = _Authorization(query["code_challenge"][0], query["state"][0])
+        return f"{code}#{query['state'][0]}"
+
+    # -- tokens ------------------------------------------------------------------
+
+    def issue(self) -> dict[str, Any]:
+        """A fresh token answer; its refresh token becomes the only valid one."""
+        access = "sk-ant-oat01-" + secrets.token_urlsafe(32)
+        refresh = "sk-ant-ort01-" + secrets.token_urlsafe(32)
+        with self.lock:
+            self.current_refresh = refresh
+            self.issued += [access, refresh]
+        return {
+            "token_type": "Bearer",
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": self.expires_in,
+        }
+
+    def revoke(self) -> None:
+        with self.lock:
+            self.current_refresh = None
+
+    def token_calls(self, grant_type: str | None = None) -> list[TokenCall]:
+        with self.lock:
+            return [c for c in self.calls if grant_type in (None, c.body.get("grant_type"))]
+
+    def secrets(self) -> list[str]:
+        with self.lock:
+            return [*self.issued, *self.codes, *self.verifiers]
+
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        grant = body.get("grant_type")
+        if body.get("client_id") != CLIENT_ID:
+            return 401, {"error": "invalid_client"}
+        if grant == "authorization_code":
+            verifier = str(body.get("code_verifier", ""))
+            with self.lock:
+                self.verifiers.append(verifier)
+                pending = self.codes.get(str(body.get("code")))
+            challenge = (
+                base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+                .decode()
+                .rstrip("=")
+            )
+            if (
+                pending is None
+                or pending.used
+                or body.get("state") != pending.state
+                or body.get("redirect_uri") != REDIRECT_URI
+                or challenge != pending.challenge
+            ):
+                return 400, {"error": "invalid_grant", "error_description": "bad code"}
+            pending.used = True
+            return 200, self.issue()
+        if grant == "refresh_token":
+            with self.lock:
+                valid = self.current_refresh is not None and (
+                    body.get("refresh_token") == self.current_refresh
+                )
+            if not valid:
+                return 400, {
+                    "error": "invalid_grant",
+                    "error_description": f"refresh token {body.get('refresh_token')} is invalid",
+                }
+            return 200, self.issue()
+        return 400, {"error": "unsupported_grant_type"}
+
+
+def _handler(fake: FakeOAuthServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("content-length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"unparsed": raw.decode("latin-1")}
+            with fake.lock:
+                fake.calls.append(
+                    TokenCall(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+            if fake.gate is not None:
+                fake.gate.wait(10)
+            if self.path in fake.refuse:
+                status, content_type, payload = fake.refuse[self.path]
+            elif self.path in (TOKEN_PATH, FALLBACK_PATH):
+                status, data = fake.answer(self.path, body)
+                content_type, payload = "application/json", json.dumps(data).encode()
+            else:
+                status, content_type, payload = 404, "text/plain", b"not found"
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output quiet
+
+    return Handler
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[FakeOAuthServer]:
+    fake = FakeOAuthServer()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True
+    fake.port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.02,), name="fake-oauth", daemon=True
+    )
+    thread.start()
+    try:
+        yield fake
+    finally:
+        if fake.gate is not None:
+            fake.gate.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def point_oauth_at(store: ConfigStore, fake: FakeOAuthServer, **overrides: Any) -> None:
+    """Config overrides: authorize and token URLs on the fake server (fallback on it too)."""
+    settings: dict[str, Any] = {
+        "authorize_url": fake.base + "/oauth/authorize",
+        "token_url": fake.base + TOKEN_PATH,
+        "token_fallback_url": fake.base + FALLBACK_PATH,
+        **overrides,
+    }
+    store.update(lambda document: document.update(oauth=settings))
+
+
+def store_of(home: Path) -> ConfigStore:
+    return ConfigStore(home / "config.yaml")
+
+
+def assert_no_secrets(text: str, fake: FakeOAuthServer) -> None:
+    for secret in fake.secrets():
+        assert secret not in text
