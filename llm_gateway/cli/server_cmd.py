@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..server.workers import worker_count
 from .context import Context
 from .status_cmd import cmd_status
 
@@ -20,6 +21,13 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int:
+    try:
+        return worker_count(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("workers is a positive number or 'auto'") from None
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("server", help="run the gateway")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -27,6 +35,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     start = sub.add_parser("start", help="run the gateway in the foreground")
     start.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
     start.add_argument("--port", type=_port, help="port to listen on (default from config: 3847)")
+    start.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes sharing the port (SO_REUSEPORT); 'auto' = one per core (default 1)",
+    )
     start.set_defaults(handler=cmd_start)
 
     status = sub.add_parser("status", help="does a gateway answer on the configured address")
@@ -37,4 +51,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
     from ..server.runtime import serve_forever
 
-    return serve_forever(ctx.store, ctx.environ, host=args.host, port=args.port, err=ctx.err)
+    return serve_forever(
+        ctx.store, ctx.environ, host=args.host, port=args.port, err=ctx.err, workers=args.workers
+    )

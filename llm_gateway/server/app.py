@@ -16,6 +16,7 @@ complete (for a stream, when it ends), with what the handler noted in
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class GatewayApp:
             },
         }
         if request.client.startswith(_LOOPBACK):
+            body["pid"] = os.getpid()
             body["accounts"] = {
                 a.id: self._account_health(a.id, a.enabled, now) for a in config.upstream_accounts
             }

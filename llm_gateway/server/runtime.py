@@ -33,6 +33,7 @@ from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_response
 from .tcp import HTTPServer, ServerLimits
+from .workers import reserve_port, run_workers
 
 __all__ = ["Gateway", "serve_forever"]
 
@@ -97,10 +98,14 @@ class Gateway:
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
-    async def start(self, host: str | None = None, port: int | None = None) -> list[int]:
+    async def start(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
+    ) -> list[int]:
         config = self.state.config.server
         ports = await self.server.start(
-            config.host if host is None else host, config.port if port is None else port
+            config.host if host is None else host,
+            config.port if port is None else port,
+            reuse_port=reuse_port,
         )
         self._watcher = asyncio.ensure_future(self._watch_config())
         self._prober = asyncio.ensure_future(self._probe_periodically())
@@ -179,14 +184,19 @@ class Gateway:
 
 
 async def _run(
-    gateway: Gateway, host: str | None, port: int | None, err: Callable[[str], None]
+    gateway: Gateway,
+    host: str | None,
+    port: int | None,
+    err: Callable[[str], None],
+    *,
+    reuse_port: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    ports = await gateway.start(host, port)
+    ports = await gateway.start(host, port, reuse_port=reuse_port)
     bound = host if host is not None else gateway.state.config.server.host
     address = f"http://{bound}:{ports[0]}"
     log.info("listening", extra={"address": address})
@@ -203,13 +213,43 @@ def serve_forever(
     host: str | None,
     port: int | None,
     err: Callable[[str], None],
+    workers: int = 1,
 ) -> int:
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    if workers <= 1:
+        return _serve_one(store, environ, host, port, err)
+    bind_host = config.server.host if host is None else host
+    bind_port = config.server.port if port is None else port
+    reserved = None
+    if bind_port == 0:
+        reserved, bind_port = reserve_port(bind_host)
+    err(f"llm-gateway starting {workers} workers on {bind_host}:{bind_port}")
+
+    def serve(index: int) -> int:
+        quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
+        return _serve_one(store, environ, bind_host, bind_port, quiet, reuse_port=True)
+
+    try:
+        return run_workers(workers, serve)
+    finally:
+        if reserved is not None:
+            reserved.close()
+
+
+def _serve_one(
+    store: ConfigStore,
+    environ: Mapping[str, str],
+    host: str | None,
+    port: int | None,
+    err: Callable[[str], None],
+    *,
+    reuse_port: bool = False,
+) -> int:
     gateway = Gateway(store, environ)
     try:
-        asyncio.run(_run(gateway, host, port, err))
+        asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port))
     except OSError as exc:
         err(f"error: cannot listen: {exc.strerror or exc}")
         return 1

@@ -1,0 +1,90 @@
+"""``server start --workers N``: several processes serve one port and stop together."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PYTHON, free_port, run_cli, subprocess_env, wait_until
+
+from llm_gateway.server.workers import worker_count
+
+
+def health(port: int) -> dict[str, Any] | None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/health", headers={"connection": "close"})
+        data: dict[str, Any] = json.loads(conn.getresponse().read())
+        return data
+    except (OSError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def models_status(port: int, key: str) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/v1/models", headers={"authorization": f"Bearer {key}",
+                                                   "connection": "close"})  # fmt: skip
+        status = conn.getresponse().status
+        return status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_two_workers_share_the_port_see_config_changes_and_stop_together(
+    home: Path, signum: int
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "2"],
+        env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: health(port), 15, "the gateway to answer")
+        pids: set[int] = set()
+
+        def both_workers_seen() -> bool:
+            answer = health(port)
+            if answer is not None:
+                pids.add(answer["pid"])
+            return len(pids) == 2
+
+        wait_until(both_workers_seen, 15, "answers from two worker processes")
+        assert process.pid not in pids  # the parent only supervises
+        key = run_cli("apikey", "add", "--name", "w", "--json").json()["key"]
+        # every worker picks the new key up from the file (each connection may
+        # land on either worker)
+        wait_until(
+            lambda: all(models_status(port, key) == 200 for _ in range(20)),
+            10,
+            "the new key to work on every worker",
+        )
+        process.send_signal(signum)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert health(port) is None
+
+
+def test_worker_count_parses_auto_and_numbers() -> None:
+    assert worker_count("3") == 3
+    assert worker_count("auto") >= 1
+    with pytest.raises(ValueError):
+        worker_count("0")
+
+
+def test_workers_option_is_validated(home: Path) -> None:
+    assert run_cli("server", "start", "--workers", "zero").code == 2
