@@ -16,8 +16,9 @@ every request, or a function of the ``Received`` request) after any replies
 * ``Respond``: a whole body (JSON, an error status with headers, anything).
 * ``Stream``: a chunked body written piece by piece: one piece per event or
   pieces of ``chunk_size`` bytes regardless of event boundaries, ``delay``
-  seconds before each piece, then a proper end, an abrupt close without the
-  terminating chunk, or a hang.
+  seconds before each piece, then a proper end, an abrupt close (FIN or RST)
+  without the terminating chunk, or a hang. A ``Gate`` among the events holds
+  the rest back until the test opens it.
 * ``Hang``: never answers; ``Drop``: closes the connection without a word.
 
 ``Answer`` plus ``answering`` builds realistic provider bodies (Anthropic
@@ -26,9 +27,10 @@ for whatever the request asked: the format follows the request path, the
 model name is the one the request carried, and an OpenAI usage chunk comes
 only when ``stream_options.include_usage`` asked for it, as OpenAI does.
 
-The second half sets up a gateway home through the CLI (accounts pointing at
-fake upstreams, a gateway key) and builds SDK clients that never use the
-environment's proxies and never retry.
+The last part (``wired_gateway``) sets up a gateway home through the CLI
+(one OpenAI and one Anthropic account on fake upstreams, each with a
+``model_map`` alias, and a gateway key), runs the gateway, and hands out SDK
+clients that never use the environment's proxies and never retry.
 """
 
 from __future__ import annotations

@@ -470,3 +470,14 @@ def test_active_health_checks_close_an_open_circuit_without_client_traffic(
         probes = [r for r in flaky.requests if r.method == "GET"]
         assert probes and probes[0].path == "/v1/models"
         assert probes[0].header("authorization") == "Bearer sk-flaky-" + "x" * 20
+
+
+def test_transport_errors_tell_the_client_what_failed_but_not_where(store: ConfigStore) -> None:
+    refused_port = free_port()
+    add_openai("refused", f"http://127.0.0.1:{refused_port}/v1")
+    _, key = add_key()
+    with running_gateway(store) as (_, port):
+        reply = post(port, key, chat())
+    assert reply.status == 502
+    assert reply.json()["error"]["message"] == "could not connect to the upstream"
+    assert str(refused_port) not in reply.body.decode()

@@ -14,9 +14,21 @@ from enum import Enum
 
 from ..errors import UpstreamError, UpstreamTimeout
 from ..routing.health import FailureKind, HealthTracker
-from ..upstream.errors import PoolTimeout, RemoteProtocolError
+from ..upstream.errors import (
+    ConnectError,
+    ConnectTimeout,
+    PoolTimeout,
+    ProxyError,
+    RemoteProtocolError,
+    ResponseHeadersTimeout,
+    ResponseTooLarge,
+    StreamIdleTimeout,
+    TLSError,
+    TLSTimeout,
+    TotalTimeout,
+)
 
-__all__ = ["Outcome", "classify_error", "classify_status", "record"]
+__all__ = ["Outcome", "classify_error", "classify_status", "client_safe", "record"]
 
 
 class Outcome(Enum):
@@ -89,3 +101,30 @@ def record(
         health.record_rate_limited(account_id, now, retry_after)
     else:
         health.record_failure(account_id, now, _FAILURE_KINDS[outcome])
+
+
+#: what a client is told about a transport failure: the kind of failure, never the
+#: upstream's address or internal detail (those go to the log)
+_CLIENT_MESSAGES: tuple[tuple[type[UpstreamError], str], ...] = (
+    (ConnectTimeout, "timed out connecting to the upstream"),
+    (TLSTimeout, "timed out during the TLS handshake with the upstream"),
+    (ResponseHeadersTimeout, "the upstream did not answer in time"),
+    (StreamIdleTimeout, "the upstream stopped sending data"),
+    (TotalTimeout, "the upstream took too long to answer"),
+    (PoolTimeout, "the gateway is busy; no upstream connection became free in time"),
+    (ProxyError, "the outbound proxy refused or failed the connection"),
+    (TLSError, "the TLS connection to the upstream failed"),
+    (ConnectError, "could not connect to the upstream"),
+    (ResponseTooLarge, "the upstream's response is larger than the gateway accepts"),
+    (RemoteProtocolError, "the upstream broke off the connection"),
+)
+
+
+def client_safe(error: UpstreamError) -> UpstreamError:
+    """The same error with a message fit for clients (no hosts, ports or internals)."""
+    for cls, text in _CLIENT_MESSAGES:
+        if isinstance(error, cls):
+            safe = UpstreamError(text, status=error.status)
+            safe.kind = error.kind
+            return safe
+    return error

@@ -61,7 +61,7 @@ from .catalog import list_models
 from .credentials import Credentials
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import Prepared, prepare, relay_body, relay_error, timeouts_of
-from .outcomes import Outcome, classify_error, classify_status, record
+from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
 from .usage import billable
@@ -378,7 +378,8 @@ class Proxy:
             self.health.end_request(account.id)
             outcome = classify_error(error)
             record(self.health, account.id, outcome, self.clock())
-            raise _Failed(error, outcome) from None
+            _log_transport(request, account, error)
+            raise _Failed(client_safe(error), outcome) from None
         notes["ttfb_ms"] = round((self.clock() - started) * 1000, 2)
         if upstream.status >= 400:
             if upstream.status == 401 and may_refresh and account.type == "oauth" and self.tokens:
@@ -396,7 +397,8 @@ class Proxy:
         except UpstreamError as error:
             outcome = classify_error(error)
             record(self.health, account.id, outcome, self.clock())
-            raise _Failed(error, outcome) from None
+            _log_transport(request, account, error)
+            raise _Failed(client_safe(error), outcome) from None
         finally:
             self.health.end_request(account.id)
             await upstream.aclose()
@@ -511,10 +513,11 @@ class _ProxyStream:
                     "request_id": self.request.request_id,
                     "account_id": self.account.id,
                     "error": type(error).__name__,
+                    "reason": error.message,
                 },
             )
             self.request.notes["error"] = type(error).__name__
-            tail = pipe.fail(error.kind, error.message)
+            tail = pipe.fail(error.kind, client_safe(error).message)
         await self.aclose()
         if tail:
             yield tail
@@ -548,6 +551,19 @@ class _RelayedResponse(GatewayError):
     def __init__(self, response: Response):
         super().__init__("upstream error", status=response.status)
         self.response = response
+
+
+def _log_transport(request: Request, account: UpstreamAccount, error: UpstreamError) -> None:
+    """The full transport error (hosts, phases) for the operator; clients get less."""
+    log.info(
+        "upstream transport error",
+        extra={
+            "request_id": request.request_id,
+            "account_id": account.id,
+            "error": type(error).__name__,
+            "reason": error.message,
+        },
+    )
 
 
 def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:

@@ -80,6 +80,5 @@ PROVIDER = Provider(
     default_base_url="https://api.anthropic.com",
     default_models=("claude-*",),
     build_target=_target,
-    relayed_headers=("request-id", "retry-after"),
     adjust_body=_adjust,
 )

@@ -9,7 +9,7 @@ line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -65,8 +65,6 @@ class Provider:
     requires_base_url: bool = False
     #: the name is reserved: accepted in the schema, not yet served
     reserved: bool = False
-    #: response header names the gateway relays to clients (rate-limit info etc.)
-    relayed_headers: Sequence[str] = ()
     adjust_body: BodyAdjuster = unchanged
 
     def base_url(self, account: UpstreamAccount) -> str:

@@ -41,7 +41,6 @@ def _target(
 
 
 _WIRE = {Operation.CHAT: "openai-chat", Operation.COMPLETIONS: "openai-completions"}
-_RELAYED = ("x-request-id", "retry-after", "openai-processing-ms")
 
 PROVIDER = Provider(
     name="openai",
@@ -49,7 +48,6 @@ PROVIDER = Provider(
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,
-    relayed_headers=_RELAYED,
 )
 
 COMPATIBLE = Provider(
@@ -59,5 +57,4 @@ COMPATIBLE = Provider(
     default_models=("*",),
     build_target=_target,
     requires_base_url=True,
-    relayed_headers=_RELAYED,
 )
