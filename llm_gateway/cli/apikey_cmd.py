@@ -7,6 +7,7 @@ names and settings, never a key or a hash.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,7 @@ from typing import Any
 
 from ..config.schema import PERMISSIONS
 from ..crypto.gateway_keys import generate_key, hash_key
-from .context import CliError, Context, parse_csv, print_table
+from .context import CliError, Context, add_actions, parse_csv, print_table
 
 __all__ = ["register"]
 
@@ -88,33 +89,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         p.add_argument("--tpm", type=_positive, help="tokens per minute (none: unlimited)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    add = sub.add_parser("add", help="create a key (printed once)")
-    settings(add, adding=True)
-    add.set_defaults(handler=cmd_add)
-
-    lst = sub.add_parser("list", help="list keys")
-    lst.add_argument("--json", action="store_true", help="machine-readable output")
-    lst.set_defaults(handler=cmd_list)
-
-    show = sub.add_parser("show", help="show one key's settings")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(handler=cmd_show)
-
-    update = sub.add_parser("update", help="change a key's settings")
-    update.add_argument("id")
-    settings(update, adding=False)
-    update.set_defaults(handler=cmd_update)
-
-    for name, handler, text in (
-        ("remove", cmd_remove, "delete a key"),
-        ("disable", cmd_disable, "refuse a key without deleting it"),
-        ("enable", cmd_enable, "accept a disabled key again"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("id")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(handler=handler)
+    adding = functools.partial(settings, adding=True)
+    updating = functools.partial(settings, adding=False)
+    add_actions(
+        sub,
+        (
+            ("add", "create a key (printed once)", cmd_add, False, adding),
+            ("list", "list keys", cmd_list, False, None),
+            ("show", "show one key's settings", cmd_show, True, None),
+            ("update", "change a key's settings", cmd_update, True, updating),
+            ("remove", "delete a key", cmd_remove, True, None),
+            ("disable", "refuse a key without deleting it", cmd_disable, True, None),
+            ("enable", "accept a disabled key again", cmd_enable, True, None),
+        ),
+    )
 
 
 def public_view(entry: dict[str, Any]) -> dict[str, Any]:

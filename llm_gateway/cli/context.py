@@ -7,6 +7,7 @@ drive them in-process with fakes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import IO, Any
 
 from ..config.store import ConfigStore
 
-__all__ = ["CliError", "Context", "Handler", "parse_csv", "print_table"]
+__all__ = ["CliError", "Context", "Handler", "add_actions", "parse_csv", "print_table"]
 
 
 class CliError(Exception):
@@ -41,6 +42,28 @@ class Context:
 
 
 Handler = Callable[[Any, Context], int]
+
+
+def add_actions(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    actions: Sequence[
+        tuple[str, str, Handler, bool, Callable[[argparse.ArgumentParser], None] | None]
+    ],
+) -> None:
+    """Register ``(name, help, handler, takes_id, configure)`` actions, each with ``--json``.
+
+    ``configure`` adds the action's own options; it is responsible for ``--json``
+    when it is given (so a shared settings builder can include it).
+    """
+    for name, text, handler, takes_id, configure in actions:
+        parser = sub.add_parser(name, help=text)
+        if takes_id:
+            parser.add_argument("id")
+        if configure is not None:
+            configure(parser)
+        else:
+            parser.add_argument("--json", action="store_true", help="machine-readable output")
+        parser.set_defaults(handler=handler)
 
 
 def parse_csv(text: str) -> list[str]:

@@ -7,6 +7,7 @@ the account id; listings show a masked tail only.
 from __future__ import annotations
 
 import argparse
+import functools
 import secrets
 from typing import Any
 
@@ -16,7 +17,7 @@ from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context
 from ..providers.registry import get_provider
 from .apikey_cmd import now_iso
-from .context import CliError, Context, parse_csv, print_table
+from .context import CliError, Context, add_actions, parse_csv, print_table
 from .status_cmd import probe
 
 __all__ = ["register"]
@@ -81,33 +82,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    add = sub.add_parser("add", help="add an account")
-    settings(add, adding=True)
-    add.set_defaults(handler=cmd_add)
-
-    lst = sub.add_parser("list", help="list accounts")
-    lst.add_argument("--json", action="store_true", help="machine-readable output")
-    lst.set_defaults(handler=cmd_list)
-
-    show = sub.add_parser("show", help="show one account")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(handler=cmd_show)
-
-    update = sub.add_parser("update", help="change an account")
-    update.add_argument("id")
-    settings(update, adding=False)
-    update.set_defaults(handler=cmd_update)
-
-    for name, handler, text in (
-        ("remove", cmd_remove, "delete an account"),
-        ("disable", cmd_disable, "stop routing to an account"),
-        ("enable", cmd_enable, "route to an account again"),
-    ):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("id")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.set_defaults(handler=handler)
+    adding = functools.partial(settings, adding=True)
+    updating = functools.partial(settings, adding=False)
+    add_actions(
+        sub,
+        (
+            ("add", "add an account", cmd_add, False, adding),
+            ("list", "list accounts", cmd_list, False, None),
+            ("show", "show one account", cmd_show, True, None),
+            ("update", "change an account", cmd_update, True, updating),
+            ("remove", "delete an account", cmd_remove, True, None),
+            ("disable", "stop routing to an account", cmd_disable, True, None),
+            ("enable", "route to an account again", cmd_enable, True, None),
+        ),
+    )
 
 
 def _read_key(args: argparse.Namespace, ctx: Context) -> str | None:
