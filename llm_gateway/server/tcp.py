@@ -73,6 +73,8 @@ class ServerLimits:
     max_connections: int = 1024
     shutdown_timeout: float = 30.0
     max_requests_per_connection: int = 10_000
+    #: longest wait for a client to take more of a response it stopped reading
+    send_timeout: float = 120.0
 
 
 def _error_body(status: int, message: str) -> bytes:
@@ -124,6 +126,27 @@ class _Closed(Exception):
     """The connection is done (peer gone, timeout handled, error answered)."""
 
 
+class _Protocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, plus a word to the connection when the client leaves.
+
+    Noticing EOF or a lost connection here, instead of keeping a read pending
+    in a second task while a response is produced, costs nothing per request.
+    """
+
+    connection: _Connection | None = None
+
+    def eof_received(self) -> bool:
+        keep_open = bool(super().eof_received())
+        if self.connection is not None:
+            self.connection.client_gone()
+        return keep_open
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.connection is not None:
+            self.connection.client_gone()
+
+
 class _Connection:
     def __init__(
         self,
@@ -139,8 +162,20 @@ class _Connection:
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
         )
         self.idle = True
+        self.task: asyncio.Task[None] | None = None
+        self.gone = False
+        self._timed_out = False
+        self._loop = asyncio.get_running_loop()
         peer = writer.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+
+    def client_gone(self) -> None:
+        """The client closed or lost the connection: stop any response at once."""
+        if self.gone:
+            return
+        self.gone = True
+        if not self.idle and self.task is not None and not self.task.done():
+            self.task.cancel()  # this closes the upstream request behind the response
 
     async def run(self) -> None:
         try:
@@ -158,6 +193,10 @@ class _Connection:
             pass
         except (OSError, asyncio.IncompleteReadError):
             pass  # the peer went away mid-write; nothing left to tell it
+        except asyncio.CancelledError:
+            if not self.gone:
+                raise  # shutdown, not the client
+            log.info("client went away")
         finally:
             self.writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
@@ -166,8 +205,21 @@ class _Connection:
     # -- reading -----------------------------------------------------------------
 
     async def _receive(self, timeout: float) -> None:
-        data = await asyncio.wait_for(self.reader.read(_READ_SIZE), timeout)
+        """Read once, within ``timeout`` seconds (``asyncio.TimeoutError`` after)."""
+        handle = self._loop.call_later(timeout, self._expire)
+        try:
+            data = await self.reader.read(_READ_SIZE)
+        finally:
+            handle.cancel()
+        if self._timed_out:
+            raise asyncio.TimeoutError()
         self.h11.receive_data(data)
+
+    def _expire(self) -> None:
+        # Ending the reader's input wakes the pending read; the flag tells it why.
+        # The connection is finished either way (408 or a silent close).
+        self._timed_out = True
+        self.reader.feed_eof()
 
     async def _next_event(self, timeout: float) -> object:
         """The next h11 event, reading with ``timeout`` for each gap."""
@@ -268,41 +320,13 @@ class _Connection:
     # -- responding --------------------------------------------------------------
 
     async def _respond(self, request: Request) -> bool:
-        """Run the application for ``request``; False when the connection must close."""
-        task = asyncio.ensure_future(self._handle(request))
-        watcher = asyncio.ensure_future(self.reader.read(_READ_SIZE))
-        try:
-            done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if task in done:
-                keep_alive = task.result()
-                return await self._stop_watching(watcher) and keep_alive
-            if not await self._stop_watching(watcher):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                log.info("client went away", extra={"request_id": request.request_id})
-                return False
-            return await task  # the client pipelined its next request; it waits in h11
-        finally:
-            if not watcher.done():
-                watcher.cancel()
-            if not task.done():
-                task.cancel()
+        """Run the application for ``request``; False when the connection must close.
 
-    async def _stop_watching(self, watcher: asyncio.Future[bytes]) -> bool:
-        """Settle the watch on the client's side; False if the client is gone."""
-        if not watcher.done():
-            watcher.cancel()
-        try:
-            data = await watcher
-        except asyncio.CancelledError:
-            return True
-        except OSError:
+        If the client leaves meanwhile, ``client_gone`` cancels this task.
+        """
+        if self.gone:
             return False
-        if not data:
-            return False
-        self.h11.receive_data(data)
-        return True
+        return await self._handle(request)
 
     async def _handle(self, request: Request) -> bool:
         try:
@@ -317,8 +341,14 @@ class _Connection:
     async def _write(self, event: h11.Event) -> None:
         data = self.h11.send(event)
         if data:
-            self.writer.write(data)
-            await self.writer.drain()
+            writer = self.writer
+            writer.write(data)
+            transport = writer.transport
+            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+                # The client is not keeping up: wait, but not forever.
+                await asyncio.wait_for(writer.drain(), self.limits.send_timeout)
+            else:
+                await writer.drain()
 
     async def _send(self, request: Request, response: Response) -> bool:
         body = response.body
@@ -390,14 +420,18 @@ class HTTPServer:
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False) -> list[int]:
         """Bind and listen; returns the bound ports (useful with port 0)."""
-        self._server = await asyncio.start_server(
-            self._accept,
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> _Protocol:
+            return _Protocol(asyncio.StreamReader(limit=_READ_SIZE, loop=loop), self._accept)
+
+        self._server = await loop.create_server(
+            protocol,
             host=host or None,
             port=port,
             reuse_address=True,
             reuse_port=reuse_port or None,
             backlog=min(4096, max(128, self.limits.max_connections)),
-            limit=_READ_SIZE,
         )
         return sorted({s.getsockname()[1] for s in self._server.sockets})
 
@@ -415,6 +449,12 @@ class HTTPServer:
         connection = _Connection(self, reader, writer)
         task = asyncio.current_task()
         assert task is not None
+        connection.task = task
+        protocol = writer.transport.get_protocol()
+        if isinstance(protocol, _Protocol):
+            protocol.connection = connection
+            if reader.at_eof():  # the client left before we got here
+                connection.gone = True
         self._connections[task] = connection
         try:
             await connection.run()

@@ -153,7 +153,7 @@ class _StreamProtocol(asyncio.Protocol):
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._read_waiter = waiter
             try:
-                await asyncio.wait_for(waiter, seconds)
+                await _bounded(self._loop, waiter, seconds)
             finally:
                 self._read_waiter = None
         if self._buffer:
@@ -172,11 +172,31 @@ class _StreamProtocol(asyncio.Protocol):
             waiter: asyncio.Future[None] = self._loop.create_future()
             self._drain_waiter = waiter
             try:
-                await asyncio.wait_for(waiter, seconds)
+                await _bounded(self._loop, waiter, seconds)
             finally:
                 self._drain_waiter = None
         if self.lost.done():
             raise ConnectionResetError("connection lost while sending")
+
+
+async def _bounded(
+    loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], seconds: float
+) -> None:
+    """Await our own ``waiter`` for at most ``seconds`` (then ``asyncio.TimeoutError``).
+
+    A timer that fails the future costs a fraction of ``asyncio.wait_for``,
+    which wraps the await in a task of its own; this runs for every read.
+    """
+    handle = loop.call_later(seconds, _time_out, waiter)
+    try:
+        await waiter
+    finally:
+        handle.cancel()
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:
