@@ -9,6 +9,7 @@ a route that blocks until released, one that streams, one that raises.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
@@ -825,3 +826,26 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent() -> None:
     assert interim.startswith(b"HTTP/1.1 100 ")
     assert response.status == 200
     assert bodies == [b"hello"]
+
+
+def test_the_last_request_a_connection_may_carry_says_connection_close() -> None:
+    async def scenario() -> tuple[list[RawResponse], bool]:
+        probe = Probe()
+        limits = dataclasses.replace(LIMITS, max_requests_per_connection=3)
+        server, port = await start(probe, limits)
+        try:
+            reader, writer = await connect(port)
+            responses = []
+            for _ in range(3):
+                writer.write(HEALTH)
+                responses.append(await read_response(reader))
+            closed = await closed_by_peer(reader)
+            writer.close()
+            return responses, closed
+        finally:
+            await server.shutdown()
+
+    responses, closed = run(scenario())
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert [r.header("connection") for r in responses] == [None, None, "close"]
+    assert closed

@@ -63,7 +63,7 @@ class ServerConfig:
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
-    max_connections: int = 1024
+    max_connections: int = 4096
     shutdown_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
 
@@ -78,7 +78,7 @@ class ProxyConfig:
     stream_idle_timeout: float = 300.0
     request_timeout: float = 600.0
     idle_connection_timeout: float = 60.0
-    max_connections_per_upstream: int = 64
+    max_connections_per_upstream: int = 512
     max_response_bytes: int = 64 * 1024 * 1024
 
 

@@ -162,6 +162,7 @@ class _Connection:
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
         )
         self.idle = True
+        self.last_cycle = False
         self.task: asyncio.Task[None] | None = None
         self.gone = False
         self._timed_out = False
@@ -180,6 +181,7 @@ class _Connection:
     async def run(self) -> None:
         try:
             for cycle in range(self.limits.max_requests_per_connection):
+                self.last_cycle = cycle == self.limits.max_requests_per_connection - 1
                 request = await self._read_request(first=cycle == 0)
                 self.idle = False
                 keep_alive = await self._respond(request)
@@ -367,7 +369,7 @@ class _Connection:
         body = response.body
         if isinstance(body, bytes):
             headers.append(("content-length", str(len(body))))
-        if self.server.closing:
+        if self.server.closing or self.last_cycle:
             headers.append(("connection", "close"))
         await self._write(
             h11.Response(

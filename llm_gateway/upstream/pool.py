@@ -7,13 +7,16 @@ IDLE counted alike. A request joins one FIFO queue of waiters; ``_dispatch``
 
 1. drops IDLE connections that expired (idle longer than ``idle_expiry``) or
    that the server closed or wrote to while idle (EOF or stray bytes seen by
-   the protocol),
+   the protocol); this sweep runs at most once a second, and a connection
+   is checked again right before it is reused,
 2. walks the queue and gives each waiter the most recently used IDLE
-   connection of its route, or a NEW one while the route is under its cap,
-   and
+   connection of its route (kept on a per-route stack, so taking one costs
+   O(1) however many connections are open), or a NEW one while the route is
+   under its cap, and
 3. returns the dropped connections, which the caller closes afterwards.
 
-A waiter that gets nothing waits for a release, at most ``Timeouts.pool``
+When nobody is queued, a request skips the queue and takes a connection
+directly. A waiter that gets nothing waits for a release, at most ``Timeouts.pool``
 seconds, then fails with ``PoolTimeout``. (This is its own limit rather than
 ``connect``: a request queued behind long-running streams has not started
 connecting yet.) Every change that can free a slot (a body finished, a
@@ -55,6 +58,9 @@ from llm_gateway.upstream.timeouts import DEFAULT_TIMEOUTS, Budget, Timeouts
 from llm_gateway.upstream.tls import TLSContexts
 
 __all__ = ["ConnectionPool", "OriginStats", "PoolStats"]
+
+#: idle connections are checked for expiry at most this often (seconds)
+_SWEEP_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +113,13 @@ class ConnectionPool:
         self._proxy = proxy
         self._tls = TLSContexts(ssl_context)
         self._clock = clock
-        self._routes: dict[Route, list[Connection]] = {}
+        #: every connection of a route (an ordered set), NEW, ACTIVE and IDLE alike
+        self._routes: dict[Route, dict[Connection, None]] = {}
+        #: a route's IDLE connections, most recently used last (entries that left
+        #: the IDLE state since are skipped when met)
+        self._idle: dict[Route, list[Connection]] = {}
         self._queue: list[_Waiter] = []
+        self._last_sweep = clock()
         self._opened = 0
         self._closed = False
 
@@ -195,56 +206,98 @@ class ConnectionPool:
         self._queue.clear()
         connections = [c for group in self._routes.values() for c in group]
         self._routes.clear()
+        self._idle.clear()
         for connection in connections:
             connection.close()
         await asyncio.gather(*(c.wait_closed() for c in connections))
 
     # -- bookkeeping (synchronous) ----------------------------------------------
     def _dispatch(self) -> list[Connection]:
-        """Match queued waiters with connections; return the connections to close."""
-        now = self._clock()
-        to_close: list[Connection] = []
-        for connections in self._routes.values():
-            for connection in list(connections):
-                if connection.state is ConnState.IDLE and (
-                    now - connection.idle_since >= self._idle_expiry
-                    or not connection.usable_while_idle()
-                ):
-                    connections.remove(connection)
-                    to_close.append(connection)
+        """Match queued waiters with connections; return the connections to close.
+
+        Costs O(waiters) plus, at most once per ``_SWEEP_INTERVAL``, a sweep of
+        the idle connections; never a scan of every connection per request.
+        """
+        to_close = self._sweep()
         for waiter in list(self._queue):
             if waiter.future.done():
                 self._queue.remove(waiter)
                 continue
-            assigned = self._assign(waiter, to_close)
+            assigned = self._assign(waiter.route, waiter.fresh, to_close)
             if assigned is not None:
                 self._queue.remove(waiter)
                 waiter.future.set_result(assigned)
+        return to_close
+
+    def _sweep(self) -> list[Connection]:
+        """Drop expired or server-closed idle connections (throttled)."""
+        now = self._clock()
+        if now - self._last_sweep < _SWEEP_INTERVAL:
+            return []
+        self._last_sweep = now
+        to_close: list[Connection] = []
+        for route, idle in list(self._idle.items()):
+            keep = []
+            for connection in idle:
+                if connection.state is not ConnState.IDLE:
+                    continue
+                if self._stale(connection, now):
+                    self._forget(connection)
+                    to_close.append(connection)
+                else:
+                    keep.append(connection)
+            if keep:
+                self._idle[route] = keep
+            else:
+                del self._idle[route]
         for route in [r for r, group in self._routes.items() if not group]:
             del self._routes[route]
         return to_close
 
-    def _assign(self, waiter: _Waiter, to_close: list[Connection]) -> Connection | None:
-        connections = self._routes.setdefault(waiter.route, [])
-        idle = [c for c in connections if c.state is ConnState.IDLE]
-        if idle and not waiter.fresh:
-            connection = max(idle, key=lambda c: c.idle_since)
-            connection.reactivate()
-            return connection
+    def _stale(self, connection: Connection, now: float) -> bool:
+        return (
+            now - connection.idle_since >= self._idle_expiry or not connection.usable_while_idle()
+        )
+
+    def _assign(self, route: Route, fresh: bool, to_close: list[Connection]) -> Connection | None:
+        connections = self._routes.get(route, {})
+        idle = self._idle.get(route)
+        if idle and not fresh:
+            now = self._clock()
+            while idle:
+                candidate = idle.pop()  # the most recently used first
+                if candidate.state is not ConnState.IDLE:
+                    continue
+                if self._stale(candidate, now):
+                    self._forget(candidate)
+                    to_close.append(candidate)
+                    continue
+                candidate.reactivate()
+                return candidate
         if len(connections) >= self._max:
-            if not idle:
+            oldest = self._oldest_idle(route)
+            if oldest is None:
                 return None
-            oldest = min(idle, key=lambda c: c.idle_since)
-            connections.remove(oldest)
+            connections.pop(oldest, None)
             to_close.append(oldest)
-        connection = Connection(waiter.route, self._clock)
-        connections.append(connection)
+        connection = Connection(route, self._clock)
+        self._routes.setdefault(route, {})[connection] = None
         return connection
+
+    def _oldest_idle(self, route: Route) -> Connection | None:
+        idle = self._idle.get(route)
+        while idle:
+            candidate = idle.pop(0)
+            if candidate.state is ConnState.IDLE:
+                return candidate
+        return None
 
     def _forget(self, connection: Connection) -> None:
         group = self._routes.get(connection.route)
-        if group is not None and connection in group:
-            group.remove(connection)
+        if group is not None:
+            group.pop(connection, None)
+            if not group:
+                del self._routes[connection.route]
 
     # -- bookkeeping, then the closing I/O ----------------------------------------
     def _release(self, connection: Connection) -> None:
@@ -255,6 +308,8 @@ class ConnectionPool:
         elif self._closed:
             self._forget(connection)
             to_close.append(connection)
+        elif connection.state is ConnState.IDLE:
+            self._idle.setdefault(connection.route, []).append(connection)
         if not self._closed:
             to_close += self._dispatch()
         for stale in to_close:
@@ -267,6 +322,13 @@ class ConnectionPool:
     async def _acquire(self, route: Route, timeouts: Timeouts, *, fresh: bool) -> Connection:
         if self._closed:
             raise PoolClosed("the upstream connection pool is closed")
+        if not self._queue:  # nobody waits before us: try to take a connection directly
+            to_close = self._sweep()
+            connection = self._assign(route, fresh, to_close)
+            for stale in to_close:
+                stale.close()
+            if connection is not None:
+                return connection
         waiter = _Waiter(route, fresh, asyncio.get_running_loop().create_future())
         self._queue.append(waiter)
         for stale in self._dispatch():
