@@ -105,7 +105,7 @@ class GatewayApp:
             response = error_response(request, error)
         if allowed_origin is not None:
             response.headers.extend(cors.response_headers(allowed_origin))
-        if request.path == "/health":
+        if request.path == "/health" or not log.isEnabledFor(logging.INFO):
             return response
         if isinstance(response.body, bytes):
             self._log(request, response.status, start)

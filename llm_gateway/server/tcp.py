@@ -340,8 +340,9 @@ class _Connection:
             response = self.server.render_error(500, "internal error")
         return await self._send(request, response)
 
-    async def _write(self, event: h11.Event) -> None:
-        data = self.h11.send(event)
+    async def _write(self, *events: h11.Event) -> None:
+        send = self.h11.send
+        data = send(events[0]) if len(events) == 1 else b"".join([send(e) or b"" for e in events])
         if data:
             writer = self.writer
             writer.write(data)
@@ -371,24 +372,29 @@ class _Connection:
             headers.append(("content-length", str(len(body))))
         if self.server.closing or self.last_cycle:
             headers.append(("connection", "close"))
-        await self._write(
-            h11.Response(
-                status_code=response.status, headers=headers, reason=_reason(response.status)
-            )
+        head = h11.Response(
+            status_code=response.status, headers=headers, reason=_reason(response.status)
         )
         if isinstance(body, bytes):
+            # Head, body and end in one write: one system call per response.
+            events: list[h11.Event] = [head]
             if body and request.method != "HEAD":
-                await self._write(h11.Data(data=body))
-        else:
-            try:
-                async for chunk in body:
-                    if chunk:
-                        await self._write(h11.Data(data=chunk))
-            except (OSError, asyncio.CancelledError):
-                raise
-            except Exception:
-                log.exception("response stream failed", extra={"request_id": request.request_id})
-                return False  # cannot finish the message: close the connection
+                events.append(h11.Data(data=body))
+            events.append(h11.EndOfMessage())
+            await self._write(*events)
+            return self.h11.our_state is h11.DONE
+        # A stream's head goes out at once: a client may wait long for the first
+        # event (a model thinking) and should know meanwhile that it was accepted.
+        await self._write(head)
+        try:
+            async for chunk in body:
+                if chunk:
+                    await self._write(h11.Data(data=chunk))
+        except (OSError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("response stream failed", extra={"request_id": request.request_id})
+            return False  # cannot finish the message: close the connection
         await self._write(h11.EndOfMessage())
         return self.h11.our_state is h11.DONE
 

@@ -29,9 +29,9 @@ retried on a fresh connection.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import ssl
+import time
 from collections.abc import Callable
 
 import h11
@@ -185,8 +185,7 @@ class Connection:
             headers.append(("Proxy-Authorization", proxy.authorization))
         self._h11 = h11.Connection(h11.CLIENT)
         request = h11.Request(method="CONNECT", target=authority, headers=headers)
-        await self._send(request, Phase.PROXY_TUNNEL, budget)
-        await self._send(h11.EndOfMessage(), Phase.PROXY_TUNNEL, budget)
+        await self._send([request, h11.EndOfMessage()], Phase.PROXY_TUNNEL, budget)
         event = await self._receive(Phase.PROXY_TUNNEL, budget)
         while isinstance(event, h11.InformationalResponse):
             event = await self._receive(Phase.PROXY_TUNNEL, budget)
@@ -208,10 +207,11 @@ class Connection:
             raise RuntimeError(f"cannot send on a {self._state.value} connection")
         self._requests += 1
         self._received = 0
-        await self._send(head, Phase.SEND, budget)
+        events: list[h11.Event] = [head]
         if body:
-            await self._send(h11.Data(data=body), Phase.SEND, budget)
-        await self._send(h11.EndOfMessage(), Phase.SEND, budget)
+            events.append(h11.Data(data=body))
+        events.append(h11.EndOfMessage())
+        await self._send(events, Phase.SEND, budget)
 
     async def receive_head(self, budget: Budget) -> ResponseHead:
         """Wait for the final response head, skipping 1xx responses."""
@@ -248,11 +248,12 @@ class Connection:
             self.close()
 
     # -- where bytes meet h11 ------------------------------------------------
-    async def _send(self, event: h11.Event, phase: Phase, budget: Budget) -> None:
+    async def _send(self, events: list[h11.Event], phase: Phase, budget: Budget) -> None:
+        """Frame ``events`` and write them in one go (one system call for a whole request)."""
         assert self._stream is not None
         wait = budget.next_wait(_now())
         with translating(phase, self.route.label, wait):
-            data = self._h11.send(event)
+            data = b"".join([self._h11.send(event) or b"" for event in events])
         if data:
             await self._stream.write(data, phase, self.route.label, wait)
 
@@ -274,5 +275,6 @@ class Connection:
                 self._h11.receive_data(data)
 
 
-def _now() -> float:
-    return asyncio.get_running_loop().time()
+#: the event loop's clock (``loop.time()`` is ``time.monotonic()``), without the
+#: cost of looking the running loop up on every read
+_now = time.monotonic
