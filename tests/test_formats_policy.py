@@ -414,8 +414,11 @@ def test_mcp_servers_are_rejected() -> None:
 
 
 @row("anthropic.context_management")
-def test_context_management_is_rejected() -> None:
-    rejected(am.parse_request, anthropic(context_management={"edits": []}), "context_management")
+def test_context_management_is_dropped(debug_log: pytest.LogCaptureFixture) -> None:
+    edits = {"edits": [{"type": "clear_tool_uses_20250919"}]}
+    with logs_drop(debug_log, "context_management"):
+        out = anthropic_to_chat(anthropic(context_management=edits))
+    assert "context_management" not in out
 
 
 @row("anthropic.server_tools")

@@ -80,6 +80,11 @@ _REQUEST_FIELDS = frozenset((
 _REJECTED_FIELDS = {
     "container": "code-execution containers exist only on Anthropic",
     "mcp_servers": "the MCP connector exists only on Anthropic",
+}
+# Hints an upstream without the feature can ignore and still answer correctly.
+_DROPPED_FIELDS = {
+    # Context editing clears old tool results server-side to save tokens; without
+    # it the upstream sees the whole conversation (Claude Code always sends it).
     "context_management": "context editing exists only on Anthropic",
 }
 # fmt: off
@@ -101,6 +106,9 @@ def parse_request(body: object) -> ChatRequest:
     for key in r.present_keys():
         if key in _REJECTED_FIELDS:
             raise policy.unsupported(key, _REJECTED_FIELDS[key])
+        if key in _DROPPED_FIELDS:
+            policy.dropped(key, _DROPPED_FIELDS[key])
+            continue
         if key not in _REQUEST_FIELDS:
             policy.dropped(key, "unknown Anthropic request field")
     if not r.req_list("messages"):

@@ -1,0 +1,103 @@
+"""The real Claude Code CLI through the gateway, with an OpenAI-format upstream behind it.
+
+Runs when Claude Code is installed (``.ci/run`` installs it from npm and sets
+``CLAUDE_CODE_BIN``); skipped otherwise. Claude Code sends what it always
+sends (two dozen tools, system blocks with ``cache_control``, ``thinking``,
+``context_management``, ``metadata.user_id``, streaming); a fake
+OpenAI-compatible upstream answers the first turn with a Bash tool call and
+the second, which carries the tool's output, with text. The test checks that
+Claude Code ran the tool and reported the answer, and what the upstream got.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+from fake_upstream import (
+    Answer,
+    FakeUpstream,
+    Received,
+    Reply,
+    ToolCall,
+    answering,
+    clear_proxy_environment,
+    running_gateway,
+)
+
+from llm_gateway.config.store import ConfigStore
+
+CLAUDE = os.environ.get("CLAUDE_CODE_BIN") or shutil.which("claude")
+pytestmark = pytest.mark.skipif(
+    CLAUDE is None or not Path(CLAUDE).exists(), reason="Claude Code is not installed"
+)
+MARKER = "gateway-round-trip-ok"
+
+
+def upstream_turn(request: Received) -> Reply:
+    body = request.json()
+    if any(m.get("role") == "tool" for m in body.get("messages", [])):
+        return answering(Answer(text=f"The command printed {MARKER}."))(request)
+    if body.get("tools"):
+        call = ToolCall("call_1", "Bash", {"command": f"echo {MARKER}", "description": "echo"})
+        return answering(Answer(tool_calls=(call,)))(request)
+    return answering(Answer(text="ok"))(request)
+
+
+def test_claude_code_runs_a_tool_round_trip_over_an_openai_upstream(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_proxy_environment(monkeypatch)
+    with FakeUpstream() as up:
+        up.respond(upstream_turn)
+        added = run_cli("upstream", "add", "--type", "api-key", "--provider",
+                        "openai-compatible", "--name", "compatible", "--key",
+                        "sk-compatible-" + "c" * 20, "--base-url", up.base_url + "/v1",
+                        "--models", "*")  # fmt: skip
+        assert added.code == 0, added.output
+        key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
+        store = ConfigStore(home / "config.yaml")
+        workdir = tmp_path / "project"
+        workdir.mkdir()
+        with running_gateway(store) as (_, port):
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path / "cc-home"),
+                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": key,
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1",
+                "DISABLE_AUTOUPDATER": "1",
+            }
+            assert CLAUDE is not None
+            result = subprocess.run(
+                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
+                 "--allowedTools", "Bash", "--output-format", "json"],
+                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcome: dict[str, Any] = json.loads(result.stdout)
+        assert outcome["is_error"] is False
+        assert outcome["result"] == f"The command printed {MARKER}."
+        assert outcome["num_turns"] >= 2
+        turns = [r.json() for r in up.requests if r.method == "POST" and r.json().get("tools")]
+        assert len(turns) >= 2
+        first, second = turns[0], turns[-1]
+        # a valid OpenAI chat request: many tools, system first, nothing Anthropic-only
+        assert len(first["tools"]) >= 20
+        assert all(t["type"] == "function" for t in first["tools"])
+        assert first["messages"][0]["role"] == "system"
+        text = json.dumps(first)
+        for anthropic_only in ("cache_control", "context_management", "input_schema"):
+            assert anthropic_only not in text
+        assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
+        # the second turn carries the tool call and Claude Code's tool output
+        tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
+        assert tool_messages and MARKER in json.dumps(tool_messages)
+        assert any(m.get("tool_calls") for m in second["messages"] if m["role"] == "assistant")
