@@ -481,3 +481,21 @@ def test_transport_errors_tell_the_client_what_failed_but_not_where(store: Confi
     assert reply.status == 502
     assert reply.json()["error"]["message"] == "could not connect to the upstream"
     assert str(refused_port) not in reply.body.decode()
+
+
+def test_an_admin_key_asking_for_x_debug_stream_gets_each_stream_event_logged(
+    store: ConfigStore, healthy: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_openai("only", healthy.base_url + "/v1")
+    _, admin = add_key("--permissions", "read,write,admin")
+    _, writer = add_key()
+    caplog.set_level(logging.INFO, logger="llm_gateway")
+    streamed = {**chat(), "stream": True}
+    with running_gateway(store) as (_, port):
+        post(port, writer, streamed, headers={"x-debug-stream": "true"})
+        assert not [r for r in caplog.records if r.getMessage() == "stream event"]
+        reply = post(port, admin, streamed, headers={"x-debug-stream": "true"})
+    events = [r for r in caplog.records if r.getMessage() == "stream event"]
+    assert events
+    assert all(r.__dict__["request_id"] == reply.headers["x-request-id"] for r in events)
+    assert "fine" in "".join(r.__dict__["reason"] for r in events)
