@@ -499,3 +499,45 @@ def test_an_admin_key_asking_for_x_debug_stream_gets_each_stream_event_logged(
     assert events
     assert all(r.__dict__["request_id"] == reply.headers["x-request-id"] for r in events)
     assert "fine" in "".join(r.__dict__["reason"] for r in events)
+
+
+def test_a_session_sticks_to_the_account_it_used_while_others_are_spread(
+    store: ConfigStore,
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_openai("first", first.base_url + "/v1")
+        add_openai("second", second.base_url + "/v1")
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            spread = [
+                post(port, key, chat()).json()["choices"][0]["message"]["content"] for _ in range(4)
+            ]
+            sticky = [
+                post(port, key, chat(), headers={"x-session-id": "conversation-1"}).json()[
+                    "choices"
+                ][0]["message"]["content"]
+                for _ in range(5)
+            ]
+    assert sorted(spread) == ["first", "first", "second", "second"]
+    assert len(set(sticky)) == 1
+
+
+def test_an_account_whose_key_cannot_be_decrypted_is_skipped(
+    store: ConfigStore, healthy: FakeUpstream
+) -> None:
+    broken = add_openai("broken", healthy.base_url + "/v1", priority=0)
+    add_openai("good", healthy.base_url + "/v1", priority=1)
+
+    def corrupt(document: dict[str, Any]) -> None:
+        entry = next(a for a in document["upstream_accounts"] if a["id"] == broken)
+        entry["api_key"] = "enc:v1:" + "A" * 60
+
+    store.update(corrupt)
+    _, key = add_key()
+    with running_gateway(store) as (_, port):
+        replies = [post(port, key, chat()) for _ in range(2)]
+        health = request(port, "GET", "/health", {}).json()
+    assert [r.status for r in replies] == [200, 200]
+    assert health["accounts"][broken]["state"] == "credentials failing"

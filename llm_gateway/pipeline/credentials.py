@@ -16,7 +16,7 @@ from ..crypto.sealing import load_secret_key, unseal
 from ..errors import SecretKeyError, UpstreamError
 from ..oauth.records import token_context as oauth_token_context
 
-__all__ = ["Credentials", "api_key_context", "oauth_token_context"]
+__all__ = ["CredentialError", "Credentials", "api_key_context", "oauth_token_context"]
 
 
 def api_key_context(account_id: str) -> str:

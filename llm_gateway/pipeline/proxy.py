@@ -58,7 +58,7 @@ from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
 from .catalog import list_models
-from .credentials import Credentials
+from .credentials import CredentialError, Credentials
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import Prepared, prepare, relay_body, relay_error, timeouts_of
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
@@ -288,7 +288,7 @@ class Proxy:
             attempts += 1
             request.notes["attempts"] = attempts
             try:
-                return await self._attempt(request, call, account, config, key)
+                response = await self._attempt(request, call, account, config, key)
             except _Failed as failed:
                 last = failed
                 log.warning(
@@ -314,6 +314,10 @@ class Proxy:
                 ):
                     await asyncio.sleep(wait + _COOLDOWN_SLACK)
                     queue.append(account)
+                continue
+            if call.session is not None and routing.sticky_sessions:
+                self.selector.remember(call.session, account.id, self.clock())
+            return response
         if last is None:
             raise ServiceUnavailable(
                 f"no upstream account for model '{call.model}' could take the request"
@@ -321,12 +325,15 @@ class Proxy:
         raise last.error
 
     async def _credential(self, account: UpstreamAccount) -> str:
-        if account.type == "oauth" and self.tokens is not None:
-            try:
+        """The account's clear credential; a failure here is the account's, so the
+        next candidate is tried."""
+        try:
+            if account.type == "oauth" and self.tokens is not None:
                 return await self.tokens.access_token(account)
-            except OAuthError as error:
-                raise _Failed(error, Outcome.AUTH_FAILED) from None
-        return self.credentials.for_account(account)
+            return self.credentials.for_account(account)
+        except (OAuthError, CredentialError) as error:
+            self.health.record_auth_failure(account.id, self.clock(), type(error).__name__)
+            raise _Failed(error, Outcome.AUTH_FAILED) from None
 
     async def _attempt(
         self,
