@@ -16,8 +16,11 @@ from typing import Any
 from ..config.schema import PERMISSIONS
 from ..crypto.gateway_keys import generate_key, hash_key
 from .context import CliError, Context, add_actions, parse_csv, print_table
+from .entries import Entries
 
 __all__ = ["register"]
+
+ENTRIES = Entries("gateway_keys", "gateway key", "apikey")
 
 _DURATION = re.compile(r"^(\d+)([dhm])$")
 
@@ -120,13 +123,6 @@ def public_view(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _find(document: dict[str, Any], key_id: str) -> dict[str, Any]:
-    for entry in document.get("gateway_keys") or []:
-        if isinstance(entry, dict) and entry.get("id") == key_id:
-            return entry
-    raise CliError(f"no gateway key with id {key_id!r} (see 'llm-gateway apikey list')")
-
-
 def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
     if args.name is not None:
         entry["name"] = args.name
@@ -215,7 +211,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
     def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = _find(document, args.id)
+        entry = ENTRIES.find(document, args.id)
         _apply(entry, args)
         return public_view(entry)
 
@@ -224,36 +220,13 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _set_enabled(args: argparse.Namespace, ctx: Context, enabled: bool) -> int:
-    def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = _find(document, args.id)
-        entry["enabled"] = enabled
-        return public_view(entry)
-
-    view = ctx.store.update(mutate)
-    if args.json:
-        ctx.json(view)
-    else:
-        ctx.out(f"Gateway key {args.id} {'enabled' if enabled else 'disabled'}.")
-    return 0
-
-
 def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
-    return _set_enabled(args, ctx, True)
+    return ENTRIES.set_enabled(args, ctx, True, public_view)
 
 
 def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
-    return _set_enabled(args, ctx, False)
+    return ENTRIES.set_enabled(args, ctx, False, public_view)
 
 
 def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
-    def mutate(document: dict[str, Any]) -> None:
-        entry = _find(document, args.id)
-        document["gateway_keys"].remove(entry)
-
-    ctx.store.update(mutate)
-    if args.json:
-        ctx.json({"id": args.id, "removed": True})
-    else:
-        ctx.out(f"Gateway key {args.id} removed.")
-    return 0
+    return ENTRIES.remove(args, ctx)

@@ -18,9 +18,12 @@ from ..pipeline.credentials import api_key_context
 from ..providers.registry import get_provider
 from .apikey_cmd import now_iso
 from .context import CliError, Context, add_actions, parse_csv, print_table
+from .entries import Entries
 from .status_cmd import probe
 
 __all__ = ["register"]
+
+ENTRIES = Entries("upstream_accounts", "upstream account", "upstream")
 
 
 def _model_map(text: str) -> dict[str, str]:
@@ -301,13 +304,6 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _find(document: dict[str, Any], account_id: str) -> dict[str, Any]:
-    for entry in document.get("upstream_accounts") or []:
-        if isinstance(entry, dict) and entry.get("id") == account_id:
-            return entry
-    raise CliError(f"no upstream account with id {account_id!r} (see 'llm-gateway upstream list')")
-
-
 def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         ctx.json(view)
@@ -336,7 +332,7 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
         _check_provider(args.provider)
 
     def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = _find(document, args.id)
+        entry = ENTRIES.find(document, args.id)
         if args.type is not None and args.type != entry["type"]:
             raise CliError("an account's type cannot change; remove it and add a new one")
         if args.provider is not None:
@@ -355,35 +351,13 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _set_enabled(args: argparse.Namespace, ctx: Context, enabled: bool) -> int:
-    def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = _find(document, args.id)
-        entry["enabled"] = enabled
-        return entry
-
-    entry = ctx.store.update(mutate)
-    if args.json:
-        ctx.json(public_view(entry, ctx))
-    else:
-        ctx.out(f"Upstream account {args.id} {'enabled' if enabled else 'disabled'}.")
-    return 0
-
-
 def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
-    return _set_enabled(args, ctx, True)
+    return ENTRIES.set_enabled(args, ctx, True, lambda entry: public_view(entry, ctx))
 
 
 def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:
-    return _set_enabled(args, ctx, False)
+    return ENTRIES.set_enabled(args, ctx, False, lambda entry: public_view(entry, ctx))
 
 
 def cmd_remove(args: argparse.Namespace, ctx: Context) -> int:
-    def mutate(document: dict[str, Any]) -> None:
-        document["upstream_accounts"].remove(_find(document, args.id))
-
-    ctx.store.update(mutate)
-    if args.json:
-        ctx.json({"id": args.id, "removed": True})
-    else:
-        ctx.out(f"Upstream account {args.id} removed.")
-    return 0
+    return ENTRIES.remove(args, ctx)
