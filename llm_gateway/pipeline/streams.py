@@ -4,10 +4,13 @@ Theory of operation: the proxy pulls a chunk from the upstream, hands it to
 ``feed`` and writes what comes back before pulling the next, so memory stays
 bounded by one chunk. Three pipes, chosen once per stream:
 
-* ``RewritePipe``: same format. Events are decoded and re-encoded by the
-  format's rewriter, which renames the model when a ``model_map`` applied,
-  hides the usage chunk the gateway (not the client) asked for, and records
-  usage; it parses only the events it must, and keeps every field as sent.
+* ``TapPipe``: same format and model. Bytes pass through as they are; only
+  events that mention usage are parsed (to record it, and to hide the usage
+  chunk the gateway, not the client, asked for).
+* ``RewritePipe``: same format, model renamed by a ``model_map``. Events are
+  decoded and re-encoded by the format's rewriter, which renames the model,
+  hides the gateway's usage chunk and records usage, keeping every other field
+  as sent.
 * ``ConvertPipe``: different formats. Decoder -> the upstream format's parser
   -> unified events -> the client format's renderer.
 
@@ -27,7 +30,11 @@ from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedE
 from ..streaming.registry import STREAM_FORMATS
 from ..streaming.sse import SSEDecoder
 
-__all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "make_stream_pipe"]
+__all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "TapPipe", "make_stream_pipe"]
+
+#: bytes of one unfinished event the fast path holds before it hands over to the
+#: decoder, whose own line limit then applies
+_MAX_PENDING = 1 << 20
 
 
 class StreamPipe(Protocol):
@@ -62,6 +69,76 @@ class RewritePipe:
     def finish(self) -> bytes:
         rewrite = self._rewriter.feed
         out = b"".join([rewrite(event) for event in self._decoder.close()])
+        return out + self._rewriter.finish()
+
+    def fail(self, kind: str, message: str) -> bytes:
+        return STREAM_FORMATS[self._format].error_event(StreamError(kind, message))
+
+
+class TapPipe:
+    """Same format, same model: the upstream's bytes go out as they are.
+
+    Only whole events are passed on (a partial event waits for its end, which
+    a client could not use earlier anyway), found with one ``rfind`` per chunk;
+    the format's rewriter sees just the events that mention ``"usage"``, to
+    record usage and to hide the usage the gateway asked for. Streams with CR
+    line endings are handed to the full decoder instead.
+    """
+
+    __slots__ = ("_decoder", "_format", "_pending", "_rewriter")
+
+    def __init__(self, client_format: str, strip_usage: bool):
+        self._format = client_format
+        self._pending = b""
+        self._decoder: SSEDecoder | None = None  # set once the fast path no longer applies
+        self._rewriter = STREAM_FORMATS[client_format].rewriter_factory(
+            model=None, strip_usage=strip_usage
+        )
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._rewriter.usage
+
+    def feed(self, data: bytes) -> bytes:
+        if self._decoder is None and (b"\r" in data or len(self._pending) > _MAX_PENDING):
+            self._decoder = SSEDecoder()
+            data, self._pending = self._pending + data, b""
+        if self._decoder is not None:
+            rewrite = self._rewriter.feed
+            return b"".join([rewrite(event) for event in self._decoder.feed(data)])
+        buffer = self._pending + data if self._pending else data
+        cut = buffer.rfind(b"\n\n")
+        if cut < 0:
+            self._pending = buffer
+            return b""
+        complete, self._pending = buffer[: cut + 2], buffer[cut + 2 :]
+        if b'"usage"' not in complete:
+            return complete
+        return self._rewrite(complete)
+
+    def _rewrite(self, complete: bytes) -> bytes:
+        """Whole LF-framed events: those that mention usage go through the rewriter."""
+        out = []
+        for raw in complete.split(b"\n\n")[:-1]:
+            if b'"usage"' in raw:
+                out.append(self._decode_and_rewrite(raw + b"\n\n"))
+            else:
+                out.append(raw + b"\n\n")
+        return b"".join(out)
+
+    def _decode_and_rewrite(self, data: bytes) -> bytes:
+        decoder = SSEDecoder()
+        rewrite = self._rewriter.feed
+        events = decoder.feed(data) + decoder.close()
+        return b"".join([rewrite(event) for event in events])
+
+    def finish(self) -> bytes:
+        if self._decoder is not None:
+            rewrite = self._rewriter.feed
+            out = b"".join([rewrite(event) for event in self._decoder.close()])
+        else:
+            out = self._decode_and_rewrite(self._pending) if self._pending.strip() else b""
+        self._pending = b""
         return out + self._rewriter.finish()
 
     def fail(self, kind: str, message: str) -> bytes:
@@ -114,4 +191,6 @@ def make_stream_pipe(
 ) -> StreamPipe:
     if not passthrough:
         return ConvertPipe(client_format, upstream_format, client_model, include_usage)
-    return RewritePipe(client_format, client_model if rename_model else None, strip_usage)
+    if rename_model:
+        return RewritePipe(client_format, client_model, strip_usage)
+    return TapPipe(client_format, strip_usage)
