@@ -155,3 +155,19 @@ def test_a_renamed_model_uses_the_rewriting_pipe() -> None:
     out = run(pipe, ANTHROPIC, [50])
     start = json.loads(SSEDecoder().feed(out)[0].data)
     assert start["message"]["model"] == "fast"
+
+
+def test_null_usage_on_every_chunk_passes_untouched_and_the_real_usage_is_counted() -> None:
+    # OpenAI sends "usage": null on every chunk once a stream asks for usage
+    chunks = OPENAI_WITH_USAGE.split(b"\n\n")[:-1]
+    with_nulls = b"".join(
+        c.replace(b'"choices": [{', b'"usage": null, "choices": [{') + b"\n\n" for c in chunks
+    )
+    assert with_nulls.count(b'"usage": null') == 3
+    pipe = TapPipe("openai-chat", strip_usage=False)
+    assert run(pipe, with_nulls, [40, 41, 200]) == with_nulls
+    assert pipe.usage == Usage(input_tokens=12, output_tokens=3)
+    hiding = TapPipe("openai-chat", strip_usage=True)
+    out = run(hiding, with_nulls, [40])
+    assert b'"usage"' not in out and out.endswith(b"data: [DONE]\n\n")
+    assert hiding.usage == Usage(input_tokens=12, output_tokens=3)

@@ -4,13 +4,12 @@ Theory of operation: the proxy pulls a chunk from the upstream, hands it to
 ``feed`` and writes what comes back before pulling the next, so memory stays
 bounded by one chunk. Three pipes, chosen once per stream:
 
-* ``TapPipe``: same format and model. Bytes pass through as they are; only
-  events that mention usage are parsed (to record it, and to hide the usage
-  chunk the gateway, not the client, asked for).
-* ``RewritePipe``: same format, model renamed by a ``model_map``. Events are
-  decoded and re-encoded by the format's rewriter, which renames the model,
-  hides the gateway's usage chunk and records usage, keeping every other field
-  as sent.
+* ``TapPipe``: same format and model, nothing to hide. Bytes pass through as
+  they are; only events that carry usage are parsed, to record it.
+* ``RewritePipe``: same format, but the model was renamed by a ``model_map``
+  or the gateway asked for usage the client did not. Events are decoded and
+  re-encoded by the format's rewriter, which renames the model, hides the
+  gateway's usage and records usage, keeping every other field as sent.
 * ``ConvertPipe``: different formats. Decoder -> the upstream format's parser
   -> unified events -> the client format's renderer.
 
@@ -85,10 +84,12 @@ class TapPipe:
     line endings are handed to the full decoder instead.
     """
 
-    __slots__ = ("_decoder", "_format", "_pending", "_rewriter")
+    __slots__ = ("_decoder", "_events", "_format", "_pending", "_rewriter", "_strip")
 
     def __init__(self, client_format: str, strip_usage: bool):
         self._format = client_format
+        self._strip = strip_usage
+        self._events = SSEDecoder()  # only ever fed whole events, so it holds no state
         self._pending = b""
         self._decoder: SSEDecoder | None = None  # set once the fast path no longer applies
         self._rewriter = STREAM_FORMATS[client_format].rewriter_factory(
@@ -112,24 +113,34 @@ class TapPipe:
             self._pending = buffer
             return b""
         complete, self._pending = buffer[: cut + 2], buffer[cut + 2 :]
-        if b'"usage"' not in complete:
+        if not self._needs_rewriter(complete):
             return complete
         return self._rewrite(complete)
+
+    def _needs_rewriter(self, data: bytes) -> bool:
+        """Does ``data`` carry usage (or usage the gateway must hide)?
+
+        OpenAI puts ``"usage":null`` on every chunk once usage is asked for; a
+        null carries nothing to record, so only hiding it needs the rewriter.
+        """
+        mentions = data.count(b'"usage"')
+        if not mentions or self._strip:
+            return mentions > 0
+        return mentions > data.count(b'"usage":null') + data.count(b'"usage": null')
 
     def _rewrite(self, complete: bytes) -> bytes:
         """Whole LF-framed events: those that mention usage go through the rewriter."""
         out = []
         for raw in complete.split(b"\n\n")[:-1]:
-            if b'"usage"' in raw:
+            if self._needs_rewriter(raw):
                 out.append(self._decode_and_rewrite(raw + b"\n\n"))
             else:
                 out.append(raw + b"\n\n")
         return b"".join(out)
 
     def _decode_and_rewrite(self, data: bytes) -> bytes:
-        decoder = SSEDecoder()
         rewrite = self._rewriter.feed
-        events = decoder.feed(data) + decoder.close()
+        events = self._events.feed(data) + self._events.close()
         return b"".join([rewrite(event) for event in events])
 
     def finish(self) -> bytes:
@@ -191,6 +202,8 @@ def make_stream_pipe(
 ) -> StreamPipe:
     if not passthrough:
         return ConvertPipe(client_format, upstream_format, client_model, include_usage)
-    if rename_model:
-        return RewritePipe(client_format, client_model, strip_usage)
+    if rename_model or strip_usage:
+        # Hiding usage means editing every OpenAI chunk ("usage": null is on
+        # each): the rewriter does that cheaper than the tap's per-event path.
+        return RewritePipe(client_format, client_model if rename_model else None, strip_usage)
     return TapPipe(client_format, strip_usage)
