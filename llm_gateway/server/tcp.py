@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import secrets
@@ -60,8 +61,14 @@ def _reason(status: int) -> bytes:
         return b""
 
 
+_ID_PREFIX = "req_" + secrets.token_hex(6)
+_id_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    """Unique per process and across processes (a random prefix per process,
+    then a counter): no system call per request."""
+    return f"{_ID_PREFIX}{next(_id_counter):012x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +278,11 @@ class _Connection:
 
     async def _read_body(self, head: h11.Request, request_id: str) -> Request:
         limits = self.limits
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers]
+        # raw_items() is h11's plain list; iterating Headers itself goes through
+        # the Sequence ABC one __getitem__ at a time.
+        headers = [
+            (k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in head.headers.raw_items()
+        ]
         declared = next((v for k, v in headers if k == "content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
             await self._fail(413, self._too_large(), request_id)

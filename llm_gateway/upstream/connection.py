@@ -76,8 +76,8 @@ class ResponseHead:
         self.status: int = event.status_code
         self.reason: str = bytes(event.reason).decode("latin-1")
         self.headers: list[tuple[str, str]] = [
-            (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
-            for name, value in event.headers
+            (name.lower().decode("latin-1"), value.decode("latin-1"))
+            for name, value in event.headers.raw_items()
         ]
 
 
