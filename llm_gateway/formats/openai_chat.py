@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_gateway.errors import InvalidRequest, UpstreamError
+from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import openai_content, openai_family, policy
 from llm_gateway.formats.fields import FieldReader
 from llm_gateway.formats.unified import (
@@ -378,13 +378,7 @@ def _render_reasoning(reasoning: Reasoning | None) -> str | None:
 
 def parse_response(body: object) -> ChatResponse:
     """OpenAI chat completion JSON -> ChatResponse. Raises UpstreamError if malformed."""
-    r = FieldReader(body, error=UpstreamError)
-    choices = r.req_list("choices")
-    if not choices:
-        raise UpstreamError("upstream response has no choices", param="choices")
-    if len(choices) > 1:
-        policy.dropped("choices[1:]", "only the first choice is converted")
-    choice = r.child(choices[0], "choices[0]")
+    r, choice = openai_family.first_choice(body)
     message = choice.req_obj("message")
     parts: list[Part] = []
     for key in ("reasoning_content", "reasoning"):  # compatible servers' reasoning text

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_gateway.errors import InvalidRequest, UpstreamError
+from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import openai_family, policy
 from llm_gateway.formats.fields import FieldReader
 from llm_gateway.formats.unified import (
@@ -129,13 +129,7 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
 
 def parse_response(body: object) -> ChatResponse:
     """Completion JSON -> ChatResponse. Raises UpstreamError if malformed."""
-    r = FieldReader(body, error=UpstreamError)
-    choices = r.req_list("choices")
-    if not choices:
-        raise UpstreamError("upstream response has no choices", param="choices")
-    if len(choices) > 1:
-        policy.dropped("choices[1:]", "only the first choice is converted")
-    choice = r.child(choices[0], "choices[0]")
+    r, choice = openai_family.first_choice(body)
     text = choice.opt_str("text") or ""
     return ChatResponse(
         id=r.req_str("id"),

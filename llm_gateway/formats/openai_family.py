@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llm_gateway.errors import UpstreamError
 from llm_gateway.formats import policy
 from llm_gateway.formats.error_relay import decode_json, kind_for_status, relay_message
 from llm_gateway.formats.fields import FieldReader
@@ -152,6 +153,17 @@ def finish_reason(reason: StopReason | None) -> str | None:
 
 
 # -- usage ------------------------------------------------------------------------------
+
+
+def first_choice(body: object) -> tuple[FieldReader, FieldReader]:
+    """The response reader and its first choice (later choices are dropped, logged)."""
+    r = FieldReader(body, error=UpstreamError)
+    choices = r.req_list("choices")
+    if not choices:
+        raise UpstreamError("upstream response has no choices", param="choices")
+    if len(choices) > 1:
+        policy.dropped("choices[1:]", "only the first choice is converted")
+    return r, r.child(choices[0], "choices[0]")
 
 
 def parse_usage(u: FieldReader | None) -> Usage:
