@@ -26,6 +26,7 @@ from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
 from ..upstream.timeouts import Timeouts
+from .call import ClientCall
 from .quirks import adjust_outgoing, ask_for_stream_usage
 from .streams import StreamPipe, make_stream_pipe
 from .usage import usage_of_body
@@ -79,7 +80,9 @@ def _client_wants_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def prepare(call: Any, account: UpstreamAccount, credential: str, request: Request) -> Prepared:
+def prepare(
+    call: ClientCall, account: UpstreamAccount, credential: str, request: Request
+) -> Prepared:
     """The upstream request for ``call`` on ``account``."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation

@@ -27,18 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..config.schema import Config, GatewayKey, UpstreamAccount
 from ..errors import (
     GatewayError,
-    InvalidRequest,
     NotFound,
     RateLimited,
     ServiceUnavailable,
@@ -57,6 +54,7 @@ from ..server.messages import Request, Response, json_response
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
+from .call import ClientCall, parse_call
 from .catalog import list_models
 from .credentials import CredentialError, Credentials
 from .endpoints import ENDPOINTS, Endpoint
@@ -78,47 +76,6 @@ SSE_HEADERS = [
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: waiting this much beyond a retry-after makes sure the cooldown has passed
 _COOLDOWN_SLACK = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCall:
-    """What the client asked for, parsed once."""
-
-    endpoint: Endpoint
-    body: dict[str, Any]
-    model: str
-    stream: bool
-    session: str | None
-
-
-def parse_call(endpoint: Endpoint, raw: bytes, headers: Any) -> ClientCall:
-    if not raw.strip():
-        raise InvalidRequest("the request body is empty; expected a JSON object")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise InvalidRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be true or false", param="stream")
-    return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
-
-
-def _session_hint(body: dict[str, Any], headers: Any) -> str | None:
-    """A client's conversation identity, for sticky routing (prompt caches stay warm)."""
-    explicit = headers.get("x-session-id")
-    if explicit:
-        return str(explicit)
-    metadata = body.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        return str(metadata["user_id"])
-    user = body.get("user")
-    return user if isinstance(user, str) and user else None
 
 
 def candidates(config: Config, model: str) -> list[UpstreamAccount]:

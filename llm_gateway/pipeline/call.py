@@ -1,0 +1,59 @@
+"""What the client asked for, read once from its request.
+
+``parse_call`` parses the JSON body a single time and pulls out what routing
+needs (model, stream flag, a session hint for sticky routing); everything
+after it works on the ``ClientCall``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidRequest
+from .endpoints import Endpoint
+
+__all__ = ["ClientCall", "parse_call"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCall:
+    """What the client asked for, parsed once."""
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    session: str | None
+
+
+def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ClientCall:
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty; expected a JSON object")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be true or false", param="stream")
+    return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
+
+
+def _session_hint(body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
+    """A client's conversation identity, for sticky routing (prompt caches stay warm)."""
+    explicit = headers.get("x-session-id")
+    if explicit:
+        return str(explicit)
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        return str(metadata["user_id"])
+    user = body.get("user")
+    return user if isinstance(user, str) and user else None
