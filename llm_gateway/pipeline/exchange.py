@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..config.schema import Config, UpstreamAccount
+from ..config.schema import Config, ProxyConfig, UpstreamAccount
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
@@ -38,14 +38,24 @@ _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
 
 
 def timeouts_of(config: Config) -> Timeouts:
+    """The upstream timeouts a config sets (built once per loaded config)."""
     p = config.proxy
-    return Timeouts(
+    last = _last_timeouts[0]
+    if last is not None and last[0] is p:
+        return last[1]
+    timeouts = Timeouts(
         connect=p.connect_timeout,
         tls=p.tls_timeout,
         response_headers=p.response_timeout,
         stream_idle=p.stream_idle_timeout,
         total=p.request_timeout,
     )
+    _last_timeouts[0] = (p, timeouts)
+    return timeouts
+
+
+#: the proxy section of the config in use and its timeouts (configs are frozen)
+_last_timeouts: list[tuple[ProxyConfig, Timeouts] | None] = [None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,7 +358,10 @@ class _Connection:
             writer = self.writer
             writer.write(data)
             transport = writer.transport
-            if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            buffered = transport.get_write_buffer_size()
+            if buffered == 0 and not transport.is_closing():
+                return  # the kernel took it all: nothing to wait for
+            if buffered > transport.get_write_buffer_limits()[1]:
                 # The client is not keeping up: wait, but not forever.
                 await asyncio.wait_for(writer.drain(), self.limits.send_timeout)
             else:

@@ -28,10 +28,9 @@ and a peer always sees the close without delay.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import ssl
-from collections.abc import Iterator
+from types import TracebackType
 from typing import cast
 
 import h11
@@ -74,18 +73,40 @@ _PHASE_ERRORS: dict[Phase, type[UpstreamError]] = {
 }
 
 
-@contextlib.contextmanager
-def translating(phase: Phase, where: str, wait: Wait | None = None) -> Iterator[None]:
-    """Turn foreign exceptions raised inside the block into upstream errors."""
-    what = f"{phase.value} {where}"
-    try:
-        yield
-    except (asyncio.TimeoutError, TimeoutError) as exc:
-        if wait is None:
-            raise _PHASE_ERRORS[phase](f"{what} failed: timed out") from exc
-        raise wait.error(timeout_message(wait.error, what, wait.limit)) from None
-    except (OSError, EOFError, h11.ProtocolError) as exc:
-        raise _PHASE_ERRORS[phase](f"{what} failed: {_reason(exc)}") from exc
+class translating:  # noqa: N801 - used like a function: ``with translating(...)``
+    """Turn foreign exceptions raised inside the block into upstream errors.
+
+    A small class rather than a ``@contextmanager`` generator: it runs several
+    times per request, and the message is only built when something failed.
+    """
+
+    __slots__ = ("phase", "wait", "where")
+
+    def __init__(self, phase: Phase, where: str, wait: Wait | None = None) -> None:
+        self.phase = phase
+        self.where = where
+        self.wait = wait
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        what = f"{self.phase.value} {self.where}"
+        error = _PHASE_ERRORS[self.phase]
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            wait = self.wait
+            if wait is None:
+                raise error(f"{what} failed: timed out") from exc
+            raise wait.error(timeout_message(wait.error, what, wait.limit)) from None
+        if isinstance(exc, (OSError, EOFError, h11.ProtocolError)):
+            raise error(f"{what} failed: {_reason(exc)}") from exc
 
 
 def _reason(exc: BaseException) -> str:

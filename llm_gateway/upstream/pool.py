@@ -53,7 +53,7 @@ from llm_gateway.upstream.errors import (
 )
 from llm_gateway.upstream.proxy import ProxySettings, proxy_for
 from llm_gateway.upstream.response import Response
-from llm_gateway.upstream.routes import Route, build_request_head, parse_target
+from llm_gateway.upstream.routes import Route, Target, build_request_head, parse_target
 from llm_gateway.upstream.timeouts import DEFAULT_TIMEOUTS, Budget, Timeouts
 from llm_gateway.upstream.tls import TLSContexts
 
@@ -61,6 +61,8 @@ __all__ = ["ConnectionPool", "OriginStats", "PoolStats"]
 
 #: idle connections are checked for expiry at most this often (seconds)
 _SWEEP_INTERVAL = 1.0
+#: how many distinct upstream URLs the pool remembers parsed (then it starts over)
+_KNOWN_URLS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,8 @@ class ConnectionPool:
         #: the IDLE state since are skipped when met)
         self._idle: dict[Route, list[Connection]] = {}
         self._queue: list[_Waiter] = []
+        #: parsed URL and route per (URL, verify_tls), for the proxy settings in use
+        self._known_urls: dict[tuple[str, bool], tuple[Target, Route]] = {}
         self._last_sweep = clock()
         self._opened = 0
         self._closed = False
@@ -127,6 +131,7 @@ class ConnectionPool:
         """Use ``proxy`` for requests from now on (pooled connections keep their route:
         connections are keyed by origin *and* proxy, so none is reused wrongly)."""
         self._proxy = proxy
+        self._known_urls.clear()
 
     async def request(
         self,
@@ -146,10 +151,8 @@ class ConnectionPool:
         HTTP, and ``PoolClosed`` after ``aclose()``. If the calling task is
         cancelled, the connection in use is closed at once.
         """
-        started = asyncio.get_running_loop().time()
-        target = parse_target(url)
-        proxy = proxy_for(url, self._proxy) if self._proxy is not None else None
-        route = Route(target.origin, proxy, verify_tls)
+        started = _now()
+        target, route = self._route_for(url, verify_tls)
         head = build_request_head(method, target, route, headers, body)
         context = None
         if target.origin.scheme == "https":
@@ -161,7 +164,7 @@ class ConnectionPool:
                 if connection.state is ConnState.NEW:
                     await connection.open(context, timeouts)
                     self._opened += 1
-                now = asyncio.get_running_loop().time()
+                now = _now()
                 budget = Budget.until(now, timeouts.response_headers, ResponseHeadersTimeout)
                 await connection.send_request(head, body, budget)
                 response_head = await connection.receive_head(budget)
@@ -176,6 +179,19 @@ class ConnectionPool:
                 self._discard(connection)
                 raise
             return Response(response_head, connection, self._release, timeouts, started)
+
+    def _route_for(self, url: str, verify_tls: bool) -> tuple[Target, Route]:
+        """Where ``url`` leads and how; remembered per URL (accounts' URLs are few)."""
+        key = (url, verify_tls)
+        known = self._known_urls.get(key)
+        if known is None:
+            target = parse_target(url)
+            proxy = proxy_for(url, self._proxy) if self._proxy is not None else None
+            known = (target, Route(target.origin, proxy, verify_tls))
+            if len(self._known_urls) >= _KNOWN_URLS:
+                self._known_urls.clear()
+            self._known_urls[key] = known
+        return known
 
     def stats(self) -> PoolStats:
         counts: dict[str, dict[ConnState | str, int]] = {}
@@ -354,3 +370,8 @@ class ConnectionPool:
             future.cancel()
         elif not future.cancelled() and future.exception() is None:
             self._discard(future.result())
+
+
+#: the event loop's clock (``loop.time()`` is ``time.monotonic()``), read without
+#: looking the running loop up (which costs a ``getpid`` system call on 3.11)
+_now = time.monotonic

@@ -19,7 +19,7 @@ because this client frames the body itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import h11
@@ -39,12 +39,12 @@ class Origin:
     scheme: str
     host: str
     port: int
+    #: ``host:port`` (IPv6 bracketed): the CONNECT target and log label
+    authority: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def authority(self) -> str:
-        """``host:port`` (IPv6 bracketed): the CONNECT target and log label."""
+    def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        object.__setattr__(self, "authority", f"{host}:{self.port}")
 
     @property
     def host_header(self) -> str:
@@ -68,6 +68,14 @@ class Route:
     origin: Origin
     proxy: ProxyURL | None = None
     verify_tls: bool = True
+    #: where this route leads, for messages; never includes credentials
+    label: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        label = self.origin.authority
+        if self.proxy is not None:
+            label = f"{label} via proxy {self.proxy.address}"
+        object.__setattr__(self, "label", label)
 
     @property
     def tunnel(self) -> bool:
@@ -78,13 +86,6 @@ class Route:
     def forward(self) -> bool:
         """An http origin behind a proxy: absolute-form requests to the proxy."""
         return self.proxy is not None and self.origin.scheme == "http"
-
-    @property
-    def label(self) -> str:
-        """Where this route leads, for messages; never includes credentials."""
-        if self.proxy is None:
-            return self.origin.authority
-        return f"{self.origin.authority} via proxy {self.proxy.address}"
 
 
 def parse_target(url: str) -> Target:
