@@ -88,6 +88,14 @@ def make_app(probe: Probe) -> GatewayApp:
     async def stream(request: Request) -> Response:
         return Response(200, [("content-type", "text/plain")], chunks())
 
+    async def late_chunks() -> AsyncIterator[bytes]:
+        probe.started.set()
+        await probe.release.wait()  # like a model thinking before its first token
+        yield b"late chunk\n"
+
+    async def stream_late(request: Request) -> Response:
+        return Response(200, [("content-type", "text/plain")], late_chunks())
+
     async def failing_chunks() -> AsyncIterator[bytes]:
         yield b"partial"
         raise RuntimeError(INTERNAL_DETAIL)
@@ -96,6 +104,7 @@ def make_app(probe: Probe) -> GatewayApp:
         return Response(200, [("content-type", "text/plain")], failing_chunks())
 
     app.route("GET", "/stream-fails", stream_fails)
+    app.route("GET", "/stream-late", stream_late)
     app.route("POST", "/echo", echo)
     app.route("GET", "/boom", boom)
     app.route("GET", "/wait", wait)
@@ -608,6 +617,30 @@ def test_streamed_body_arrives_chunked_and_incrementally() -> None:
     assert first == b"first chunk\n"
     assert not produced_more
     assert rest == [b"second chunk\n", b"third chunk\n"]
+
+
+def test_a_streams_head_arrives_before_its_first_chunk_exists() -> None:
+    async def scenario() -> tuple[RawResponse, bool, bytes | None, bytes | None]:
+        probe = Probe()
+        server, port = await start(probe)
+        try:
+            reader, writer = await connect(port)
+            writer.write(raw_request("GET", "/stream-late"))
+            head = await asyncio.wait_for(read_head(reader), 5)
+            producer_still_waiting = not probe.release.is_set() and probe.started.is_set()
+            probe.release.set()
+            first = await read_chunk(reader)
+            end = await read_chunk(reader)
+            writer.close()
+            return head, producer_still_waiting, first, end
+        finally:
+            await server.shutdown()
+
+    head, producer_still_waiting, first, end = run(scenario())
+    assert head.status == 200
+    assert producer_still_waiting
+    assert first == b"late chunk\n"
+    assert end is None
 
 
 def test_streamed_body_framing_is_byte_exact() -> None:

@@ -10,11 +10,14 @@ running ``_Connection.run``, a loop of request cycles:
    ``max_header_bytes`` get 431, malformed HTTP 400, a stalled request 408,
    each followed by a close. The body is read (gaps of at most
    ``header_timeout``) up to ``max_body_bytes``; beyond that, 413 and close.
-2. *Respond.* The application runs in its own task while the connection
-   watches the client's side: if the client goes away (EOF or reset), the
-   task is cancelled at once, which closes its upstream request. A streamed
-   body is pulled one chunk at a time and every write is followed by
-   ``drain()``, so a slow client slows the producer instead of growing memory.
+2. *Respond.* The application runs in the connection's task; if the client
+   goes away meanwhile (EOF or reset, noticed by the protocol), the task is
+   cancelled at once, which closes its upstream request. A streamed body is
+   pulled one chunk at a time. Its head and chunks are queued and written
+   when the task next waits (so what the upstream delivered in one piece
+   leaves in one write, and nothing waits longer than that), and after each
+   chunk the task waits while the client is not keeping up (``drain()``), so
+   a slow client slows the producer instead of growing memory.
 3. *Next cycle* if both sides keep the connection alive and the server is not
    shutting down.
 
@@ -50,6 +53,8 @@ App = Callable[[Request], Awaitable[Response]]
 ErrorRenderer = Callable[[int, str], Response]
 
 _READ_SIZE = 65536
+#: queued response bytes beyond this are written at once (see ``_queue``)
+_QUEUE_LIMIT = 64 * 1024
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * 1024 * 1024
 
@@ -174,6 +179,9 @@ class _Connection:
         self.gone = False
         self._timed_out = False
         self._loop = asyncio.get_running_loop()
+        #: framed bytes waiting for ``_flush`` (see ``_queue``)
+        self._queued: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
         peer = writer.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
 
@@ -207,6 +215,7 @@ class _Connection:
                 raise  # shutdown, not the client
             log.info("client went away")
         finally:
+            self._flush()
             self.writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await asyncio.wait_for(self.writer.wait_closed(), 1.0)
@@ -352,20 +361,49 @@ class _Connection:
         return await self._send(request, response)
 
     async def _write(self, *events: h11.Event) -> None:
+        """Frame ``events`` and write them now (with anything queued before them)."""
         send = self.h11.send
         data = send(events[0]) if len(events) == 1 else b"".join([send(e) or b"" for e in events])
         if data:
-            writer = self.writer
-            writer.write(data)
-            transport = writer.transport
-            buffered = transport.get_write_buffer_size()
-            if buffered == 0 and not transport.is_closing():
-                return  # the kernel took it all: nothing to wait for
-            if buffered > transport.get_write_buffer_limits()[1]:
-                # The client is not keeping up: wait, but not forever.
-                await asyncio.wait_for(writer.drain(), self.limits.send_timeout)
-            else:
-                await writer.drain()
+            self._queued.append(data)
+        self._flush()
+        await self._drain()
+
+    def _queue(self, event: h11.Event) -> None:
+        """Frame ``event`` and send it once this task waits for something (or sooner).
+
+        A stream's head, its chunks and its end are queued: what the upstream
+        delivered in one piece leaves in one write, and a chunk never waits
+        longer than until the task next waits (the flush runs on the loop's
+        next pass, before it blocks).
+        """
+        data = self.h11.send(event)
+        if data:
+            self._queued.append(data)
+            if self._flush_handle is None:
+                self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        queued = self._queued
+        if queued:
+            data = queued[0] if len(queued) == 1 else b"".join(queued)
+            queued.clear()
+            self.writer.write(data)
+
+    async def _drain(self) -> None:
+        """Wait while the client is not keeping up with what was written."""
+        transport = self.writer.transport
+        buffered = transport.get_write_buffer_size()
+        if buffered == 0 and not transport.is_closing():
+            return  # the kernel took it all: nothing to wait for
+        if buffered > transport.get_write_buffer_limits()[1]:
+            # The client is not keeping up: flush, then wait, but not forever.
+            await asyncio.wait_for(self.writer.drain(), self.limits.send_timeout)
+        else:
+            await self.writer.drain()
 
     async def _send(self, request: Request, response: Response) -> bool:
         body = response.body
@@ -397,20 +435,28 @@ class _Connection:
             events.append(h11.EndOfMessage())
             await self._write(*events)
             return self.h11.our_state is h11.DONE
-        # A stream's head goes out at once: a client may wait long for the first
-        # event (a model thinking) and should know meanwhile that it was accepted.
-        await self._write(head)
+        # A stream's head goes out no later than when the first chunk is awaited:
+        # a client may wait long for the first event (a model thinking) and
+        # should know meanwhile that it was accepted.
+        self._queue(head)
         try:
             async for chunk in body:
                 if chunk:
-                    await self._write(h11.Data(data=chunk))
+                    self._queue(h11.Data(data=chunk))
+                    if self._queued_bytes() > _QUEUE_LIMIT:
+                        self._flush()
+                    await self._drain()
         except (OSError, asyncio.CancelledError):
             raise
         except Exception:
             log.exception("response stream failed", extra={"request_id": request.request_id})
+            self._flush()  # what the client was sent so far, then the close
             return False  # cannot finish the message: close the connection
         await self._write(h11.EndOfMessage())
         return self.h11.our_state is h11.DONE
+
+    def _queued_bytes(self) -> int:
+        return sum(len(data) for data in self._queued)
 
 
 class HTTPServer:
