@@ -74,6 +74,8 @@ _MALFORMED = StreamError("api_error", "upstream sent a malformed stream chunk")
 
 
 def _dumps(value: object) -> str:
+    if type(value) is str:  # most calls: a text piece; json's cached encoder is fastest
+        return json.dumps(value)
     return json.dumps(value, separators=_JSON_SEPARATORS)
 
 

@@ -133,6 +133,9 @@ class SSEDecoder:
             data = self._strip_bom(data)
         if not data:
             return events
+        if not self._skip_lf and b"\r" not in data:
+            self._feed_lf(data, events)
+            return events
         start = 0
         if self._skip_lf:
             self._skip_lf = False
@@ -173,6 +176,41 @@ class SSEDecoder:
                 raise SSEError(f"upstream event stream line exceeds {limit} bytes")
             buf += data[start:]
         return events
+
+    def _feed_lf(self, data: bytes, events: list[SSEEvent]) -> None:
+        """``feed`` for input without CR (nearly every upstream): split on LF at once.
+
+        Same rules as the general loop; the common ``data:`` line and the
+        blank line are handled inline.
+        """
+        buf = self._buf
+        limit = self._max
+        if buf:
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # the unterminated rest (b"" when data ended a line)
+        if len(data) > limit and any(len(line) > limit for line in lines):
+            raise SSEError(f"upstream event stream line exceeds {limit} bytes")
+        for line in lines:
+            if not line:
+                if self._data:
+                    self._dispatch(events)
+                else:
+                    self._event = None
+            elif line.startswith(b"data: "):
+                value = line[6:].decode("utf-8", "replace")
+                self._data_len += len(value) + 1
+                if self._data_len > limit:
+                    raise SSEError(f"upstream event data exceeds {limit} bytes")
+                self._data.append(value)
+            else:
+                self._line(line, events)
+        if tail:
+            if len(tail) > limit:
+                raise SSEError(f"upstream event stream line exceeds {limit} bytes")
+            buf += tail
 
     def close(self) -> list[SSEEvent]:
         """End of input: read an unterminated last line and dispatch a pending event.
