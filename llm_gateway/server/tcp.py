@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -59,6 +60,7 @@ _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 8 * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=64)
 def _reason(status: int) -> bytes:
     try:
         return HTTPStatus(status).phrase.encode("ascii")
