@@ -170,7 +170,7 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
         ]
         for b, pyz in zip(builds, pyzs, strict=True):
             gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu)
-            gateway.configure(accounts)
+            gateway.configure(accounts, log_level=args.log_level)
             gateway.start()
             b.gateway = gateway
         paths = [p for p in PATHS if p.label in args.paths]
@@ -236,6 +236,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="measurements per build and row")
     parser.add_argument("--gateway-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument(
+        "--log-level", default="warning", help="the gateways' logging.level (info: access logs)"
+    )
     parser.add_argument("--out", type=Path, help="default bench/results/compare-DATE.md")
     args = parser.parse_args(argv)
     args.argv = argv

@@ -112,8 +112,12 @@ class Gateway:
         *,
         max_connections: int = 1024,
         max_connections_per_upstream: int = 64,
+        log_level: str = "warning",
     ) -> None:
-        """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key."""
+        """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key.
+
+        Logging is at ``warning`` unless asked: at ``info`` every request writes an
+        access log line (to the gateway's log file here)."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings = {
             "server": {
@@ -122,7 +126,7 @@ class Gateway:
                 "max_connections": max_connections,
             },
             "proxy": {"max_connections_per_upstream": max_connections_per_upstream},
-            "logging": {"level": "warning", "format": "text"},
+            "logging": {"level": log_level, "format": "text"},
         }
         config = self.home / "config.yaml"
         config.write_text(json.dumps(settings, indent=2) + "\n")
