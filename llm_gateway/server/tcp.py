@@ -402,7 +402,7 @@ class _Connection:
         if buffered == 0 and not transport.is_closing():
             return  # the kernel took it all: nothing to wait for
         if buffered > transport.get_write_buffer_limits()[1]:
-            # The client is not keeping up: flush, then wait, but not forever.
+            # The client is not keeping up: wait, but not forever.
             await asyncio.wait_for(self.writer.drain(), self.limits.send_timeout)
         else:
             await self.writer.drain()
