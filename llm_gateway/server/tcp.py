@@ -57,6 +57,8 @@ _READ_SIZE = 65536
 #: queued response bytes beyond this are written at once (see ``_queue``)
 _QUEUE_LIMIT = 64 * 1024
 _LINGER_SECONDS = 2.0
+#: h11 events are immutable: one end-of-message serves every response
+_END = h11.EndOfMessage()
 _LINGER_BYTES = 8 * 1024 * 1024
 
 
@@ -113,7 +115,8 @@ def _raw_error(status: int, message: str, request_id: str) -> bytes:
 def _head_size(head: h11.Request) -> int:
     """The size of a request line and headers as sent (give or take whitespace)."""
     line = len(head.method) + len(head.target) + len(b"  HTTP/1.1\r\n")
-    return line + sum(len(k) + len(v) + len(b": \r\n") for k, v in head.headers) + 2
+    fields = head.headers.raw_items()
+    return line + sum(len(k) + len(v) + len(b": \r\n") for k, v in fields) + 2
 
 
 async def _linger(reader: asyncio.StreamReader) -> None:
@@ -434,7 +437,7 @@ class _Connection:
             events: list[h11.Event] = [head]
             if body and request.method != "HEAD":
                 events.append(h11.Data(data=body))
-            events.append(h11.EndOfMessage())
+            events.append(_END)
             await self._write(*events)
             return self.h11.our_state is h11.DONE
         # A stream's head goes out no later than when the first chunk is awaited:
@@ -454,7 +457,7 @@ class _Connection:
             log.exception("response stream failed", extra={"request_id": request.request_id})
             self._flush()  # what the client was sent so far, then the close
             return False  # cannot finish the message: close the connection
-        await self._write(h11.EndOfMessage())
+        await self._write(_END)
         return self.h11.our_state is h11.DONE
 
     def _queued_bytes(self) -> int:

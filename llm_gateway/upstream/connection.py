@@ -50,6 +50,8 @@ from llm_gateway.upstream.timeouts import Budget, Timeouts, Wait
 __all__ = ["ConnState", "Connection", "ResponseHead"]
 
 _READ_SIZE = 64 * 1024
+#: h11 events are immutable: one end-of-message serves every request
+_END = h11.EndOfMessage()
 
 
 class ConnState(enum.Enum):
@@ -210,7 +212,7 @@ class Connection:
         events: list[h11.Event] = [head]
         if body:
             events.append(h11.Data(data=body))
-        events.append(h11.EndOfMessage())
+        events.append(_END)
         await self._send(events, Phase.SEND, budget)
 
     async def receive_head(self, budget: Budget) -> ResponseHead:
