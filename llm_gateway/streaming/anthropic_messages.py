@@ -60,7 +60,7 @@ from llm_gateway.streaming.events import (
     UnifiedEvent,
 )
 from llm_gateway.streaming.ids import response_id
-from llm_gateway.streaming.sse import SSEEvent
+from llm_gateway.streaming.sse import SSEEvent, compact_json
 
 __all__ = [
     "AnthropicMessagesParser",
@@ -72,14 +72,6 @@ __all__ = [
 ]
 
 _STOP_REASONS = {reason.value: reason for reason in StopReason}
-
-_JSON_SEPARATORS = (",", ":")
-
-
-def _dumps(value: object) -> str:
-    if type(value) is str:  # most calls: a text piece; json's cached encoder is fastest
-        return json.dumps(value)
-    return json.dumps(value, separators=_JSON_SEPARATORS)
 
 
 def stop_reason_from_anthropic(raw: object) -> StopReason | None:
@@ -109,7 +101,7 @@ def usage_from_anthropic(raw: dict[str, Any], base: Usage | None = None) -> Usag
 
 def error_event(error: StreamError) -> bytes:
     """The end of a failed Anthropic-format stream: one ``error`` event."""
-    body = _dumps(render_error(502, error.kind, error.message))
+    body = compact_json(render_error(502, error.kind, error.message))
     return b"event: error\ndata: " + body.encode() + b"\n\n"
 
 
@@ -263,7 +255,7 @@ class AnthropicMessagesParser:
                 )
             )
             if isinstance(tool_input, dict) and tool_input:
-                out.append(ToolArgsDelta(index, _dumps(tool_input)))
+                out.append(ToolArgsDelta(index, compact_json(tool_input)))
         elif kind == "redacted_thinking":
             block = self._blocks[key] = _UpstreamBlock(_Kind.REDACTED)
             redacted = content.get("data")
@@ -438,7 +430,7 @@ class AnthropicMessagesRenderer:
             "stop_sequence": None,
             "usage": usage_to_anthropic(self._usage),
         }
-        body = _dumps({"type": "message_start", "message": message})
+        body = compact_json({"type": "message_start", "message": message})
         return _event("message_start", body).encode()
 
     def _content(
@@ -486,10 +478,12 @@ class AnthropicMessagesRenderer:
             content = '{"type":"thinking","thinking":"","signature":""}'
         elif isinstance(block.first, ToolCallStart):
             call = block.first
-            content = _dumps({"type": "tool_use", "id": call.id, "name": call.name, "input": {}})
+            content = compact_json(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            )
         else:
             assert isinstance(block.first, RedactedThinking)
-            content = _dumps({"type": "redacted_thinking", "data": block.first.data})
+            content = compact_json({"type": "redacted_thinking", "data": block.first.data})
         parts = [
             _event(
                 "content_block_start",
@@ -506,22 +500,27 @@ class AnthropicMessagesRenderer:
 
     def _render_delta(self, block: _ClientBlock, event: UnifiedEvent) -> str:
         if isinstance(event, TextDelta) and block.kind is _Kind.TEXT:
-            return _delta(block.number, '{"type":"text_delta","text":' + _dumps(event.text) + "}")
+            return _delta(
+                block.number, '{"type":"text_delta","text":' + compact_json(event.text) + "}"
+            )
         if isinstance(event, ToolArgsDelta) and block.kind is _Kind.TOOL:
             if not block.has_input and not event.partial_json.isspace():
                 block.has_input = True
             return _delta(
                 block.number,
-                '{"type":"input_json_delta","partial_json":' + _dumps(event.partial_json) + "}",
+                '{"type":"input_json_delta","partial_json":'
+                + compact_json(event.partial_json)
+                + "}",
             )
         if isinstance(event, ThinkingDelta) and block.kind is _Kind.THINKING:
             return _delta(
-                block.number, '{"type":"thinking_delta","thinking":' + _dumps(event.text) + "}"
+                block.number,
+                '{"type":"thinking_delta","thinking":' + compact_json(event.text) + "}",
             )
         if isinstance(event, SignatureDelta) and block.kind is _Kind.THINKING:
             return _delta(
                 block.number,
-                '{"type":"signature_delta","signature":' + _dumps(event.signature) + "}",
+                '{"type":"signature_delta","signature":' + compact_json(event.signature) + "}",
             )
         return ""  # a delta that does not fit its block
 
@@ -552,7 +551,7 @@ class AnthropicMessagesRenderer:
             "stop_reason": (self._stop_reason or StopReason.END_TURN).value,
             "stop_sequence": self._stop_sequence,
         }
-        body = _dumps(
+        body = compact_json(
             {"type": "message_delta", "delta": delta, "usage": usage_to_anthropic(self._usage)}
         )
         tail = _event("message_delta", body) + _event("message_stop", '{"type":"message_stop"}')

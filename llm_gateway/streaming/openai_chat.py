@@ -59,7 +59,7 @@ from llm_gateway.streaming.events import (
     UnifiedEvent,
 )
 from llm_gateway.streaming.ids import new_tool_call_id, response_id
-from llm_gateway.streaming.sse import DONE_EVENT, SSEEvent, is_done
+from llm_gateway.streaming.sse import DONE_EVENT, SSEEvent, compact_json, is_done
 
 __all__ = [
     "OpenAIChatParser",
@@ -69,14 +69,7 @@ __all__ = [
     "usage_from_openai",
 ]
 
-_JSON_SEPARATORS = (",", ":")
 _MALFORMED = StreamError("api_error", "upstream sent a malformed stream chunk")
-
-
-def _dumps(value: object) -> str:
-    if type(value) is str:  # most calls: a text piece; json's cached encoder is fastest
-        return json.dumps(value)
-    return json.dumps(value, separators=_JSON_SEPARATORS)
 
 
 def usage_from_openai(raw: object) -> Usage | None:
@@ -98,7 +91,7 @@ def stream_error_from_openai(data: str) -> StreamError:
 def error_event(error: StreamError) -> bytes:
     """The end of a failed OpenAI-format stream: an ``{"error": ...}`` chunk, then ``[DONE]``."""
     body = openai_family.render_error(502, error.kind, error.message)
-    return b"data: " + _dumps(body).encode() + b"\n\n" + DONE_EVENT
+    return b"data: " + compact_json(body).encode() + b"\n\n" + DONE_EVENT
 
 
 def finish_reason(stop: StopReason | None) -> str:
@@ -356,7 +349,7 @@ class OpenAIChatRenderer:
             return self._arguments(tool.number, event.partial_json)
         if isinstance(event, ThinkingDelta):
             return self._start_if_needed() + self._chunk(
-                '{"reasoning_content":' + _dumps(event.text) + "}"
+                '{"reasoning_content":' + compact_json(event.text) + "}"
             )
         if isinstance(event, ToolCallStart):
             return self._tool_start(event)
@@ -395,13 +388,13 @@ class OpenAIChatRenderer:
         self._state = _RendererState.STREAMING
         self._head = (
             '{"id":'
-            + _dumps(response_id(self._ID_PREFIX, upstream_id))
+            + compact_json(response_id(self._ID_PREFIX, upstream_id))
             + ',"object":"'
             + self._OBJECT
             + '","created":'
             + str(int(self._created))
             + ',"model":'
-            + _dumps(self._model)
+            + compact_json(self._model)
             + ","
         )
         self._prefix = self._head + '"choices":[{"index":0,"delta":'
@@ -411,7 +404,7 @@ class OpenAIChatRenderer:
         return self._chunk('{"role":"assistant","content":""}')
 
     def _text_chunk(self, text: str) -> bytes:
-        return self._chunk('{"content":' + _dumps(text) + "}")
+        return self._chunk('{"content":' + compact_json(text) + "}")
 
     def _finish_line(self, reason: str) -> bytes:
         return self._chunk("{}", '"' + reason + '"')
@@ -428,7 +421,7 @@ class OpenAIChatRenderer:
             '{"tool_calls":[{"index":'
             + str(number)
             + ',"function":{"arguments":'
-            + _dumps(piece)
+            + compact_json(piece)
             + "}}]}"
         )
 
@@ -443,7 +436,7 @@ class OpenAIChatRenderer:
             "type": "function",
             "function": {"name": event.name, "arguments": ""},
         }
-        return self._start_if_needed() + self._chunk('{"tool_calls":[' + _dumps(call) + "]}")
+        return self._start_if_needed() + self._chunk('{"tool_calls":[' + compact_json(call) + "]}")
 
     def _block_stop(self, index: int) -> bytes:
         tool = self._tools.get(index)
@@ -463,7 +456,7 @@ class OpenAIChatRenderer:
     def _end(self) -> bytes:
         out = self._finish_chunk()
         if self._include_usage:
-            usage = _dumps(openai_family.render_usage(self._usage or Usage()))
+            usage = compact_json(openai_family.render_usage(self._usage or Usage()))
             out += ("data: " + self._head + '"choices":[],"usage":' + usage + "}\n\n").encode()
         self._state = _RendererState.DONE
         return out + DONE_EVENT

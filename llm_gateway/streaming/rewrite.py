@@ -31,11 +31,9 @@ import json
 from llm_gateway.formats.unified import Usage
 from llm_gateway.streaming.anthropic_messages import usage_from_anthropic
 from llm_gateway.streaming.openai_chat import usage_from_openai
-from llm_gateway.streaming.sse import DONE_EVENT, SSEEvent, encode_event, is_done
+from llm_gateway.streaming.sse import DONE_EVENT, SSEEvent, compact_json, encode_event, is_done
 
 __all__ = ["AnthropicModelRewriter", "OpenAIModelRewriter"]
-
-_JSON_SEPARATORS = (",", ":")
 
 
 class OpenAIModelRewriter:
@@ -72,7 +70,7 @@ class OpenAIModelRewriter:
             changed = True
         if not changed:
             return encode_event(event.data, event.event)
-        return encode_event(json.dumps(chunk, separators=_JSON_SEPARATORS), event.event)
+        return encode_event(compact_json(chunk), event.event)
 
     def finish(self) -> bytes:
         return b""
@@ -114,4 +112,4 @@ class AnthropicModelRewriter:
         if self._model is None or message.get("model") == self._model:
             return encode_event(event.data, event.event)
         message["model"] = self._model
-        return encode_event(json.dumps(data, separators=_JSON_SEPARATORS), event.event)
+        return encode_event(compact_json(data), event.event)
