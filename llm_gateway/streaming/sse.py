@@ -193,11 +193,7 @@ class SSEDecoder:
         return events
 
     def _feed_lf(self, data: bytes, events: list[SSEEvent]) -> None:
-        """``feed`` for input without CR (nearly every upstream): split on LF at once.
-
-        Same rules as the general loop; the common ``data:`` line and the
-        blank line are handled inline.
-        """
+        """``feed`` for input without CR (nearly every upstream): split on LF at once."""
         buf = self._buf
         limit = self._max
         if buf:
@@ -209,23 +205,10 @@ class SSEDecoder:
         if len(data) > limit and any(len(line) > limit for line in lines):
             raise SSEError(f"upstream event stream line exceeds {limit} bytes")
         for line in lines:
-            if not line:
-                if self._data:
-                    self._dispatch(events)
-                else:
-                    self._event = None
-            elif line.startswith(b"data: "):
-                value = line[6:].decode("utf-8", "replace")
-                self._data_len += len(value) + 1
-                if self._data_len > limit:
-                    raise SSEError(f"upstream event data exceeds {limit} bytes")
-                self._data.append(value)
-            else:
-                self._line(line, events)
-        if tail:
-            if len(tail) > limit:
-                raise SSEError(f"upstream event stream line exceeds {limit} bytes")
-            buf += tail
+            self._line(line, events)
+        if len(tail) > limit:
+            raise SSEError(f"upstream event stream line exceeds {limit} bytes")
+        buf += tail
 
     def close(self) -> list[SSEEvent]:
         """End of input: read an unterminated last line and dispatch a pending event.
