@@ -33,7 +33,14 @@ from urllib.parse import unquote, urlsplit
 
 from llm_gateway.upstream.errors import ProxyError
 
-__all__ = ["ProxySettings", "ProxyURL", "bypasses_proxy", "parse_proxy_url", "proxy_for"]
+__all__ = [
+    "ProxySettings",
+    "ProxyURL",
+    "bracket",
+    "bypasses_proxy",
+    "parse_proxy_url",
+    "proxy_for",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -51,7 +58,7 @@ class ProxyURL:
     @property
     def address(self) -> str:
         """``host:port``, IPv6 hosts bracketed; safe to log."""
-        return f"{_bracket(self.host)}:{self.port}"
+        return f"{bracket(self.host)}:{self.port}"
 
     @property
     def authorization(self) -> str | None:
@@ -233,5 +240,6 @@ def _ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
-def _bracket(host: str) -> str:
+def bracket(host: str) -> str:
+    """``host`` as it goes before ``:port``: IPv6 addresses in brackets."""
     return f"[{host}]" if ":" in host else host

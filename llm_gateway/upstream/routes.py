@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import h11
 
 from llm_gateway.errors import InvalidRequest, UpstreamError
-from llm_gateway.upstream.proxy import ProxyURL
+from llm_gateway.upstream.proxy import ProxyURL, bracket
 
 __all__ = ["Origin", "Route", "Target", "build_request_head", "parse_target"]
 
@@ -43,14 +43,13 @@ class Origin:
     authority: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        object.__setattr__(self, "authority", f"{host}:{self.port}")
+        object.__setattr__(self, "authority", f"{bracket(self.host)}:{self.port}")
 
     @property
     def host_header(self) -> str:
         """The ``Host`` value: the port only when it is not the scheme's default."""
         if self.port == _DEFAULT_PORTS[self.scheme]:
-            return f"[{self.host}]" if ":" in self.host else self.host
+            return bracket(self.host)
         return self.authority
 
     def __str__(self) -> str:
