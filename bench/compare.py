@@ -48,7 +48,7 @@ from gateway_proc import REPO, Gateway, build_zipapp, free_port
 from loadgen import probe, run_wrk
 from payloads import MODELS, Route
 from procstat import cpu_seconds
-from run import PATHS, RESULTS, _headers, ensure_tools
+from run import PATHS, RESULTS, ensure_tools
 from stub_nginx import NginxStub
 
 
@@ -131,7 +131,7 @@ def measure_row(
     for b in builds:
         assert b.gateway is not None
         url = b.gateway.url + payloads.endpoint(path.client)
-        headers = _headers(path.client, b.gateway.key)
+        headers = payloads.client_headers(path.client, b.gateway.key)
         targets[b.name] = (url, headers, b.gateway.pid)
         problems = probe(
             url, body, headers, client=path.client, stream=stream, model=model, count=1

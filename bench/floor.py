@@ -296,7 +296,7 @@ def measure(
 ) -> dict[str, Any]:
     model, stream = MODELS[(OPENAI, mode)], mode == "sse"
     body = payloads.client_request(OPENAI, model, stream)
-    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    headers = payloads.client_headers(OPENAI, key)
     problems = probe(url, body, headers, client=OPENAI, stream=stream, model=model, count=3)
     body_file = work / f"body-{mode}.json"
     body_file.write_bytes(body)

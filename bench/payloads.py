@@ -91,6 +91,13 @@ def endpoint(fmt: str) -> str:
     return "/v1/chat/completions" if fmt == OPENAI else "/v1/messages"
 
 
+def client_headers(fmt: str, key: str) -> dict[str, str]:
+    """The headers a format's clients send with gateway key ``key``."""
+    if fmt == OPENAI:
+        return {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    return {"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
+
+
 def stub_location(upstream: str, mode: str) -> str:
     """The stub's base URL path for one answer (what an upstream account's base URL ends in)."""
     base = f"/{upstream}/{mode}"

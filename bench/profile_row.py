@@ -34,7 +34,7 @@ from pathlib import Path
 import payloads
 from gateway_proc import Gateway, build_zipapp, free_port
 from loadgen import WrkResult, run_wrk
-from payloads import MODELS, OPENAI
+from payloads import MODELS
 from stub_nginx import NginxStub
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -127,14 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         model = MODELS[(upstream, args.mode)]
         body = work / "body.json"
         body.write_bytes(payloads.client_request(client, model, stream))
-        if client == OPENAI:
-            headers = {"content-type": "application/json", "authorization": f"Bearer {gateway.key}"}
-        else:
-            headers = {
-                "content-type": "application/json",
-                "x-api-key": gateway.key,
-                "anthropic-version": "2023-06-01",
-            }
+        headers = payloads.client_headers(client, gateway.key)
         url = gateway.url + payloads.endpoint(client)
         markers = payloads.wrk_markers(client, stream)
         load = {"connections": args.connections, "cpu": args.load_cpu}

@@ -97,16 +97,6 @@ class Measurement:
         return self.socket_errors + self.non2xx + self.bad_bodies + len(self.probe_problems)
 
 
-def _headers(fmt: str, key: str) -> dict[str, str]:
-    if fmt == OPENAI:
-        return {"content-type": "application/json", "authorization": f"Bearer {key}"}
-    return {
-        "content-type": "application/json",
-        "x-api-key": key,
-        "anthropic-version": "2023-06-01",
-    }
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace, work: Path):
         self.args = args
@@ -184,7 +174,7 @@ class Bench:
             m,
             url=self.stub.url(upstream, mode),
             body=body,
-            headers=_headers(upstream, f"sk-bench-stub-{upstream}-{mode}"),
+            headers=payloads.client_headers(upstream, f"sk-bench-stub-{upstream}-{mode}"),
             client=upstream,
             model=model,
             gateway_pid=None,
@@ -203,7 +193,7 @@ class Bench:
             m,
             url=self.gateway.url + payloads.endpoint(path.client),
             body=body,
-            headers=_headers(path.client, self.gateway.key),
+            headers=payloads.client_headers(path.client, self.gateway.key),
             client=path.client,
             model=model,
             gateway_pid=self.gateway.pid,

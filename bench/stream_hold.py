@@ -198,14 +198,7 @@ async def _hold(
 ) -> dict[str, Any]:
     model = MODELS[(route.upstream, "sse")]
     body = payloads.client_request(route.client, model, True)
-    if route.client == OPENAI:
-        headers = {"content-type": "application/json", "authorization": f"Bearer {gateway.key}"}
-    else:
-        headers = {
-            "content-type": "application/json",
-            "x-api-key": gateway.key,
-            "anthropic-version": "2023-06-01",
-        }
+    headers = payloads.client_headers(route.client, gateway.key)
     path = payloads.endpoint(route.client)
     request = _http_request(path, body, headers, gateway.port)
     tally = Tally()

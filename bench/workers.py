@@ -63,7 +63,7 @@ def measure(
     try:
         url = gateway.url + payloads.endpoint(OPENAI)
         body = payloads.client_request(OPENAI, model, False)
-        headers = {"content-type": "application/json", "authorization": f"Bearer {gateway.key}"}
+        headers = payloads.client_headers(OPENAI, gateway.key)
         problems = probe(url, body, headers, client=OPENAI, stream=False, model=model, count=3)
         if problems:
             raise SystemExit(f"wrong answers: {problems[0]}")
