@@ -27,8 +27,13 @@ few seconds after the other, so both see the same machine and only their
    then the geometric mean of the ratios over all rows. Below 1 means the new
    build spends less CPU per request.
 
+The same build under two interpreters is a comparison too: ``compare.py HEAD
+HEAD --new-python python3.13`` measures what a newer Python buys (the zipapp is
+pure Python, so one build runs on any 3.10+).
+
 Usage: ``python3 bench/compare.py BASE [NEW] [--paths ...] [--modes json,sse]
-[--connections 16] [--duration 4] [--rounds 3] [--out PATH.md]``
+[--connections 16] [--duration 4] [--rounds 3] [--base-python PY] [--new-python PY]
+[--out PATH.md]``
 """
 
 from __future__ import annotations
@@ -59,7 +64,13 @@ class Build:
     name: str  # "base" or "new"
     ref: str | None  # None: the working tree
     commit: str
+    python: str  # the interpreter that runs this build's gateway
+    version: str  # what ``python --version`` says
     gateway: Gateway | None = None
+
+    @property
+    def label(self) -> str:
+        return f"`{self.ref or 'working tree'}` = `{self.commit}` on {self.version}"
 
 
 @dataclass
@@ -92,10 +103,22 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def resolve(name: str, ref: str | None) -> Build:
+def python_version(python: str) -> str:
+    """``Python 3.x.y`` as ``python`` reports it; exits when it cannot run."""
+    try:
+        done = subprocess.run([python, "--version"], capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        raise SystemExit(f"cannot run {python}: {exc.strerror}") from None
+    if done.returncode != 0:
+        raise SystemExit(f"{python} --version failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def resolve(name: str, ref: str | None, python: str) -> Build:
+    version = python_version(python)
     if ref is None:
-        return Build(name, None, _git("describe", "--always", "--dirty"))
-    return Build(name, ref, _git("rev-parse", "--verify", f"{ref}^{{commit}}"))
+        return Build(name, None, _git("describe", "--always", "--dirty"), python, version)
+    return Build(name, ref, _git("rev-parse", "--verify", f"{ref}^{{commit}}"), python, version)
 
 
 def build(side: Build, work: Path) -> Path:
@@ -169,7 +192,7 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
             for (upstream, mode), model in MODELS.items()
         ]
         for b, pyz in zip(builds, pyzs, strict=True):
-            gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu)
+            gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu, b.python)
             gateway.configure(accounts, log_level=args.log_level)
             gateway.start()
             b.gateway = gateway
@@ -197,8 +220,7 @@ def report(args: argparse.Namespace, builds: list[Build], rows: list[Row], date:
     lines = [
         f"Comparison of {date}: `{command}`",
         "",
-        f"base `{base.ref}` = `{base.commit}`, new `{new.ref or 'working tree'}` = "
-        f"`{new.commit}`; Python {sys.version.split()[0]}; both gateways on CPU "
+        f"base {base.label}, new {new.label}; both gateways on CPU "
         f"{args.gateway_cpu}, nginx + wrk on CPU {args.load_cpu}; per row {args.rounds} "
         f"rounds of {args.duration} s per build, order alternating, after a checked "
         "request and 1 s of warm-up each.",
@@ -239,6 +261,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--log-level", default="warning", help="the gateways' logging.level (info: access logs)"
     )
+    parser.add_argument(
+        "--base-python", default=sys.executable, help="interpreter for the base build's gateway"
+    )
+    parser.add_argument(
+        "--new-python", default=sys.executable, help="interpreter for the new build's gateway"
+    )
     parser.add_argument("--out", type=Path, help="default bench/results/compare-DATE.md")
     args = parser.parse_args(argv)
     args.argv = argv
@@ -259,9 +287,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main() -> int:
     args = parse_args(sys.argv[1:])
     ensure_tools()
-    builds = [resolve("base", args.base), resolve("new", args.new)]
+    builds = [
+        resolve("base", args.base, args.base_python),
+        resolve("new", args.new, args.new_python),
+    ]
     for b in builds:
-        print(f"{b.name}: {b.ref or 'working tree'} = {b.commit}", flush=True)
+        print(f"{b.name}: {b.label}", flush=True)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     now = datetime.datetime.now().astimezone()
     out: Path = args.out or RESULTS / f"compare-{now.strftime('%Y%m%d-%H%M%S')}.md"
