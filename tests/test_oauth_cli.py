@@ -359,6 +359,41 @@ def test_a_browser_is_opened_only_with_a_display_and_without_no_browser(
     assert urls == ([view["authorize_url"]] if opened else [])
 
 
+def test_a_wrong_secret_key_seals_nothing_beside_oauth_tokens(
+    home: Path,
+    account: str,
+    oauth_server: FakeOAuthServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The file holds OAuth secrets only (no API key to test a key against); a wrong
+    # LLM_GATEWAY_SECRET_KEY must still not seal anything beside them.
+    code = oauth_server.authorize(start(account))
+    ok("oauth", "start", account, "--code", code)
+    second = add_oauth_account("second")
+    pending_code = oauth_server.authorize(start(second))
+    before = config_file(home).read_bytes()
+    monkeypatch.setenv("LLM_GATEWAY_SECRET_KEY", "ab" * 32)
+    calls = len(oauth_server.token_calls())
+    key = "sk-proj-" + "K" * 40
+
+    refused = [
+        failed("oauth", "start", second, "--no-browser", "--json"),
+        failed("oauth", "start", second, "--code", pending_code),
+        failed("upstream", "add", "--type=api-key", "--provider=openai", "--name=n", "--key", key),
+    ]
+    for result in refused:
+        assert result.err.startswith("error: sealed value for "), result.err
+        assert "cannot be decrypted: wrong secret key" in result.err
+        assert result.err.endswith("; nothing was changed\n")
+        assert "ab" * 32 not in result.output and key not in result.output
+    assert config_file(home).read_bytes() == before
+    assert len(oauth_server.token_calls()) == calls  # the pasted code was not spent
+
+    monkeypatch.delenv("LLM_GATEWAY_SECRET_KEY")
+    ok("oauth", "start", second, "--code", pending_code)
+    assert clear(home, second, "access_token") == oauth_server.issued[-2]
+
+
 # --- status and refresh ------------------------------------------------------------------
 
 

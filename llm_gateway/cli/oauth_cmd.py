@@ -41,6 +41,7 @@ from ..oauth.token_client import post_token
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .context import CliError, Context
+from .sealed import check_secret_key
 
 __all__ = ["register", "status_view"]
 
@@ -208,6 +209,7 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
     url = flow.login_url(config, s256_challenge(verifier), state)
 
     def mutate(document: dict[str, Any]) -> None:
+        check_secret_key(document, key)
         records.write_pending(_section(document, args.id), key, args.id, state, verifier)
 
     ctx.store.update(mutate)
@@ -257,7 +259,9 @@ def _complete(
     except PastedCodeError as exc:
         raise CliError(str(exc)) from None
     key = load_secret_key(ctx.store.home, ctx.environ, create=False)
-    section = _section(ctx.store.read_document(), args.id)
+    document = ctx.store.read_document()
+    check_secret_key(document, key)  # before the code is spent on an exchange
+    section = _section(document, args.id)
     sealed_state = section.get("pending_state")
     pending = records.read_pending(section, key, args.id)
     if pending is None:

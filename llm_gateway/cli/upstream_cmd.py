@@ -19,6 +19,7 @@ from ..providers.registry import get_provider
 from .apikey_cmd import now_iso
 from .context import CliError, Context, add_actions, parse_csv, print_table
 from .entries import Entries
+from .sealed import check_secret_key
 from .status_cmd import probe
 
 __all__ = ["register"]
@@ -151,20 +152,6 @@ def _validate(entry: dict[str, Any]) -> None:
         raise CliError("oauth accounts are supported for provider 'anthropic' only")
 
 
-def _check_secret_key(document: dict[str, Any], secret_key: bytes) -> None:
-    """Refuse to seal with a secret key that cannot open the keys already stored.
-
-    Otherwise a wrong ``LLM_GATEWAY_SECRET_KEY`` would leave a file that no
-    single secret key can fully decrypt.
-    """
-    for entry in document.get("upstream_accounts") or []:
-        if isinstance(entry, dict) and entry.get("api_key"):
-            try:
-                unseal(secret_key, entry["api_key"], context=api_key_context(entry["id"]))
-            except SecretKeyError as exc:
-                raise CliError(f"{exc}; nothing was changed") from None
-
-
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     _check_provider(args.provider)
     provider = get_provider(args.provider)
@@ -191,7 +178,7 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
 
     def mutate(document: dict[str, Any]) -> None:
         if key is not None:
-            _check_secret_key(document, secret_key)
+            check_secret_key(document, secret_key)
         document.setdefault("upstream_accounts", []).append(entry)
 
     ctx.store.update(mutate)
@@ -341,7 +328,7 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
         if key is not None and secret_key is not None:
             if entry["type"] == "oauth":
                 raise CliError("oauth accounts take no --key")
-            _check_secret_key(document, secret_key)
+            check_secret_key(document, secret_key)
             entry["api_key"] = seal(secret_key, key, context=api_key_context(entry["id"]))
         _validate(entry)
         return entry
