@@ -594,3 +594,59 @@ def test_claude_code_request_against_an_openai_compatible_upstream(
     ] == [(c.id, c.name, c.arguments) for c in (READ, BASH)]
     assert messages[6] == {"role": "tool", "tool_call_id": READ.id, "content": "def main(): ..."}
     assert messages[7] == {"role": "tool", "tool_call_id": BASH.id, "content": "Error: 1 failed"}
+
+
+# --- lone surrogates -----------------------------------------------------------------
+
+#: JSON may escape half of a UTF-16 pair on its own; Python decodes it into a str
+#: that UTF-8 cannot encode. Such text must travel as the escape it came as.
+LONE = "half an emoji \ud83d and the other half \ude00"
+
+
+def _text_of_stream(client: str, raw: bytes) -> str:
+    pieces = []
+    for line in raw.decode().split("\n"):
+        if not line.startswith("data: {"):
+            continue
+        data = json.loads(line[len("data: ") :])
+        if client == "openai":
+            pieces += [c["delta"].get("content") or "" for c in data.get("choices", [])]
+        elif data["type"] == "content_block_delta" and data["delta"]["type"] == "text_delta":
+            pieces.append(data["delta"]["text"])
+    return "".join(pieces)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("mapped", [False, True], ids=["direct", "mapped"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("client", PROVIDERS)
+def test_lone_surrogates_travel_as_escapes_both_ways(
+    gw: Wired, client: str, provider: str, mapped: bool, stream: bool
+) -> None:
+    model, upstream_model = MODELS[(provider, mapped)]
+    gw.upstream(provider).respond(answering(Answer(text=LONE)))
+    fields: dict[str, Any] = {"model": model, "stream": stream, "max_tokens": 50}
+    fields["messages"] = [{"role": "user", "content": LONE}]
+    body = json.dumps(fields).encode()  # ASCII: the surrogates are \u escapes
+    assert b"\\ud83d" in body
+    if client == "openai":
+        path, headers = "/v1/chat/completions", [("authorization", f"Bearer {gw.key}")]
+    else:
+        path = "/v1/messages"
+        headers = [("x-api-key", gw.key), ("anthropic-version", "2023-06-01")]
+    headers.append(("content-type", "application/json"))
+
+    raw = run(exchange(gw.port, raw_request("POST", path, headers=headers, body=body)))
+
+    assert raw.status == 200, raw.body
+    sent = gw.upstream(provider).last()
+    assert b"\\ud83d" in sent.body and b"\\ude00" in sent.body
+    sent_json = sent.json()
+    assert sent_json["model"] == upstream_model
+    assert LONE in json.dumps(sent_json["messages"], ensure_ascii=False)
+    if stream:
+        assert _text_of_stream(client, raw.body) == LONE
+    elif client == "openai":
+        assert raw.json()["choices"][0]["message"]["content"] == LONE
+    else:
+        assert raw.json()["content"][0]["text"] == LONE

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeAlias
 
+from ..json_text import dumps
+
 __all__ = [
     "Base64Source",
     "CacheControl",
@@ -103,7 +105,7 @@ class JSONValue:
     def of(cls, value: object) -> JSONValue:
         """Wrap a JSON-compatible Python value. Raises ValueError otherwise."""
         try:
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            text = dumps(value, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"not a JSON value: {exc}") from None
         return cls(text)

@@ -12,7 +12,6 @@ shapes; this module moves whole bodies between them.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,6 +21,7 @@ from ..config.schema import Config, ProxyConfig, UpstreamAccount
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
+from ..json_text import dumps_bytes
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
@@ -116,11 +116,7 @@ def prepare(
         body, usage_added = ask_for_stream_usage(upstream_format, body)
     body = adjust_outgoing(upstream_format, body, account.quirks)
     body = provider.adjust_body(account, operation, body)
-    data = (
-        request.body
-        if body is call.body
-        else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    )
+    data = request.body if body is call.body else dumps_bytes(body)
     target = provider.build_target(
         account, credential, operation, upstream_model, request.header_map, request.query
     )

@@ -9,10 +9,11 @@ chunk is pulled only after the previous one was written and drained).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..json_text import dumps_bytes
 
 __all__ = ["Request", "Response", "json_response"]
 
@@ -57,7 +58,7 @@ class Response:
 def json_response(
     status: int, payload: Any, headers: list[tuple[str, str]] | None = None
 ) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = dumps_bytes(payload)
     return Response(
         status=status,
         headers=[("content-type", "application/json"), *(headers or [])],
