@@ -338,6 +338,8 @@ def test_cors_preflight_for_an_allowed_and_a_foreign_origin(
     for name in ("authorization", "content-type", "x-stainless-os", "anthropic-version"):
         assert name in allowed_headers
     assert foreign.status == 403
+    assert json.loads(foreign.body)["error"]["type"] == "invalid_request_error"  # a client error
+    assert json.loads(foreign.body)["error"]["code"] == "permission_denied"
     assert "access-control-allow-origin" not in foreign.headers
     assert actual.headers["access-control-allow-origin"] == "https://app.example"
     assert "x-request-id" in actual.headers["access-control-expose-headers"]

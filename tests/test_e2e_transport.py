@@ -530,6 +530,13 @@ def test_models_listing_in_openai_and_anthropic_shapes(gw: Wired) -> None:
     assert all(m["type"] == "model" and m["display_name"] for m in shaped["data"])
     assert gw.openai_up.requests == [] and gw.anthropic_up.requests == []
 
+    # An Anthropic client's failures come in its own shape too.
+    headers = [("x-api-key", "lgw-wrong"), ("anthropic-version", "2023-06-01")]
+    refused = run(exchange(gw.port, raw_request("GET", "/v1/models", headers=headers)))
+    assert refused.status == 401
+    assert refused.json()["type"] == "error"
+    assert refused.json()["error"]["type"] == "authentication_error"
+
 
 def test_count_tokens_is_forwarded_to_an_anthropic_upstream(gw: Wired) -> None:
     gw.anthropic_up.respond(json_reply({"input_tokens": 4242}))

@@ -31,8 +31,7 @@ from conftest import (
 )
 
 from llm_gateway.config.schema import default_document, parse_config
-from llm_gateway.errors import GatewayError
-from llm_gateway.server.app import GatewayApp, GatewayState, error_response
+from llm_gateway.server.app import GatewayApp, GatewayState, error_for_status
 from llm_gateway.server.messages import Request, Response, json_response
 from llm_gateway.server.tcp import HTTPServer, ServerLimits
 
@@ -107,6 +106,7 @@ def make_app(probe: Probe) -> GatewayApp:
     app.route("GET", "/stream-late", stream_late)
     app.route("POST", "/echo", echo)
     app.route("GET", "/boom", boom)
+    app.route("GET", "/v1/messages/boom", boom)
     app.route("GET", "/wait", wait)
     app.route("GET", "/stream", stream)
     return app
@@ -123,13 +123,7 @@ LIMITS = ServerLimits(
 
 
 async def start(probe: Probe, limits: ServerLimits = LIMITS) -> tuple[HTTPServer, int]:
-    server = HTTPServer(
-        make_app(probe),
-        limits,
-        render_error=lambda status, message: error_response(
-            None, GatewayError(message, status=status)
-        ),
-    )
+    server = HTTPServer(make_app(probe), limits, render_error=error_for_status)
     [port] = await server.start("127.0.0.1", 0)
     return server, port
 
@@ -213,7 +207,10 @@ def test_wrong_method_on_a_known_path_is_405(method: str) -> None:
     assert response.status == 405
     assert response.reason == "Method Not Allowed"
     assert_request_id(response)
-    assert "use GET" in response.json()["error"]["message"]
+    assert response.header("allow") == "GET"
+    error = response.json()["error"]
+    assert "use GET" in error["message"]
+    assert error["type"] == "invalid_request_error"  # the client's mistake, not ours
 
 
 def test_handler_exception_is_a_500_json_without_internals() -> None:
@@ -239,6 +236,50 @@ def test_handler_exception_is_a_500_json_without_internals() -> None:
     assert "Traceback" not in text and "RuntimeError" not in text
     assert failed.json()["error"]["message"] == "internal error"
     assert after.status == 200
+
+
+def _shape(response: RawResponse) -> tuple[str, str]:
+    """("anthropic" | "openai", the error type) of an error body."""
+    body = response.json()
+    if body.get("type") == "error":
+        assert set(body) == {"type", "error"}
+        return "anthropic", body["error"]["type"]
+    assert set(body) == {"error"}
+    return "openai", body["error"]["type"]
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/v1/messages", ("anthropic", "request_too_large")),
+        ("/v1/messages/count_tokens", ("anthropic", "request_too_large")),
+        ("/v1/chat/completions", ("openai", "invalid_request_error")),
+    ],
+)
+def test_errors_the_server_raises_itself_are_in_the_paths_client_format(
+    path: str, shape: tuple[str, str]
+) -> None:
+    limits = ServerLimits(max_body_bytes=1000, max_header_bytes=2048, header_timeout=0.3)
+
+    async def scenario() -> tuple[RawResponse, RawResponse, RawResponse]:
+        server, port = await start(Probe(), limits)
+        try:
+            large = raw_request("POST", path, headers=[("Content-Length", "1001")])
+            too_large = await exchange(port, large)
+            # a head whose body never comes: 408
+            late = await exchange(port, raw_request("POST", path + "?x=1", body=b"{}")[:-1])
+            crashed = await exchange(port, raw_request("GET", "/v1/messages/boom"))
+            return too_large, late, crashed
+        finally:
+            await server.shutdown()
+
+    too_large, late, crashed = run(scenario())
+    assert too_large.status == 413 and _shape(too_large) == shape
+    assert late.status == 408
+    assert _shape(late) == (shape[0], "invalid_request_error")
+    assert crashed.status == 500 and _shape(crashed) == ("anthropic", "api_error")
+    assert crashed.json()["error"]["message"] == "internal error"
+    assert too_large.header("content-type") == "application/json"
 
 
 # --- request size limits ------------------------------------------------------

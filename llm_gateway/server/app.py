@@ -4,7 +4,10 @@ Theory of operation: one explicit route table maps (method, path) to an async
 handler. CORS preflights are answered first, before any authentication.
 Handlers raise ``GatewayError`` for anything a client should hear about; this
 module renders it in the client's own format (Anthropic's for ``/v1/messages``
-paths, OpenAI's elsewhere) through the format registry. The gateway's changing
+paths and for ``/v1/models`` asked with ``anthropic-version``, OpenAI's
+elsewhere) through the format registry. Errors the server raises before a
+request reaches the application (malformed HTTP, 408, 413, 431) are rendered
+the same way, from the path alone (``error_for_status``). The gateway's changing
 state (configuration, account health) lives in ``GatewayState``; the runtime
 replaces its ``config`` on reload and handlers read it per request.
 
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 
 from .. import __version__
 from ..config.schema import Config
-from ..errors import GatewayError, NotFound
+from ..errors import GatewayError, InvalidRequest, NotFound, PermissionDenied
+from ..formats.error_relay import kind_for_status
 from ..formats.registry import FORMATS
 from ..routing.health import HealthTracker
 from . import cors
 from .messages import Request, Response, json_response
 
-__all__ = ["GatewayApp", "GatewayState", "error_response"]
+__all__ = ["GatewayApp", "GatewayState", "error_for_status", "error_response"]
 
 log = logging.getLogger("llm_gateway.access")
 
@@ -46,15 +50,31 @@ class GatewayState:
     started_at: float = field(default_factory=time.monotonic)
 
 
-def _client_format(path: str) -> str:
-    return "anthropic-messages" if path.startswith("/v1/messages") else "openai-chat"
+def _client_format(path: str, anthropic_version: bool = False) -> str:
+    if path.startswith("/v1/messages") or (anthropic_version and path == "/v1/models"):
+        return "anthropic-messages"
+    return "openai-chat"
 
 
-def error_response(request: Request | None, error: GatewayError) -> Response:
-    """``error`` in the client's format, with its status and extra headers."""
-    fmt = FORMATS[_client_format(request.path if request is not None else "")]
-    payload = fmt.render_error(error.status, error.kind, error.message, error.param)
+def _render(client_format: str, error: GatewayError) -> Response:
+    payload = FORMATS[client_format].render_error(
+        error.status, error.kind, error.message, error.param
+    )
     return json_response(error.status, payload, list(error.headers))
+
+
+def error_response(request: Request, error: GatewayError) -> Response:
+    """``error`` in the client's format, with its status and extra headers."""
+    anthropic_version = request.header("anthropic-version") is not None
+    return _render(_client_format(request.path, anthropic_version), error)
+
+
+def error_for_status(status: int, message: str, path: str) -> Response:
+    """An error the HTTP server raises itself (``server.tcp.ErrorRenderer``),
+    with the kind its status implies, in the format ``path`` implies."""
+    error = GatewayError(message, status=status)
+    error.kind = kind_for_status(status)
+    return _render(_client_format(path), error)
 
 
 class _LoggedBody:
@@ -120,7 +140,7 @@ class GatewayApp:
         if headers is None:
             return error_response(
                 request,
-                GatewayError("CORS preflight refused for this origin or request", status=403),
+                PermissionDenied("CORS preflight refused for this origin or request"),
             )
         return Response(204, headers, b"")
 
@@ -138,7 +158,7 @@ class GatewayApp:
     def _no_route(self, request: Request) -> GatewayError:
         methods = sorted(m for m, p in self.routes if p == request.path)
         if methods:
-            return GatewayError(
+            return InvalidRequest(
                 f"method {request.method} is not allowed on {request.path}; use {', '.join(methods)}",
                 status=405,
                 headers=[("allow", ", ".join(methods))],

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from ..config.schema import Config, RoutingConfig
 from ..config.store import ConfigStore
-from ..errors import ConfigError, GatewayError
+from ..errors import ConfigError
 from ..logs import configure
 from ..oauth.manager import TokenManager
 from ..pipeline.credentials import Credentials
@@ -31,7 +31,7 @@ from ..pipeline.proxy import Proxy, install_routes
 from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
-from .app import GatewayApp, GatewayState, error_response
+from .app import GatewayApp, GatewayState, error_for_status
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
 
@@ -90,9 +90,7 @@ class Gateway:
                 max_connections=server.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
             ),
-            render_error=lambda status, message: error_response(
-                None, GatewayError(message, status=status)
-            ),
+            render_error=error_for_status,
         )
         self._watcher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None

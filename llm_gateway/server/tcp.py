@@ -51,7 +51,9 @@ __all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id"]
 log = logging.getLogger("llm_gateway.server")
 
 App = Callable[[Request], Awaitable[Response]]
-ErrorRenderer = Callable[[int, str], Response]
+#: (status, message, request path or "" when unknown) -> a complete error response;
+#: the application picks the error's shape (its client format) from the path
+ErrorRenderer = Callable[[int, str, str], Response]
 
 _READ_SIZE = 65536
 #: queued response bytes beyond this are written at once (see ``_queue``)
@@ -99,17 +101,23 @@ def _error_body(status: int, message: str) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _raw_error(status: int, message: str, request_id: str) -> bytes:
-    """A complete close-delimited error response, for when h11 cannot frame one."""
-    body = _error_body(status, message)
-    head = (
-        f"HTTP/1.1 {status} {_reason(status).decode()}\r\n"
-        "content-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n"
-        f"x-request-id: {request_id}\r\n"
-        "connection: close\r\n\r\n"
+def _default_error(status: int, message: str, path: str) -> Response:
+    return Response(status, [("content-type", "application/json")], _error_body(status, message))
+
+
+def _raw_error(response: Response, request_id: str) -> bytes:
+    """``response`` framed by hand, close-delimited, for when h11 cannot frame one."""
+    body = response.body if isinstance(response.body, bytes) else b""
+    head = "".join(
+        [
+            f"HTTP/1.1 {response.status} {_reason(response.status).decode()}\r\n",
+            *[f"{name}: {value}\r\n" for name, value in response.headers],
+            f"content-length: {len(body)}\r\n",
+            f"x-request-id: {request_id}\r\n",
+            "connection: close\r\n\r\n",
+        ]
     )
-    return head.encode("ascii") + body
+    return head.encode("latin-1") + body
 
 
 def _head_size(head: h11.Request) -> int:
@@ -183,6 +191,8 @@ class _Connection:
         self.task: asyncio.Task[None] | None = None
         self.gone = False
         self._timed_out = False
+        #: the path of the request being read, once its head is in (for error shapes)
+        self._path = ""
         self._loop = asyncio.get_running_loop()
         #: framed bytes waiting for ``_flush`` (see ``_queue``)
         self._queued: list[bytes] = []
@@ -271,6 +281,7 @@ class _Connection:
 
     async def _read_request_inner(self, *, first: bool, request_id: str) -> Request:
         limits = self.limits
+        self._path = ""
         event = self.h11.next_event()
         if event is h11.NEED_DATA and not first:
             # An idle keep-alive connection may wait this long for its next request.
@@ -285,6 +296,7 @@ class _Connection:
                 raise asyncio.TimeoutError()
             await self._receive(remaining)
             event = self.h11.next_event()
+        self._path = event.target.partition(b"?")[0].decode("latin-1")
         if _head_size(event) > limits.max_header_bytes:
             # h11 bounds only an incomplete head; one that arrived whole can be larger.
             raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
@@ -336,8 +348,9 @@ class _Connection:
             "rejected request",
             extra={"request_id": request_id, "status": status, "reason": message},
         )
+        response = self.server.render_error(status, message, self._path)
         with contextlib.suppress(OSError):
-            self.writer.write(_raw_error(status, message, request_id))
+            self.writer.write(_raw_error(response, request_id))
             await asyncio.wait_for(self.writer.drain(), self.limits.header_timeout)
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             if self.writer.can_write_eof():
@@ -362,7 +375,7 @@ class _Connection:
             raise
         except Exception:
             log.exception("unhandled error", extra={"request_id": request.request_id})
-            response = self.server.render_error(500, "internal error")
+            response = self.server.render_error(500, "internal error", request.path)
         return await self._send(request, response)
 
     async def _write(self, *events: h11.Event) -> None:
@@ -476,13 +489,7 @@ class HTTPServer:
     ):
         self.app = app
         self.limits = limits
-        self.render_error: ErrorRenderer = render_error or (
-            lambda status, message: Response(
-                status,
-                [("content-type", "application/json")],
-                _error_body(status, message),
-            )
-        )
+        self.render_error: ErrorRenderer = render_error or _default_error
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
@@ -515,7 +522,8 @@ class HTTPServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.closing or len(self._connections) >= self.limits.max_connections:
             with contextlib.suppress(OSError):
-                writer.write(_raw_error(503, "too many connections", new_request_id()))
+                response = self.render_error(503, "too many connections", "")
+                writer.write(_raw_error(response, new_request_id()))
                 await asyncio.wait_for(writer.drain(), 1.0)
             writer.close()
             return
