@@ -567,6 +567,31 @@ def test_count_tokens_is_estimated_for_a_model_on_an_openai_upstream(gw: Wired) 
     assert gw.openai_up.requests == [] and gw.anthropic_up.requests == []
 
 
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "gpt-4o", "messages": "hi"}, "messages"),
+        ({"model": "gpt-4o"}, "messages"),
+        ({"model": "gpt-4o", "messages": []}, "messages"),
+        ({"model": "gpt-4o", "messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
+    ],
+)
+def test_an_estimate_is_refused_for_a_request_that_could_not_be_sent(
+    gw: Wired, body: dict[str, Any], param: str
+) -> None:
+    headers = [("x-api-key", gw.key), ("anthropic-version", "2023-06-01")]
+    data = json.dumps(body).encode()
+    raw = run(
+        exchange(
+            gw.port, raw_request("POST", "/v1/messages/count_tokens", headers=headers, body=data)
+        )
+    )
+    assert raw.status == 400
+    error = raw.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert param in error["error"]["message"]
+
+
 # --- failover --------------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from ..errors import (
     ServiceUnavailable,
     UpstreamError,
 )
+from ..formats.registry import FORMATS
 from ..formats.unified import Usage
 from ..oauth.errors import OAuthError
 from ..oauth.manager import TokenManager
@@ -169,6 +170,9 @@ class Proxy:
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
             counting = [a for a in accounts if _counts_tokens(a)]
             if not counting:
+                # Only a request the model could be sent is counted: the same
+                # checks (and 400s) as for the request itself.
+                FORMATS[endpoint.client_format].parse_request(call.body)
                 tokens = estimate_input_tokens(call.body)
                 return json_response(
                     200, {"input_tokens": tokens}, [("x-llm-gateway-estimate", "true")]
