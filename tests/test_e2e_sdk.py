@@ -532,6 +532,14 @@ def test_a_bad_gateway_key_is_401_and_nothing_goes_upstream(gw: Wired, client: s
 
 
 @pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b'{"model": "gpt-4o", "messages": [', "not valid JSON"),
+        (b'{"model": "gpt-4o", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "too deep"),
+    ],
+    ids=["truncated", "deep"],
+)
+@pytest.mark.parametrize(
     ("path", "shape"),
     [
         ("/v1/chat/completions", "openai"),
@@ -539,25 +547,25 @@ def test_a_bad_gateway_key_is_401_and_nothing_goes_upstream(gw: Wired, client: s
         ("/v1/messages", "anthropic"),
     ],
 )
-def test_malformed_json_is_400_in_the_client_format(gw: Wired, path: str, shape: str) -> None:
+def test_malformed_json_is_400_in_the_client_format(
+    gw: Wired, path: str, shape: str, body: bytes, problem: str
+) -> None:
     request = raw_request(
         "POST",
         path,
         headers=[("Authorization", f"Bearer {gw.key}"), ("Content-Type", "application/json")],
-        body=b'{"model": "gpt-4o", "messages": [',
+        body=body,
     )
     response = run(exchange(gw.port, request))
     assert response.status == 400
     assert response.header("x-request-id")
-    body = response.json()
+    error = response.json()
     if shape == "openai":
-        assert set(body) == {"error"}
-        assert body["error"]["type"] == "invalid_request_error"
-        assert "JSON" in body["error"]["message"]
+        assert set(error) == {"error"}
     else:
-        assert body["type"] == "error"
-        assert body["error"]["type"] == "invalid_request_error"
-        assert "JSON" in body["error"]["message"]
+        assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert "JSON" in error["error"]["message"] and problem in error["error"]["message"]
     assert gw.openai_up.requests == [] and gw.anthropic_up.requests == []
 
 

@@ -34,8 +34,10 @@ def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cl
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the request body is not valid JSON") from None
+    except RecursionError:
+        raise InvalidRequest("the request body's JSON is nested too deeply to read") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model")
