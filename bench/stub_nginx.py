@@ -58,7 +58,7 @@ http {{
     keepalive_requests 10000000;
     keepalive_timeout 600s;
     client_body_buffer_size 256k;
-    client_max_body_size 8m;
+    client_max_body_size 40m;
     client_body_temp_path {root}/tmp/body;
     proxy_temp_path {root}/tmp/proxy;
     fastcgi_temp_path {root}/tmp/fastcgi;

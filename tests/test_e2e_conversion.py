@@ -41,6 +41,8 @@ from fake_upstream import (
 )
 from test_stream_validators import check_anthropic
 
+from llm_gateway.pipeline.proxy import _PREPARE_ON_THREAD_BYTES
+
 
 @pytest.fixture(scope="module")
 def wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wired]:
@@ -650,3 +652,35 @@ def test_lone_surrogates_travel_as_escapes_both_ways(
         assert raw.json()["choices"][0]["message"]["content"] == LONE
     else:
         assert raw.json()["content"][0]["text"] == LONE
+
+
+# --- large requests --------------------------------------------------------------------
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(block["text"] for block in content if block["type"] == "text")
+
+
+def test_a_request_over_the_thread_threshold_is_converted_whole(gw: Wired) -> None:
+    # Bodies this large are prepared on a worker thread, so the event loop keeps
+    # serving others meanwhile (bench/big_request.py); the result must not differ.
+    gw.anthropic_up.respond(answering(Answer(text="read them all")))
+    roles = ("user", "assistant")
+    messages = [{"role": roles[i % 2], "content": f"{i}: " + "x" * 100} for i in range(12_001)]
+    body = json.dumps({"model": "claude-haiku-4-5", "messages": messages}).encode()
+    assert len(body) > _PREPARE_ON_THREAD_BYTES
+    headers = [("authorization", f"Bearer {gw.key}"), ("content-type", "application/json")]
+
+    raw = run(
+        exchange(gw.port, raw_request("POST", "/v1/chat/completions", headers=headers, body=body))
+    )
+
+    assert raw.status == 200, raw.body
+    assert raw.json()["choices"][0]["message"]["content"] == "read them all"
+    sent = gw.anthropic_up.last().json()
+    assert [(m["role"], _text_of(m["content"])) for m in sent["messages"]] == [
+        (m["role"], m["content"]) for m in messages
+    ]
+    assert sent["max_tokens"] > 0

@@ -77,6 +77,10 @@ SSE_HEADERS = [
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: waiting this much beyond a retry-after makes sure the cooldown has passed
 _COOLDOWN_SLACK = 0.05
+#: request bodies this large are prepared (converted, re-encoded) on a worker
+#: thread: the interpreter then switches between it and the event loop every few
+#: milliseconds, so one huge request does not stall every other connection
+_PREPARE_ON_THREAD_BYTES = 1 << 20
 
 
 def candidates(config: Config, model: str) -> list[UpstreamAccount]:
@@ -329,7 +333,10 @@ class Proxy:
     ) -> Response:
         notes = request.notes
         notes["account_id"] = account.id
-        prepared = prepare(call, account, credential, request)
+        if len(request.body) < _PREPARE_ON_THREAD_BYTES:
+            prepared = prepare(call, account, credential, request)
+        else:  # rebuilding it may take seconds: let the loop serve others meanwhile
+            prepared = await asyncio.to_thread(prepare, call, account, credential, request)
         notes["upstream_model"] = prepared.upstream_model
         started = self.clock()
         self.health.begin_request(account.id)
