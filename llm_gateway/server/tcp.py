@@ -12,12 +12,15 @@ running ``_Connection.run``, a loop of request cycles:
    ``header_timeout``) up to ``max_body_bytes``; beyond that, 413 and close.
 2. *Respond.* The application runs in the connection's task; if the client
    goes away meanwhile (EOF or reset, noticed by the protocol), the task is
-   cancelled at once, which closes its upstream request. A streamed body is
-   pulled one chunk at a time. Its head and chunks are queued and written
-   when the task next waits (so what the upstream delivered in one piece
-   leaves in one write, and nothing waits longer than that), and after each
-   chunk the task waits while the client is not keeping up (``drain()``), so
-   a slow client slows the producer instead of growing memory.
+   cancelled at once, which closes its upstream request. (A half-close, EOF
+   with the client still reading, reads the same as leaving: ``nc -N`` gets
+   no answer; HTTP clients do not half-close while they wait for one.) A
+   streamed body is pulled one chunk at a time. Its head and chunks are
+   queued and written when the task next waits (so what the upstream
+   delivered in one piece leaves in one write, and nothing waits longer than
+   that), and after each chunk the task waits while the client is not
+   keeping up (``drain()``), so a slow client slows the producer instead of
+   growing memory.
 3. *Next cycle* if both sides keep the connection alive and the server is not
    shutting down.
 
