@@ -159,6 +159,19 @@ def test_both_limits_report_and_the_longer_wait_wins() -> None:
     assert header(denied, "retry-after") == "11"
 
 
+@pytest.mark.parametrize("reported", [10**6, 10**20, 10**400])
+def test_an_absurd_usage_report_locks_a_key_out_for_two_minutes_at_most(reported: int) -> None:
+    limiter, limits = RateLimiter(), KeyLimits(tpm=1000)
+    assert limiter.check_request(KEY, limits, 0.0).allowed
+    limiter.record_tokens(KEY, limits, reported, 0.0)  # 10**400 does not fit a float
+    denied = limiter.check_request(KEY, limits, 0.0)
+    assert not denied.allowed
+    # at most one minute's budget in debt: one token again after 1001 * 60 / 1000 s
+    assert denied.retry_after == pytest.approx(60.06)
+    assert header(denied, "retry-after") == "61"
+    assert limiter.check_request(KEY, limits, 60.06).allowed
+
+
 def test_record_tokens_without_tpm_is_ignored() -> None:
     limiter, limits = RateLimiter(), KeyLimits(rpm=5)
     limiter.record_tokens(KEY, limits, 10**9, 0.0)

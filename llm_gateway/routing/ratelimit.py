@@ -13,7 +13,9 @@ requests sent at once, and one more every 12 seconds after that.
 * ``record_tokens`` is called after the response, with the tokens its usage
   reports; they are taken from the token bucket, which may go negative. A
   negative bucket denies requests until it has refilled past one unit: a key
-  that used a minute's worth of tokens in one burst waits about a minute.
+  that used a minute's worth of tokens in one burst waits about a minute. The
+  debt is capped at one minute's budget, so an absurd usage report (an
+  upstream's bug) locks a key out for two minutes at most, never for ever.
 
 Every ``Decision`` carries OpenAI-style headers for the client:
 ``x-ratelimit-{limit,remaining,reset}-requests`` when ``rpm`` is set and
@@ -128,7 +130,9 @@ class RateLimiter:
             return
         bucket = self._bucket(self._tokens, key_id, limits.tpm, now)
         if bucket is not None:
-            bucket.tokens -= tokens
+            # min() first: ``tokens`` may be an int too large for a float
+            charged = min(tokens, 2 * bucket.capacity)
+            bucket.tokens = max(bucket.tokens - charged, -bucket.capacity)
             self._maybe_prune(now)
 
     def prune(self, now: float) -> int:
