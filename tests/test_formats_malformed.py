@@ -112,3 +112,30 @@ def test_bodies_that_are_not_requests(name: str, body: object) -> None:
         FORMATS[name].parse_request(body)
     with pytest.raises(UpstreamError):
         FORMATS[name].parse_response(body)
+
+
+def _chat_completion(**message: object) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}}],
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _chat_completion(content=123),
+        _chat_completion(content={"a": 1}),
+        _chat_completion(content=[{"type": "image_url", "image_url": {"url": "x"}}]),
+        _chat_completion(content=[{"type": "text"}]),
+    ],
+    ids=["number", "object", "image-part", "text-part-without-text"],
+)
+def test_a_malformed_answer_is_the_upstreams_fault_not_the_clients(body: object) -> None:
+    # The same content readers serve requests (400) and answers (502).
+    with pytest.raises(UpstreamError) as caught:
+        FORMATS["openai-chat"].parse_response(body)
+    assert caught.value.status == 502
+    assert "choices[0].message.content" in caught.value.message

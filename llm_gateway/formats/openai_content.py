@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import policy
 from llm_gateway.formats.cache_control import read_cache_control
 from llm_gateway.formats.fields import FieldReader
@@ -71,12 +70,12 @@ def _content_parts(m: FieldReader, *, required: bool) -> list[tuple[str, FieldRe
     content = m.get("content")
     if content is None:
         if required:
-            raise InvalidRequest(f"{m.at('content')} is required", param=m.at("content"))
+            raise m.fail(f"{m.at('content')} is required", param=m.at("content"))
         return None
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise InvalidRequest(
+        raise m.fail(
             f"{m.at('content')} must be a string or an array of parts", param=m.at("content")
         )
     return list(m.items_of("content"))
@@ -93,7 +92,7 @@ def parse_text_content(m: FieldReader) -> tuple[TextPart, ...]:
 def _text_part(path: str, p: FieldReader) -> TextPart:
     kind = p.req_str("type")
     if kind != "text":
-        raise InvalidRequest(f"{path}.type must be 'text' here, not {kind!r}", param=f"{path}.type")
+        raise p.fail(f"{path}.type must be 'text' here, not {kind!r}", param=f"{path}.type")
     return TextPart(p.req_str("text"), read_cache_control(p))
 
 
@@ -140,7 +139,7 @@ def _user_part(path: str, p: FieldReader) -> Part:
         source: Base64Source | URLSource | None = parse_data_url(url)
         if source is None:
             if not url.startswith(("http://", "https://")):
-                raise InvalidRequest(
+                raise image.fail(
                     f"{image.at('url')} must be an http(s) URL or a base64 data: URL",
                     param=image.at("url"),
                 )
