@@ -733,3 +733,94 @@ def test_sdks_raise_on_a_stream_that_broke(fresh: Wired, client: str, provider: 
                 if event.type == "content_block_delta":
                     received += event.delta.text
     assert received.startswith("one ")
+
+
+# --- what happens after a stream's final event ----------------------------------------
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["direct", "alias"])
+@pytest.mark.parametrize("ending", ["close", "reset"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_upstream_failing_after_the_final_event_leaves_the_sdk_a_whole_answer(
+    gw: Wired, provider: str, ending: str, mapped: bool
+) -> None:
+    # The whole stream, then the connection closes or resets instead of ending the body.
+    answer = Answer(text="all of it arrived")
+
+    def then_broken(request: Received) -> Stream:
+        return Stream(body_events(answer, request), ending=ending)  # type: ignore[arg-type]
+
+    gw.upstream(provider).respond(then_broken)
+    model = MODELS[(provider, mapped)][0]
+    messages = [{"role": "user", "content": "hi"}]
+    if provider == "openai":
+        with gw.openai().chat.completions.create(
+            model=model, messages=messages, stream=True
+        ) as stream:
+            chunks = list(stream)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == answer.text
+        assert chunks[-1].choices[0].finish_reason == "stop"
+    else:
+        with gw.anthropic().messages.stream(
+            model=model, max_tokens=50, messages=messages
+        ) as stream:
+            message = stream.get_final_message()
+        assert message.content[0].text == answer.text
+        assert message.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("converted", [False, True], ids=["same-format", "converted"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_upstream_silent_after_the_final_event_does_not_hold_the_client(
+    gw: Wired, provider: str, converted: bool
+) -> None:
+    # stream_idle_timeout is minutes; once the final event has gone out the gateway
+    # waits only briefly (seconds) for the rest of the upstream body, then ends the
+    # client's response properly and drops the upstream connection.
+    def then_silent(request: Received) -> Stream:
+        return Stream(body_events(Answer(text="done"), request), ending="hang")
+
+    gw.upstream(provider).respond(then_silent)
+    client = provider if not converted else ("anthropic" if provider == "openai" else "openai")
+    body = {"model": MODELS[(provider, False)][0], "max_tokens": 9, "stream": True}
+    body["messages"] = [{"role": "user", "content": "hi"}]
+    path = "/v1/chat/completions" if client == "openai" else "/v1/messages"
+    headers = [("x-api-key", gw.key), ("content-type", "application/json")]
+    request = raw_request("POST", path, headers=headers, body=json.dumps(body).encode())
+
+    response = run(exchange(gw.port, request), timeout=15)  # the whole response, framed
+
+    assert response.status == 200
+    last = response.body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    if client == "openai":
+        assert last == b"data: [DONE]"
+    else:
+        assert last.startswith(b"event: message_stop\n")
+    assert b"error" not in response.body
+    up = gw.upstream(provider)
+    up.wait_until_closed(up.last().connection_id, 5.0)
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["direct", "alias"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_same_format_stream_ended_before_its_answer_is_an_error_for_the_sdk(
+    gw: Wired, provider: str, mapped: bool
+) -> None:
+    # The upstream ends its body properly, but the stream stops before any stop or
+    # finish reason: the client must not take the fragment for a whole answer.
+    def cut_short(request: Received) -> Stream:
+        events = body_events(Answer(text="one two three four five"), request)
+        return Stream(events[:4])
+
+    gw.upstream(provider).respond(cut_short)
+    model = MODELS[(provider, mapped)][0]
+    messages = [{"role": "user", "content": "hi"}]
+    expected = "before the answer was complete"
+    if provider == "openai":
+        chat = gw.openai().chat.completions
+        with pytest.raises(openai.APIError, match=expected):
+            list(chat.create(model=model, messages=messages, stream=True))
+    else:
+        client = gw.anthropic()
+        with pytest.raises(anthropic.APIStatusError, match=expected):
+            list(client.messages.create(model=model, max_tokens=50, messages=messages, stream=True))

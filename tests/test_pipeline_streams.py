@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,92 @@ def test_null_usage_on_every_chunk_passes_untouched_and_the_real_usage_is_counte
     out = run(hiding, with_nulls, [40])
     assert b'"usage"' not in out and out.endswith(b"data: [DONE]\n\n")
     assert hiding.usage == Usage(input_tokens=12, output_tokens=3)
+
+
+# --- how a passthrough stream ends ---------------------------------------------------
+
+OPENAI_ANSWER = OPENAI_WITH_USAGE.split(b"data: [DONE]")[0]  # finish_reason, no [DONE]
+OPENAI_CUT = (
+    OPENAI_WITH_USAGE.split(b"\n\n")[0] + b"\n\n" + OPENAI_WITH_USAGE.split(b"\n\n")[1] + b"\n\n"
+)
+ANTHROPIC_CUT = ANTHROPIC.split(b"event: message_delta")[0]  # no stop reason, no message_stop
+
+
+def passthrough_pipes(client_format: str) -> list[TapPipe | RewritePipe]:
+    return [
+        TapPipe(client_format, strip_usage=False),
+        RewritePipe(client_format, rename_to="renamed", strip_usage=False),
+    ]
+
+
+def events_of(data: bytes) -> list[tuple[str | None, str]]:
+    return [(e.event, e.data) for e in SSEDecoder().feed(data)]
+
+
+@pytest.mark.parametrize(
+    ("client_format", "whole"),
+    [("openai-chat", OPENAI_WITH_USAGE), ("anthropic-messages", ANTHROPIC)],
+)
+def test_a_stream_is_complete_once_its_final_event_went_out(
+    client_format: str, whole: bytes
+) -> None:
+    for pipe in passthrough_pipes(client_format):
+        final = whole.rstrip(b"\n").rfind(b"\n\n") + 2  # where the final event starts
+        pipe.feed(whole[:final])
+        assert not pipe.complete
+        pipe.feed(whole[final:])
+        assert pipe.complete
+        # the upstream failing now (a reset before its body's end) changes nothing
+        assert pipe.fail("api_error", "connection reset") == b""
+        assert pipe.finish() == b""
+
+
+@pytest.mark.parametrize(
+    ("client_format", "cut", "error"),
+    [
+        ("openai-chat", OPENAI_CUT, b'data: {"error":'),
+        ("anthropic-messages", ANTHROPIC_CUT, b"event: error\n"),
+    ],
+)
+def test_a_stream_cut_before_its_answer_ends_with_an_error_event(
+    client_format: str, cut: bytes, error: bytes
+) -> None:
+    for pipe in passthrough_pipes(client_format):
+        out = pipe.feed(cut) + pipe.finish()
+        assert out.count(error) == 1
+        assert "before the answer was complete" in events_of(out[out.index(error) :])[0][1]
+        assert not pipe.complete
+
+
+def test_an_answer_without_its_final_event_is_not_an_error() -> None:
+    # Some compatible servers end with the finish reason and no [DONE].
+    for pipe in passthrough_pipes("openai-chat"):
+        out = pipe.feed(OPENAI_ANSWER) + pipe.finish()
+        assert b'"error"' not in out
+        assert pipe.fail("api_error", "connection reset") == b""  # the answer is whole
+
+
+def test_a_failure_before_the_answer_is_an_error_event() -> None:
+    for pipe in passthrough_pipes("anthropic-messages"):
+        pipe.feed(ANTHROPIC_CUT)
+        failed = pipe.fail("api_error", "connection reset")
+        assert events_of(failed)[0][0] == "error"
+        assert json.loads(events_of(failed)[0][1])["error"]["message"] == "connection reset"
+
+
+def test_a_converted_stream_is_complete_when_its_final_event_is_rendered() -> None:
+    pipe = make_stream_pipe(
+        client_format="openai-chat",
+        upstream_format="anthropic-messages",
+        client_model="fast",
+        rename_model=True,
+        passthrough=False,
+        include_usage=False,
+        strip_usage=False,
+    )
+    before_stop = ANTHROPIC.index(b"event: message_stop")
+    out = pipe.feed(ANTHROPIC[:before_stop])
+    assert not pipe.complete
+    out += pipe.feed(ANTHROPIC[before_stop:])
+    assert out.endswith(b"data: [DONE]\n\n")  # rendered at message_stop, not at the end
+    assert pipe.complete

@@ -81,6 +81,10 @@ _COOLDOWN_SLACK = 0.05
 #: thread: the interpreter then switches between it and the event loop every few
 #: milliseconds, so one huge request does not stall every other connection
 _PREPARE_ON_THREAD_BYTES = 1 << 20
+#: once a stream's final event has gone to the client, the longest silence
+#: allowed before the rest of the upstream body (normally its end, already on
+#: its way, so the connection can be kept)
+_AFTER_END_WAIT = 2.0
 
 
 def candidates(config: Config, model: str) -> list[UpstreamAccount]:
@@ -471,6 +475,7 @@ class _ProxyStream:
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         pipe = self.pipe
+        winding_down = False
         try:
             async for chunk in self.upstream.aiter_bytes():
                 out = pipe.feed(chunk)
@@ -478,9 +483,20 @@ class _ProxyStream:
                     if self.debug_level is not None:
                         self._debug(out)
                     yield out
+                if pipe.complete and not winding_down:
+                    winding_down = True
+                    self.upstream.wind_down(_AFTER_END_WAIT)
             tail = pipe.finish()
             self.outcome = Outcome.OK
         except UpstreamError as error:
+            if pipe.complete:  # after the stream's final event: the answer is whole
+                self.outcome = Outcome.OK
+                log.debug(
+                    "upstream stream failed after its end",
+                    extra={"request_id": self.request.request_id, "reason": error.message},
+                )
+                await self.aclose()
+                return
             self.outcome = classify_error(error)
             log.warning(
                 "upstream stream failed",

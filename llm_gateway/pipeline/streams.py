@@ -14,9 +14,15 @@ bounded by one chunk. Three pipes, chosen once per stream:
   -> unified events -> the client format's renderer.
 
 ``finish`` is called at the end of the upstream body and closes the client's
-stream properly (a converter emits an error event if the upstream stopped
-early). ``fail`` is called when reading the upstream failed: it produces an
-error event in the client's format and ends the stream; nothing follows it.
+stream properly: a converter emits an error event if the upstream stopped
+early, and so do the passthrough pipes when the stream's bytes show neither
+its final event nor a stop reason (``StreamFormat.end_marks``,
+``answer_marks``). ``fail`` is called when reading the upstream failed: it
+produces an error event in the client's format and ends the stream; nothing
+follows it. ``complete`` turns true once the client has the stream's final
+event (every pipe watches its output for the client format's end marks): the
+proxy then waits only briefly for the rest of the upstream body, and a failure
+after that point is no longer the client's concern.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Protocol
 
 from ..formats.unified import Usage
 from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedEvent
-from ..streaming.registry import STREAM_FORMATS
+from ..streaming.registry import STREAM_FORMATS, StreamFormat
 from ..streaming.sse import SSEDecoder
 
 __all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "TapPipe", "make_stream_pipe"]
@@ -40,6 +46,9 @@ class StreamPipe(Protocol):
     @property
     def usage(self) -> Usage | None: ...
 
+    @property
+    def complete(self) -> bool: ...
+
     def feed(self, data: bytes) -> bytes: ...
 
     def finish(self) -> bytes: ...
@@ -47,15 +56,59 @@ class StreamPipe(Protocol):
     def fail(self, kind: str, message: str) -> bytes: ...
 
 
-class RewritePipe:
-    __slots__ = ("_decoder", "_format", "_rewriter")
+class _Progress:
+    """How far a client stream got, read from its bytes (see ``StreamFormat``)."""
+
+    __slots__ = ("_answer_marks", "_end_marks", "answered", "complete")
+
+    def __init__(self, fmt: StreamFormat) -> None:
+        self._end_marks = fmt.end_marks
+        self._answer_marks = fmt.answer_marks
+        self.complete = False  # its final event went out
+        self.answered = False  # a stop or finish reason went out
+
+    def watch(self, out: bytes) -> None:
+        if any(mark in out for mark in self._end_marks):
+            self.complete = self.answered = True
+        elif not self.answered and any(mark in out for mark in self._answer_marks):
+            self.answered = True
+
+
+class _PassthroughEnd:
+    """What the two passthrough pipes share: their progress and how they end."""
+
+    __slots__ = ()
+    _format: StreamFormat
+    _progress: _Progress
+
+    @property
+    def complete(self) -> bool:
+        return self._progress.complete
+
+    def _ended(self, tail: bytes) -> bytes:
+        """``tail`` (the last bytes), and an error event if the answer is not whole."""
+        self._progress.watch(tail)
+        if self._progress.answered:
+            return tail
+        early = StreamError(
+            "api_error", "the upstream ended the stream before the answer was complete"
+        )
+        return tail + self._format.error_event(early)
+
+    def fail(self, kind: str, message: str) -> bytes:
+        if self._progress.answered:  # the client has the whole answer already
+            return b""
+        return self._format.error_event(StreamError(kind, message))
+
+
+class RewritePipe(_PassthroughEnd):
+    __slots__ = ("_decoder", "_format", "_progress", "_rewriter")
 
     def __init__(self, client_format: str, rename_to: str | None, strip_usage: bool):
-        self._format = client_format
+        self._format = STREAM_FORMATS[client_format]
+        self._progress = _Progress(self._format)
         self._decoder = SSEDecoder()
-        self._rewriter = STREAM_FORMATS[client_format].rewriter_factory(
-            model=rename_to, strip_usage=strip_usage
-        )
+        self._rewriter = self._format.rewriter_factory(model=rename_to, strip_usage=strip_usage)
 
     @property
     def usage(self) -> Usage | None:
@@ -63,18 +116,18 @@ class RewritePipe:
 
     def feed(self, data: bytes) -> bytes:
         rewrite = self._rewriter.feed
-        return b"".join([rewrite(event) for event in self._decoder.feed(data)])
+        out = b"".join([rewrite(event) for event in self._decoder.feed(data)])
+        if out and not self._progress.complete:
+            self._progress.watch(out)
+        return out
 
     def finish(self) -> bytes:
         rewrite = self._rewriter.feed
         out = b"".join([rewrite(event) for event in self._decoder.close()])
-        return out + self._rewriter.finish()
-
-    def fail(self, kind: str, message: str) -> bytes:
-        return STREAM_FORMATS[self._format].error_event(StreamError(kind, message))
+        return self._ended(out + self._rewriter.finish())
 
 
-class TapPipe:
+class TapPipe(_PassthroughEnd):
     """Same format, same model: the upstream's bytes go out as they are.
 
     Only whole events are passed on (a partial event waits for its end, which
@@ -84,23 +137,36 @@ class TapPipe:
     line endings are handed to the full decoder instead.
     """
 
-    __slots__ = ("_decoder", "_events", "_format", "_pending", "_rewriter", "_strip")
+    __slots__ = (
+        "_decoder",
+        "_events",
+        "_format",
+        "_pending",
+        "_progress",
+        "_rewriter",
+        "_strip",
+    )
 
     def __init__(self, client_format: str, strip_usage: bool):
-        self._format = client_format
+        self._format = STREAM_FORMATS[client_format]
+        self._progress = _Progress(self._format)
         self._strip = strip_usage
         self._events = SSEDecoder()  # only ever fed whole events, so it holds no state
         self._pending = b""
         self._decoder: SSEDecoder | None = None  # set once the fast path no longer applies
-        self._rewriter = STREAM_FORMATS[client_format].rewriter_factory(
-            model=None, strip_usage=strip_usage
-        )
+        self._rewriter = self._format.rewriter_factory(model=None, strip_usage=strip_usage)
 
     @property
     def usage(self) -> Usage | None:
         return self._rewriter.usage
 
     def feed(self, data: bytes) -> bytes:
+        out = self._pass(data)
+        if out and not self._progress.complete:
+            self._progress.watch(out)
+        return out
+
+    def _pass(self, data: bytes) -> bytes:
         if self._decoder is None and (b"\r" in data or len(self._pending) > _MAX_PENDING):
             self._decoder = SSEDecoder()
             data, self._pending = self._pending + data, b""
@@ -150,18 +216,18 @@ class TapPipe:
         else:
             out = self._decode_and_rewrite(self._pending) if self._pending.strip() else b""
         self._pending = b""
-        return out + self._rewriter.finish()
-
-    def fail(self, kind: str, message: str) -> bytes:
-        return STREAM_FORMATS[self._format].error_event(StreamError(kind, message))
+        return self._ended(out + self._rewriter.finish())
 
 
 class ConvertPipe:
-    __slots__ = ("_decoder", "_parser", "_renderer", "usage")
+    """Different formats; the renderer ends the client's stream itself."""
+
+    __slots__ = ("_decoder", "_parser", "_progress", "_renderer", "usage")
 
     def __init__(
         self, client_format: str, upstream_format: str, client_model: str, include_usage: bool
     ):
+        self._progress = _Progress(STREAM_FORMATS[client_format])
         self._decoder = SSEDecoder()
         self._parser = STREAM_FORMATS[upstream_format].parser_factory()
         self._renderer = STREAM_FORMATS[client_format].renderer_factory(
@@ -174,10 +240,18 @@ class ConvertPipe:
             self.usage = unified.usage
         return self._renderer.feed(unified)
 
+    @property
+    def complete(self) -> bool:
+        return self._progress.complete
+
     def feed(self, data: bytes) -> bytes:
         parse, render = self._parser.feed, self._render
-        out = [render(unified) for event in self._decoder.feed(data) for unified in parse(event)]
-        return b"".join(out)
+        out = b"".join(
+            [render(unified) for event in self._decoder.feed(data) for unified in parse(event)]
+        )
+        if out and not self._progress.complete:
+            self._progress.watch(out)
+        return out
 
     def finish(self) -> bytes:
         parse, render = self._parser.feed, self._render

@@ -97,13 +97,22 @@ class RewriterFactory(Protocol):
 @dataclass(frozen=True, slots=True)
 class StreamFormat:
     """One format's streaming face. ``error_event`` ends a client stream that
-    cannot go on (for passthrough streams, which have no renderer)."""
+    cannot go on (for passthrough streams, which have no renderer).
+
+    ``end_marks`` and ``answer_marks`` let a passthrough stream, which is not
+    parsed, tell from its bytes how far it got: any end mark means its final
+    event has passed (nothing after it matters to the client), any answer mark
+    that the answer is whole (a stop or finish reason) even if that final event
+    never comes. Both are written with and without the space after the colon.
+    """
 
     name: str
     parser_factory: Callable[[], StreamParser]
     renderer_factory: RendererFactory
     rewriter_factory: RewriterFactory
     error_event: Callable[[StreamError], bytes]
+    end_marks: tuple[bytes, ...]
+    answer_marks: tuple[bytes, ...]
 
 
 def _openai_chat_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
@@ -130,6 +139,19 @@ def _anthropic_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewrit
     return AnthropicModelRewriter(model=model)
 
 
+def _marks(*texts: str) -> tuple[bytes, ...]:
+    """Each ``name:value`` mark as written with and without a space after the colon."""
+    out: list[bytes] = []
+    for text in texts:
+        name, _, value = text.partition(":")
+        out += [f"{name}:{value}".encode(), f"{name}: {value}".encode()]
+    return tuple(out)
+
+
+# [DONE] ends an OpenAI stream; so does an error chunk (nothing follows one).
+_OPENAI_END = _marks("data:[DONE]", 'data:{"error":')
+_OPENAI_ANSWER = _marks('"finish_reason":"')
+
 STREAM_FORMATS: dict[str, StreamFormat] = {
     "openai-chat": StreamFormat(
         "openai-chat",
@@ -137,6 +159,8 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _openai_chat_renderer,
         _openai_rewriter,
         openai_chat.error_event,
+        _OPENAI_END,
+        _OPENAI_ANSWER,
     ),
     "openai-completions": StreamFormat(
         "openai-completions",
@@ -144,6 +168,8 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _openai_completions_renderer,
         _openai_rewriter,
         openai_chat.error_event,
+        _OPENAI_END,
+        _OPENAI_ANSWER,
     ),
     "anthropic-messages": StreamFormat(
         "anthropic-messages",
@@ -151,5 +177,7 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _anthropic_renderer,
         _anthropic_rewriter,
         anthropic_messages.error_event,
+        _marks("event:message_stop", "event:error"),
+        _marks('"stop_reason":"'),
     ),
 }

@@ -6,7 +6,8 @@ response until the body is finished or abandoned. The body is read only when
 the consumer asks for the next chunk, so a slow client slows the upstream
 down instead of filling memory.
 
-``aiter_bytes()`` applies the ``stream_idle`` timeout to every read.
+``aiter_bytes()`` applies the ``stream_idle`` timeout to every read, or the
+shorter one ``wind_down`` sets once the consumer has all it needs.
 ``aread()`` also applies ``total``, counted from the start of the request.
 
 Exactly one of two things ends a response's hold on its connection, and it
@@ -56,6 +57,7 @@ class Response:
         self._started = started
         self._claimed = False
         self._released = False
+        self._tail_budget: Budget | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} from {self._connection.route.label}>"
@@ -66,13 +68,20 @@ class Response:
         values = [value for key, value in self.headers if key == wanted]
         return ", ".join(values) if values else None
 
+    def wind_down(self, seconds: float) -> None:
+        """The consumer has what it needs: allow ``seconds`` of silence before each
+        further read of ``aiter_bytes`` instead of ``stream_idle``. (The rest of the
+        body, normally its end already on the way, still lets the connection be
+        kept; an upstream that goes quiet instead costs only ``seconds``.)"""
+        self._tail_budget = Budget.per_read(seconds, StreamIdleTimeout)
+
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """Yield body chunks as they arrive; at most ``stream_idle`` between them."""
         self._claim()
         budget = Budget.per_read(self._timeouts.stream_idle, StreamIdleTimeout)
         try:
             while True:
-                chunk = await self._next_chunk(budget)
+                chunk = await self._next_chunk(self._tail_budget or budget)
                 if chunk is None:
                     return
                 yield chunk
