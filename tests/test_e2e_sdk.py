@@ -39,11 +39,14 @@ from fake_upstream import (
     Hang,
     Received,
     Stream,
+    ToolCall,
     Wired,
     answering,
     anthropic_error,
     body_events,
+    body_json,
     isolate_environment,
+    json_reply,
     openai_error,
     wired_gateway,
 )
@@ -824,3 +827,33 @@ def test_a_same_format_stream_ended_before_its_answer_is_an_error_for_the_sdk(
         client = gw.anthropic()
         with pytest.raises(anthropic.APIStatusError, match=expected):
             list(client.messages.create(model=model, max_tokens=50, messages=messages, stream=True))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("client", PROVIDERS)
+def test_a_whole_json_answer_to_a_streaming_request_reaches_the_sdk_as_a_stream(
+    gw: Wired, client: str, provider: str
+) -> None:
+    # Some OpenAI-compatible servers ignore "stream": the answer comes whole.
+    answer = Answer(text="whole, not streamed", tool_calls=(ToolCall("call_1", "f", {"a": 1}),))
+    gw.upstream(provider).respond(lambda request: json_reply(body_json(answer, request)))
+    model = MODELS[(provider, False)][0]
+    messages = [{"role": "user", "content": "hi"}]
+    if client == "openai":
+        with gw.openai().chat.completions.create(
+            model=model, messages=messages, stream=True
+        ) as stream:
+            chunks = [c for c in stream if c.choices]
+        deltas = [c.choices[0].delta for c in chunks]
+        assert "".join(d.content or "" for d in deltas) == answer.text
+        calls = [t for d in deltas for t in d.tool_calls or []]
+        assert [(t.id, t.function.name) for t in calls if t.id] == [("call_1", "f")]
+        assert json.loads("".join(t.function.arguments or "" for t in calls)) == {"a": 1}
+        assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    else:
+        with gw.anthropic().messages.stream(model=model, max_tokens=50, messages=messages) as s:
+            message = s.get_final_message()
+        assert message.content[0].text == answer.text
+        assert [(b.id, b.name, b.input) for b in message.content[1:]] == [("call_1", "f", {"a": 1})]
+        assert message.stop_reason == "tool_use"
+        assert message.usage.output_tokens == answer.output_tokens

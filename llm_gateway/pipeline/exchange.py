@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..config.schema import Config, ProxyConfig, UpstreamAccount
+from ..errors import UpstreamError
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
@@ -25,6 +26,8 @@ from ..json_text import dumps_bytes
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
+from ..streaming.registry import STREAM_FORMATS
+from ..streaming.replay import events_of
 from ..upstream.timeouts import Timeouts
 from .call import ClientCall
 from .quirks import adjust_outgoing, ask_for_stream_usage
@@ -161,6 +164,26 @@ def relay_body(
         unified = replace(unified, created=int(time.time()))
     rendered = FORMATS[prepared.client_format].render_response(unified, model=prepared.client_model)
     return json_response(status, rendered), unified.usage
+
+
+def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage | None]:
+    """A whole upstream JSON answer to a *streaming* request (some compatible
+    servers ignore ``stream``), as the stream the client asked for: parsed, then
+    replayed through the client format's renderer. Raises UpstreamError (502)
+    when the body is not an answer."""
+    parsed = decode_json(data)
+    if not isinstance(parsed, dict):
+        raise UpstreamError(
+            "the upstream answered a streaming request with a body that is not JSON"
+        )
+    unified = FORMATS[prepared.upstream_format].parse_response(parsed)
+    renderer = STREAM_FORMATS[prepared.client_format].renderer_factory(
+        model=prepared.client_model,
+        include_usage=prepared.client_wants_usage,
+        created=unified.created or int(time.time()),
+    )
+    body = b"".join([renderer.feed(event) for event in events_of(unified)]) + renderer.finish()
+    return body, unified.usage
 
 
 def relay_error(

@@ -59,7 +59,14 @@ from .call import ClientCall, parse_call
 from .catalog import list_models
 from .credentials import CredentialError, Credentials
 from .endpoints import ENDPOINTS, Endpoint
-from .exchange import Prepared, prepare, relay_body, relay_error, timeouts_of
+from .exchange import (
+    Prepared,
+    prepare,
+    relay_body,
+    relay_body_as_stream,
+    relay_error,
+    timeouts_of,
+)
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
@@ -382,7 +389,11 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
-        response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
+        if call.stream:  # a whole answer to a streaming request: replay it as a stream
+            body, usage = relay_body_as_stream(prepared, data)
+            response = Response(200, list(SSE_HEADERS), body)
+        else:
+            response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
         self._charge(request, key, usage)
         return response
 

@@ -6,6 +6,8 @@ Theory of operation: bytes from an upstream go through ``sse.SSEDecoder``
 (``events``); the client format's renderer turns those back into SSE bytes.
 Same-format streams skip the unified form and only have their model name
 rewritten (``rewrite``). ``registry.STREAM_FORMATS`` lists the formats;
-``accumulate`` rebuilds a complete ``ChatResponse`` from unified events.
+``accumulate`` rebuilds a complete ``ChatResponse`` from unified events, and
+``replay`` does the reverse (for an upstream that answers a streaming request
+with one whole body).
 Nothing here does I/O or reads the clock.
 """
