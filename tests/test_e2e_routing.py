@@ -177,6 +177,22 @@ def test_a_lone_account_answering_429_is_retried_after_retry_after(
     assert waited >= 1.0  # the gateway honoured retry-after before retrying
 
 
+def test_retry_after_zero_backs_off_instead_of_hammering_a_lone_account(
+    store: ConfigStore,
+) -> None:
+    with FakeUpstream() as limited:
+        limited.respond(openai_error(429, "rate_limit_error", "slow down", [("retry-after", "0")]))
+        add_openai("only", limited.base_url + "/v1")
+        set_routing(store, deadline=1.5)
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            reply = post(port, key, chat())
+    assert reply.status == 429
+    assert reply.json()["error"]["message"] == "slow down"
+    # waits of 0.25, 0.5, 1 s... within 1.5 s: three or four tries, not max_attempts (10)
+    assert 2 <= len(limited.requests) <= 4
+
+
 def test_a_long_retry_after_is_passed_to_the_client(store: ConfigStore) -> None:
     with FakeUpstream() as limited:
         limited.respond(openai_error(429, "rate_limit_error", "later", [("retry-after", "120")]))

@@ -84,6 +84,9 @@ SSE_HEADERS = [
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: waiting this much beyond a retry-after makes sure the cooldown has passed
 _COOLDOWN_SLACK = 0.05
+#: the shortest wait before retrying a lone rate-limited account, doubled on
+#: every further wait of the same request
+_MIN_RETRY_WAIT = 0.25
 #: request bodies this large are prepared (converted, re-encoded) on a worker
 #: thread: the interpreter then switches between it and the event loop every few
 #: milliseconds, so one huge request does not stall every other connection
@@ -254,7 +257,7 @@ class Proxy:
         routing = config.routing
         deadline = self.clock() + routing.deadline
         ordered = self._order(call, accounts, config)
-        attempts = 0
+        attempts = waits = 0
         last: _Failed | None = None
         queue = list(ordered)
         while queue and attempts < routing.max_attempts and self.clock() < deadline:
@@ -286,10 +289,13 @@ class Proxy:
                     and failed.outcome is Outcome.RATE_LIMITED
                     and wait is not None
                     and wait <= routing.max_retry_wait
-                    and self.clock() + wait < deadline
                 ):
-                    await asyncio.sleep(wait + _COOLDOWN_SLACK)
-                    queue.append(account)
+                    # retry-after: 0 again and again must not become a busy loop
+                    wait = max(wait, _MIN_RETRY_WAIT * 2**waits)
+                    waits += 1
+                    if self.clock() + wait < deadline:
+                        await asyncio.sleep(wait + _COOLDOWN_SLACK)
+                        queue.append(account)
                 continue
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
