@@ -73,6 +73,12 @@ class _Progress:
         elif not self.answered and any(mark in out for mark in self._answer_marks):
             self.answered = True
 
+    def seen(self, out: bytes) -> bytes:
+        """``out``, watched on its way to the client (until the stream is complete)."""
+        if out and not self.complete:
+            self.watch(out)
+        return out
+
 
 class _PassthroughEnd:
     """What the two passthrough pipes share: their progress and how they end."""
@@ -117,9 +123,7 @@ class RewritePipe(_PassthroughEnd):
     def feed(self, data: bytes) -> bytes:
         rewrite = self._rewriter.feed
         out = b"".join([rewrite(event) for event in self._decoder.feed(data)])
-        if out and not self._progress.complete:
-            self._progress.watch(out)
-        return out
+        return self._progress.seen(out)
 
     def finish(self) -> bytes:
         rewrite = self._rewriter.feed
@@ -161,10 +165,7 @@ class TapPipe(_PassthroughEnd):
         return self._rewriter.usage
 
     def feed(self, data: bytes) -> bytes:
-        out = self._pass(data)
-        if out and not self._progress.complete:
-            self._progress.watch(out)
-        return out
+        return self._progress.seen(self._pass(data))
 
     def _pass(self, data: bytes) -> bytes:
         if self._decoder is None and (b"\r" in data or len(self._pending) > _MAX_PENDING):
@@ -249,9 +250,7 @@ class ConvertPipe:
         out = b"".join(
             [render(unified) for event in self._decoder.feed(data) for unified in parse(event)]
         )
-        if out and not self._progress.complete:
-            self._progress.watch(out)
-        return out
+        return self._progress.seen(out)
 
     def finish(self) -> bytes:
         parse, render = self._parser.feed, self._render
