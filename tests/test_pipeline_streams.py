@@ -66,7 +66,7 @@ ANTHROPIC = b"".join(
 
 
 def openai_chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> bytes:
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 

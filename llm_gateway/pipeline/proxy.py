@@ -61,6 +61,7 @@ from .credentials import CredentialError, Credentials
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
+    account_header,
     prepare,
     relay_body,
     relay_body_as_stream,
@@ -350,6 +351,7 @@ class Proxy:
     ) -> Response:
         notes = request.notes
         notes["account_id"] = account.id
+        notes["account_name"] = account.name
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
             prepared = prepare(call, account, credential, request)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
@@ -591,11 +593,20 @@ def _is_event_stream(content_type: str | None) -> bool:
 
 
 async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
-    """Run ``handler``; an upstream error answer kept for relaying becomes the response."""
+    """Run ``handler``; an upstream error answer kept for relaying becomes the response.
+    Once an account was chosen, the response (or error) names it."""
     try:
         response: Response = await handler(request)
     except _RelayedResponse as relayed:
-        return relayed.response
+        response = relayed.response
+    except GatewayError as error:
+        name = request.notes.get("account_name")
+        if isinstance(name, str):
+            error.headers = [*error.headers, account_header(name)]
+        raise
+    name = request.notes.get("account_name")
+    if isinstance(name, str):
+        response.headers.append(account_header(name))
     return response
 
 
