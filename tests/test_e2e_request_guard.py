@@ -16,7 +16,9 @@ gateway's knowledge of the account's own key can mask them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +26,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import exchange, raw_request, run
+from conftest import exchange, raw_request, run, wait_until
 from fake_upstream import (
+    SAFETY,
     Answer,
     FakeUpstream,
+    Gate,
     Received,
     Reply,
     Stream,
@@ -36,6 +40,7 @@ from fake_upstream import (
     answering,
     anthropic_error,
     anthropic_events,
+    anthropic_message,
     isolate_environment,
     json_reply,
     openai_chat_events,
@@ -57,6 +62,7 @@ class Guarded:
     key: str
     openai_up: FakeUpstream
     anthropic_up: FakeUpstream
+    gateway: Any
 
     def post(self, path: str, body: bytes | dict[str, Any]) -> Any:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -72,9 +78,8 @@ class Guarded:
         return len(self.openai_up.requests) + len(self.anthropic_up.requests)
 
 
-@pytest.fixture(scope="module")
-def guarded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
-    home = tmp_path_factory.mktemp("guard") / "home"
+@contextlib.contextmanager
+def guarded(home: Path, proxy_settings: dict[str, Any] | None = None) -> Iterator[Guarded]:
     with pytest.MonkeyPatch.context() as patch:
         isolate_environment(patch, home)
         with FakeUpstream() as openai_up, FakeUpstream() as anthropic_up:
@@ -83,8 +88,17 @@ def guarded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarde
                 "anthropic", anthropic_up.base_url, name="anthropic-main", key=ANTHROPIC_KEY
             )
             key = add_gateway_key()
-            with running_gateway(ConfigStore(Path(home) / "config.yaml")) as (_, port):
-                yield Guarded(port, key, openai_up, anthropic_up)
+            store = ConfigStore(Path(home) / "config.yaml")
+            if proxy_settings:
+                store.update(lambda doc: doc.setdefault("proxy", {}).update(proxy_settings))
+            with running_gateway(store) as (gateway, port):
+                yield Guarded(port, key, openai_up, anthropic_up, gateway)
+
+
+@pytest.fixture(scope="module")
+def guarded_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guarded]:
+    with guarded(tmp_path_factory.mktemp("guard") / "home") as setup:
+        yield setup
 
 
 @pytest.fixture
@@ -345,3 +359,42 @@ def test_every_response_names_the_account_that_served_it(gw: Guarded) -> None:
     # the gateway's own refusal, before an account was chosen, names none
     assert gw.post(CHAT_PATH, chat(messages=[])).header("x-llm-gateway-account") is None
     assert gw.post(CHAT_PATH, chat("no-such-model")).header("x-llm-gateway-account") is None
+
+
+# --- large requests wait for the memory budget ---------------------------------------------
+
+
+def test_large_requests_beyond_the_memory_budget_wait_their_turn(tmp_path: Path) -> None:
+    """With room for one large request, a second waits (before it is parsed or sent)
+    until the first is answered; both then succeed."""
+    with guarded(tmp_path / "home", {"large_request_memory": 1 << 20}) as gw:
+        gate = Gate(timeout=SAFETY * 3)
+
+        def answer(request: Received) -> Reply:
+            body = json.dumps(anthropic_message(Answer(text="done"), CLAUDE)).encode()
+            held = [gate, body] if len(gw.anthropic_up.requests) == 1 else [body]
+            return Stream(held, headers=(("content-type", "application/json"),))
+
+        gw.anthropic_up.respond(answer)
+        big = chat(CLAUDE, messages=[{"role": "user", "content": "x" * 100}] * 12_000)
+        statuses: list[int] = []
+
+        def send() -> None:
+            statuses.append(gw.post(CHAT_PATH, big).status)
+
+        senders = [threading.Thread(target=send) for _ in range(2)]
+        for sender in senders:
+            sender.start()
+        memory = gw.gateway.proxy.memory
+        wait_until(
+            lambda: memory._waiting and gw.anthropic_up.requests,
+            SAFETY,
+            "the first large request upstream and the second waiting",
+        )
+        assert len(gw.anthropic_up.requests) == 1  # the first holds the budget
+        gate.open()
+        for sender in senders:
+            sender.join(SAFETY * 3)
+        assert statuses == [200, 200]
+        assert len(gw.anthropic_up.requests) == 2
+        assert memory.in_use == 0

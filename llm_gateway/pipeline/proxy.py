@@ -68,6 +68,7 @@ from .exchange import (
     relay_error,
     timeouts_of,
 )
+from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
@@ -161,6 +162,7 @@ class Proxy:
         self.tokens = tokens
         self.selector = Selector()
         self.limiter = RateLimiter()
+        self.memory = MemoryBudget(state.config.proxy.large_request_memory)
         self.clock = clock
         self.wall_clock = wall_clock
 
@@ -175,6 +177,16 @@ class Proxy:
         return json_response(200, list_models(config, key, anthropic_shape=anthropic))
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
+        """A large body waits for the memory budget (after its key is checked)."""
+        if len(request.body) < LARGE_BODY_BYTES:
+            return await self._handle(request, endpoint)
+        config = self.state.config
+        authenticate(request.header_map, config, self.wall_clock())
+        self.memory.limit = config.proxy.large_request_memory
+        async with self.memory.hold(estimate(request.body)):
+            return await self._handle(request, endpoint)
+
+    async def _handle(self, request: Request, endpoint: Endpoint) -> Response:
         config = self.state.config
         notes = request.notes
         notes["client_format"] = endpoint.client_format
