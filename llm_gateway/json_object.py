@@ -27,6 +27,7 @@ _DECODER = json.JSONDecoder()
 #: one JSON value at an index -> (value, end); the C scanner json.loads uses
 _SCAN = cast(Callable[[str, int], tuple[Any, int]], cast(Any, scanner.make_scanner)(_DECODER))
 _SPACE = re.compile(r"[ \t\n\r]*")
+_WHITESPACE = frozenset(" \t\n\r")
 #: a key named in an error is cut to this many characters
 _MAX_KEY_SHOWN = 64
 
@@ -42,24 +43,34 @@ def loads_object(raw: bytes) -> Any:
     twice raises InvalidRequest. Raises ValueError (JSONDecodeError,
     UnicodeDecodeError) for what is not JSON and RecursionError for JSON nested
     too deeply, as ``json.loads`` does."""
-    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-    space = _space
-    at = space(text, 0)
-    if text[at : at + 1] != "{":
-        return _DECODER.decode(text)
+    if raw[:1] == b"{":  # UTF-8 without a BOM: what clients send
+        text = raw.decode("utf-8", "surrogatepass")
+        at = 1
+    else:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        at = _space(text, 0)
+        if not text.startswith("{", at):
+            return _DECODER.decode(text)
+        at += 1
+    end = len(text)
+    space = _WHITESPACE
     obj: dict[str, Any] = {}
-    at = space(text, at + 1)
-    if text[at : at + 1] == "}":
+    if at < end and text[at] in space:
+        at = _space(text, at)
+    if text.startswith("}", at):
         at += 1
     else:
         while True:
-            if text[at : at + 1] != '"':
+            if not text.startswith('"', at):
                 raise JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
             key, at = scanstring(text, at + 1)
-            at = space(text, at)
-            if text[at : at + 1] != ":":
+            if at < end and text[at] in space:
+                at = _space(text, at)
+            if not text.startswith(":", at):
                 raise JSONDecodeError("Expecting ':' delimiter", text, at)
-            at = space(text, at + 1)
+            at += 1
+            if at < end and text[at] in space:
+                at = _space(text, at)
             try:
                 value, at = _SCAN(text, at)
             except StopIteration as stop:
@@ -70,14 +81,17 @@ def loads_object(raw: bytes) -> Any:
                     f"the request body gives the key '{shown}' more than once", param=shown
                 )
             obj[key] = value
-            at = space(text, at)
-            mark = text[at : at + 1]
-            at += 1
-            if mark == "}":
+            if at < end and text[at] in space:
+                at = _space(text, at)
+            if text.startswith(",", at):
+                at += 1
+                if at < end and text[at] in space:
+                    at = _space(text, at)
+                continue
+            if text.startswith("}", at):
+                at += 1
                 break
-            if mark != ",":
-                raise JSONDecodeError("Expecting ',' delimiter", text, at - 1)
-            at = space(text, at)
-    if space(text, at) != len(text):
+            raise JSONDecodeError("Expecting ',' delimiter", text, at)
+    if at != end and _space(text, at) != end:
         raise JSONDecodeError("Extra data", text, at)
     return obj
