@@ -294,6 +294,13 @@ def test_an_upstream_error_never_shows_the_accounts_key(
         assert response.status == 400
 
 
+def test_health_shows_no_secret(gw: Guarded) -> None:
+    response = run(exchange(gw.port, raw_request("GET", "/health")))
+    assert response.status == 200
+    for secret in (OPENAI_KEY, ANTHROPIC_KEY, gw.key, gw.key.rsplit("-", 1)[-1]):
+        assert secret not in response.body.decode()
+
+
 # --- response ids in the client format's style --------------------------------------------
 
 
