@@ -17,9 +17,10 @@ hand the gateway's upstream key to a client.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 __all__ = ["Redactor", "decode_json", "kind_for_status", "redact_secrets", "relay_message"]
@@ -74,22 +75,14 @@ def relay_message(message: str | None, status: int, redactor: Redactor | None = 
 class Redactor:
     """Masks one account's credential (every form of it) and key-shaped strings."""
 
-    secrets: tuple[str, ...] = ()
+    #: never shown in a repr (a traceback or a debug line must not print them)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def for_credential(cls, credential: str) -> Redactor:
-        if len(credential) < _MIN_SECRET:
-            return cls()
-        raw = credential.encode("utf-8", "surrogatepass")
-        forms = {
-            credential,
-            json.dumps(credential)[1:-1],
-            quote(credential, safe=""),
-            base64.b64encode(raw).decode().rstrip("="),
-            base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        }
-        # the longest first, so a form containing another is masked whole
-        return cls(tuple(sorted(forms, key=len, reverse=True)))
+        """The redactor for one credential (made once per credential: a request's
+        attempt asks for it on every request)."""
+        return _redactor_for(credential)
 
     def text(self, text: str) -> str:
         """``text`` with the credential and key-shaped strings masked. Safe on JSON
@@ -116,3 +109,19 @@ def decode_json(body: bytes) -> object:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _redactor_for(credential: str) -> Redactor:
+    if len(credential) < _MIN_SECRET:
+        return Redactor()
+    raw = credential.encode("utf-8", "surrogatepass")
+    forms = {
+        credential,
+        json.dumps(credential)[1:-1],
+        quote(credential, safe=""),
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    }
+    # the longest first, so a form containing another is masked whole
+    return Redactor(tuple(sorted(forms, key=len, reverse=True)))
