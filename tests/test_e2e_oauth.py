@@ -29,7 +29,16 @@ from fake_upstream import (
     clear_proxy_environment,
     running_gateway,
 )
-from test_oauth_fakes import FakeOAuthServer, assert_no_secrets, oauth_server, point_oauth_at
+from test_oauth_fakes import (
+    FALLBACK_PATH,
+    JSON_500,
+    NO_ANSWER,
+    TOKEN_PATH,
+    FakeOAuthServer,
+    assert_no_secrets,
+    oauth_server,
+    point_oauth_at,
+)
 
 from llm_gateway.config.store import ConfigStore
 
@@ -213,3 +222,87 @@ def test_a_second_401_after_refreshing_is_a_credential_failure_not_a_loop(
     assert body["type"] == "error"
     assert len(oauth_server.token_calls("refresh_token")) == 1
     assert len(upstream.requests) == 2
+
+
+# --- a token endpoint with a passing fault ---------------------------------------------------
+
+
+def health_of(port: int, account_id: str) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("GET", "/health")
+        accounts: dict[str, Any] = json.loads(conn.getresponse().read())["accounts"]
+        return dict(accounts[account_id])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {TOKEN_PATH: [JSON_500]},
+        {TOKEN_PATH: [JSON_500], FALLBACK_PATH: [JSON_500]},
+        {TOKEN_PATH: [NO_ANSWER], FALLBACK_PATH: [JSON_500]},
+    ],
+    ids=["one-500", "500-on-both-urls", "no-answer-then-500"],
+)
+def test_a_token_endpoint_failing_once_is_retried_and_the_request_is_served(
+    store: ConfigStore,
+    oauth_server: FakeOAuthServer,
+    upstream: FakeUpstream,
+    faults: dict[str, list[tuple[int, str, bytes]]],
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    set_expiry(store, account_id, 1.0)  # the first request must refresh
+    oauth_server.once.update({path: list(answers) for path, answers in faults.items()})
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+        assert status == 200, body
+        assert body["content"][0]["text"] == "from the subscription"
+        account = health_of(port, account_id)
+        assert account["state"] == "healthy" and account["auth_error"] is None
+    paths = [call.path for call in oauth_server.token_calls("refresh_token")]
+    assert paths[: len(paths) - 1] == [  # every fault met once, in order, then a success
+        path for path in (TOKEN_PATH, FALLBACK_PATH) for _ in faults.get(path, [])
+    ]
+    assert access_token_sent(upstream) == oauth_server.issued[-2]
+
+
+def test_a_token_endpoint_outage_fails_the_request_but_does_not_take_the_account_out(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    set_expiry(store, account_id, 1.0)
+    oauth_server.refuse.update({TOKEN_PATH: JSON_500, FALLBACK_PATH: JSON_500})
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+        assert status == 502, body
+        assert body["type"] == "error"
+        assert body["error"]["message"] == "the token endpoint answered 500 (api_error)"
+        # tried again with back-off, on both URLs, before giving up
+        assert len(oauth_server.token_calls("refresh_token")) == 6
+        account = health_of(port, account_id)
+        assert account["auth_error"] is None  # the credentials are not marked as failed
+        oauth_server.refuse.clear()  # the endpoint is back: so is the account, at once
+        status, body = post(port, key, message())
+        assert status == 200, body
+    document = yaml.safe_load(config_file(Path(os.environ["LLM_GATEWAY_HOME"])).read_text())
+    entry = next(a for a in document["upstream_accounts"] if a["id"] == account_id)
+    assert "needs_reauth" not in entry["oauth"]
+
+
+def test_a_token_endpoint_refusing_the_client_takes_the_account_out(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    set_expiry(store, account_id, 1.0)
+    rejected = (401, "application/json", b'{"error": "invalid_client"}')
+    oauth_server.refuse.update({TOKEN_PATH: rejected})
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+        assert status == 502, body
+        assert len(oauth_server.token_calls("refresh_token")) == 1  # final: no retry
+        assert health_of(port, account_id)["state"] == "credentials failing"

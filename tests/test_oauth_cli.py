@@ -492,6 +492,7 @@ def test_refresh_failure_is_recorded_as_last_error(
 ) -> None:
     authorise(account, oauth_server)
     oauth_server.refuse[TOKEN_PATH] = (500, "application/json", b'{"error": "server_error"}')
+    oauth_server.refuse[FALLBACK_PATH] = oauth_server.refuse[TOKEN_PATH]
     result = failed("oauth", "refresh", account)
     assert result.err == (
         "error: the refresh failed: the token endpoint answered 500 (server_error)\n"

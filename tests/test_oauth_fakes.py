@@ -13,7 +13,9 @@ It behaves like the real token endpoint where the tests need it to:
   it accepts only the newest refresh token it issued (refresh tokens rotate:
   a spent one gets ``invalid_grant``). Every answer issues fresh random tokens.
 * ``refuse[path] = (status, content_type, body)`` makes a path answer that
-  instead (a 403 HTML page, a 500, ...); ``gate`` (a ``threading.Event``),
+  instead (a 403 HTML page, a 500, ...); ``once[path]``, a list of such
+  answers, is used up first, one per request (status ``NO_ANSWER``: the
+  connection is closed without an answer); ``gate`` (a ``threading.Event``),
   when set up, holds token answers until the test releases it.
 
 Every request is recorded with its path and parsed JSON body. ``secrets()``
@@ -43,6 +45,9 @@ REDIRECT_URI = "https://console.anthropic.com/oauth/code/callback"
 TOKEN_PATH = "/v1/oauth/token"
 FALLBACK_PATH = "/fallback/v1/oauth/token"
 HTML_403 = (403, "text/html", b"<html><body>Please enable JavaScript</body></html>")
+JSON_500 = (500, "application/json", b'{"error": {"type": "api_error", "message": "Internal"}}')
+#: a ``once`` entry with this status closes the connection without answering
+NO_ANSWER = (0, "", b"")
 
 
 @dataclass
@@ -65,6 +70,7 @@ class FakeOAuthServer:
     expires_in: int = 28800
     calls: list[TokenCall] = field(default_factory=list)
     refuse: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    once: dict[str, list[tuple[int, str, bytes]]] = field(default_factory=dict)
     gate: threading.Event | None = None
     #: refresh token -> still valid
     current_refresh: str | None = None
@@ -170,7 +176,15 @@ def _handler(fake: FakeOAuthServer) -> type[BaseHTTPRequestHandler]:
                 )
             if fake.gate is not None:
                 fake.gate.wait(10)
-            if self.path in fake.refuse:
+            with fake.lock:
+                queued = fake.once.get(self.path)
+                fault = queued.pop(0) if queued else None
+            if fault is not None and fault[0] == NO_ANSWER[0]:
+                self.close_connection = True
+                return
+            if fault is not None:
+                status, content_type, payload = fault
+            elif self.path in fake.refuse:
                 status, content_type, payload = fake.refuse[self.path]
             elif self.path in (TOKEN_PATH, FALLBACK_PATH):
                 status, data = fake.answer(self.path, body)

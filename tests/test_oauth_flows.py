@@ -24,11 +24,11 @@ from llm_gateway.config.schema import (
     parse_config,
 )
 from llm_gateway.oauth import claude_code, pkce
-from llm_gateway.oauth.errors import InvalidGrant, OAuthError
+from llm_gateway.oauth.errors import CredentialsRejected, InvalidGrant, OAuthError
 from llm_gateway.oauth.flow import OAuthFlow, PastedCodeFlow, Tokens, parse_token_response
 from llm_gateway.oauth.identity import CLAUDE_CODE_IDENTITY, apply_claude_code_identity
 from llm_gateway.oauth.registry import flow_for
-from llm_gateway.oauth.token_client import refused
+from llm_gateway.oauth.token_client import Verdict, refused, verdict
 
 DEFAULTS = OAuthSettings()
 
@@ -204,8 +204,20 @@ def test_token_answer_variants(
         (
             401,
             answer({"error": "invalid_client"}),
-            OAuthError,
+            CredentialsRejected,
             "the token endpoint answered 401 (invalid_client)",
+        ),
+        (
+            403,
+            answer({"error": "forbidden"}),
+            CredentialsRejected,
+            "the token endpoint answered 403 (forbidden)",
+        ),
+        (
+            500,
+            answer({"error": {"type": "api_error", "message": "Internal"}}),
+            OAuthError,
+            "the token endpoint answered 500 (api_error)",
         ),
         (
             429,
@@ -243,6 +255,8 @@ def test_token_errors_carry_status_and_code_only(
     assert caught.value.message == message == str(caught.value)
     assert caught.value.status == 502
     assert caught.value.http_status == (status if status != 200 else None)
+    # only a refusal takes the account out; a passing fault (5xx, 429) does not
+    assert caught.value.rejects_credentials is (error is not OAuthError)
 
 
 @pytest.mark.parametrize(
@@ -261,6 +275,27 @@ def test_what_counts_as_a_refusal_of_non_browser_clients(
     status: int, body: bytes, expected: bool
 ) -> None:
     assert refused(status, body) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, answer({"access_token": "x"}), Verdict.FINAL),
+        (400, answer({"error": "invalid_grant"}), Verdict.FINAL),
+        (401, answer({"error": "invalid_client"}), Verdict.FINAL),
+        (403, b"<html>forbidden</html>", Verdict.REFUSED),
+        (200, b"<!DOCTYPE html><html></html>", Verdict.REFUSED),
+        (500, answer({"error": "server_error"}), Verdict.TRANSIENT),
+        (503, b"upstream connect error", Verdict.TRANSIENT),
+        (529, answer({"type": "error", "error": {"type": "overloaded_error"}}), Verdict.TRANSIENT),
+        (429, answer({"error": "rate_limited"}), Verdict.TRANSIENT),
+        (408, b"", Verdict.TRANSIENT),
+    ],
+)
+def test_which_token_answers_are_final_refusals_or_passing_faults(
+    status: int, body: bytes, expected: Verdict
+) -> None:
+    assert verdict(status, body) is expected
 
 
 # --- the identity line ---------------------------------------------------------------------

@@ -11,7 +11,8 @@ code) and lives in the flow's own module next to these methods.
 ``parse_token_response`` reads the standard OAuth 2.0 token answer (RFC 6749
 section 5): ``access_token``, optional ``refresh_token`` (a refresh answer
 without one keeps the previous refresh token) and ``expires_in`` in seconds,
-or ``{"error": "..."}``. Error messages carry the HTTP status and the error
+or ``{"error": "..."}`` (``invalid_grant`` is ``InvalidGrant``, another error
+with status 401 or 403 ``CredentialsRejected``). Error messages carry the HTTP status and the error
 code only: descriptions are never echoed, since they could quote a secret.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..config.schema import Config
-from .errors import InvalidGrant, OAuthError
+from .errors import CredentialsRejected, InvalidGrant, OAuthError
 
 __all__ = [
     "OAuthFlow",
@@ -126,7 +127,11 @@ def parse_token_response(
     if not 200 <= status < 300:
         code = _error_code(data)
         detail = f" ({code})" if code else ""
-        error = InvalidGrant if code == "invalid_grant" else OAuthError
+        error: type[OAuthError] = OAuthError
+        if code == "invalid_grant":
+            error = InvalidGrant
+        elif status in (401, 403):
+            error = CredentialsRejected
         raise error(
             f"the token endpoint answered {status}{detail}", http_status=status, error_code=code
         )

@@ -314,6 +314,11 @@ class Proxy:
                 return await self.tokens.access_token(account)
             return self.credentials.for_account(account)
         except (OAuthError, CredentialError) as error:
+            if isinstance(error, OAuthError) and not error.rejects_credentials:
+                # the token endpoint failed for now (5xx, no answer): the account's
+                # credentials are fine, so it is not taken out until someone acts
+                record(self.health, account.id, Outcome.SERVER_ERROR, self.clock())
+                raise _Failed(error, Outcome.SERVER_ERROR) from None
             self.health.record_auth_failure(account.id, self.clock(), type(error).__name__)
             raise _Failed(error, Outcome.AUTH_FAILED) from None
 
