@@ -47,7 +47,9 @@ IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 MODEL = "claude-sonnet-4-5"
 
 
-def post(port: int, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def post(
+    port: int, key: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
         conn.request(
@@ -59,6 +61,7 @@ def post(port: int, key: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]
                 "anthropic-version": "2023-06-01",
                 "anthropic-beta": "interleaved-thinking-2025-05-14",
                 "content-type": "application/json",
+                **(headers or {}),
             },
         )
         response = conn.getresponse()
@@ -130,12 +133,71 @@ def test_a_request_uses_the_access_token_the_beta_flag_and_the_identity_line(
     assert token in oauth_server.issued
     assert sent.header("x-api-key") is None
     betas = (sent.header("anthropic-beta") or "").split(",")
-    assert betas == ["interleaved-thinking-2025-05-14", "oauth-2025-04-20"]
+    assert betas == ["claude-code-20250219", "oauth-2025-04-20", "interleaved-thinking-2025-05-14"]
+    assert sent.header_values("user-agent") == ["claude-cli/2.1.32 (external, cli)"]
+    assert sent.header_values("x-app") == ["cli"]
     system = sent.json()["system"]
     assert system[0] == {"type": "text", "text": IDENTITY}
     assert system[1] == {"type": "text", "text": "Be brief."}
     text = config_file(Path(os.environ["LLM_GATEWAY_HOME"])).read_text()
     assert_no_secrets(text, oauth_server)
+
+
+def test_claude_codes_own_headers_pass_through(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    authorised_account(store, oauth_server, upstream.base_url)
+    key = gateway_key()
+    claude_code = {
+        "user-agent": "claude-cli/2.0.8 (external, cli)",
+        "x-app": "cli",
+        "anthropic-beta": "claude-code-20250219,oauth-2025-04-20,fine-grained-tool-streaming-2025-05-14",
+    }
+    with running_gateway(store) as (_, port):
+        assert post(port, key, message(), claude_code)[0] == 200
+        # Claude Code logged in with an API key sends no oauth beta: it is added
+        without_oauth = {**claude_code, "anthropic-beta": "claude-code-20250219"}
+        assert post(port, key, message(), without_oauth)[0] == 200
+    first, second = upstream.requests
+    for name in ("user-agent", "x-app", "anthropic-beta"):
+        assert first.header_values(name) == [claude_code[name]]
+    assert second.header_values("anthropic-beta") == ["oauth-2025-04-20,claude-code-20250219"]
+
+
+def test_an_openai_client_is_presented_as_claude_code_with_the_configured_version(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    authorised_account(store, oauth_server, upstream.base_url)
+    store.update(lambda document: document["oauth"].update(claude_code_version="2.3.4"))
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            conn.request(
+                "POST",
+                "/v1/chat/completions",
+                body=json.dumps(
+                    {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+                ).encode(),
+                headers={
+                    "authorization": f"Bearer {key}",
+                    "content-type": "application/json",
+                    "user-agent": "OpenAI/Python 1.99.0",
+                    "x-stainless-lang": "python",
+                },
+            )
+            response = conn.getresponse()
+            body = json.loads(response.read())
+        finally:
+            conn.close()
+    assert response.status == 200, body
+    assert body["choices"][0]["message"]["content"] == "from the subscription"
+    sent = upstream.last()
+    assert sent.path == "/v1/messages"
+    assert sent.header_values("user-agent") == ["claude-cli/2.3.4 (external, cli)"]
+    assert sent.header_values("x-app") == ["cli"]
+    assert sent.header_values("anthropic-beta") == ["claude-code-20250219,oauth-2025-04-20"]
+    assert sent.json()["system"][0] == {"type": "text", "text": IDENTITY}
 
 
 def test_fifty_requests_at_expiry_cause_exactly_one_refresh(

@@ -27,6 +27,7 @@ from llm_gateway.oauth import claude_code, pkce
 from llm_gateway.oauth.errors import CredentialsRejected, InvalidGrant, OAuthError
 from llm_gateway.oauth.flow import OAuthFlow, PastedCodeFlow, Tokens, parse_token_response
 from llm_gateway.oauth.identity import CLAUDE_CODE_IDENTITY, apply_claude_code_identity
+from llm_gateway.oauth.presentation import claude_code_headers
 from llm_gateway.oauth.registry import flow_for
 from llm_gateway.oauth.token_client import Verdict, refused, verdict
 
@@ -298,6 +299,52 @@ def test_which_token_answers_are_final_refusals_or_passing_faults(
     assert verdict(status, body) is expected
 
 
+# --- the headers of subscription requests ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (  # any other client: Claude Code's header set, the client's betas kept after it
+            {"user-agent": "OpenAI/Python 1.99.0", "anthropic-beta": "b1, b2"},
+            (
+                ("anthropic-beta", "claude-code-20250219,oauth-2025-04-20,b1,b2"),
+                ("user-agent", "claude-cli/7.8.9 (external, cli)"),
+                ("x-app", "cli"),
+            ),
+        ),
+        (
+            {},
+            (
+                ("anthropic-beta", "claude-code-20250219,oauth-2025-04-20"),
+                ("user-agent", "claude-cli/7.8.9 (external, cli)"),
+                ("x-app", "cli"),
+            ),
+        ),
+        (  # Claude Code itself: its values pass, the oauth beta added when missing
+            {
+                "user-agent": "claude-cli/2.0.8 (external, sdk-ts)",
+                "x-app": "cli",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+            },
+            (
+                (
+                    "anthropic-beta",
+                    "oauth-2025-04-20,claude-code-20250219,interleaved-thinking-2025-05-14",
+                ),
+                ("user-agent", "claude-cli/2.0.8 (external, sdk-ts)"),
+                ("x-app", "cli"),
+            ),
+        ),
+    ],
+    ids=["openai-sdk", "bare", "claude-code"],
+)
+def test_subscription_requests_present_themselves_as_claude_code(
+    client: dict[str, str], expected: tuple[tuple[str, str], ...]
+) -> None:
+    assert claude_code_headers(client, "7.8.9") == expected
+
+
 # --- the identity line ---------------------------------------------------------------------
 
 IDENTITY_BLOCK = {"type": "text", "text": CLAUDE_CODE_IDENTITY}
@@ -373,6 +420,7 @@ def test_oauth_settings_default_to_claude_codes_client() -> None:
         redirect_uri="https://console.anthropic.com/oauth/code/callback",
         scopes=("org:create_api_key", "user:profile", "user:inference"),
         refresh_margin=300.0,
+        claude_code_version="2.1.32",
     )
 
 
@@ -386,6 +434,7 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         "redirect_uri": "http://127.0.0.1:1/callback",
         "scopes": ["a", "b"],
         "refresh_margin": 60,
+        "claude_code_version": "2.3.4",
     }
     assert parse_config(document).oauth == OAuthSettings(
         authorize_url="http://127.0.0.1:1/authorize",
@@ -395,6 +444,7 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         redirect_uri="http://127.0.0.1:1/callback",
         scopes=("a", "b"),
         refresh_margin=60.0,
+        claude_code_version="2.3.4",
     )
 
 
@@ -405,6 +455,16 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         ({"scopes": []}, "oauth.scopes", "must name at least one scope"),
         ({"refresh_margin": -1}, "oauth.refresh_margin", "must not be negative"),
         ({"client": "x"}, "oauth.client", "unknown setting"),
+        (
+            {"claude_code_version": "2.1 (x)"},
+            "oauth.claude_code_version",
+            "must be a version such as 2.1.32",
+        ),
+        (
+            {"claude_code_version": 2.1},
+            "oauth.claude_code_version",
+            "must be a string, not float",
+        ),
     ],
 )
 def test_bad_oauth_settings_are_named(section: dict[str, Any], path: str, message: str) -> None:

@@ -172,6 +172,9 @@ class OAuthSettings:
     Overridable for tests and for compatible services. An empty
     ``token_fallback_url`` disables the fallback. ``refresh_margin`` (seconds):
     an access token this close to its expiry is refreshed before use.
+    ``claude_code_version``: the Claude Code version requests on subscription
+    accounts present (``user-agent: claude-cli/<version> (external, cli)``)
+    when the client is not Claude Code itself.
     """
 
     authorize_url: str = "https://claude.ai/oauth/authorize"
@@ -181,6 +184,7 @@ class OAuthSettings:
     redirect_uri: str = "https://console.anthropic.com/oauth/code/callback"
     scopes: tuple[str, ...] = ("org:create_api_key", "user:profile", "user:inference")
     refresh_margin: float = 300.0
+    claude_code_version: str = "2.1.32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,6 +513,13 @@ def _scopes(path: str, value: object) -> tuple[str, ...]:
     return items
 
 
+def _version(path: str, value: object) -> str:
+    text = _str(path, value)
+    if not text or not all(c.isalnum() or c in ".-+_" for c in text):
+        raise SchemaError(path, "must be a version such as 2.1.32")
+    return text
+
+
 def _oauth_settings(data: object) -> OAuthSettings:
     s, d = _Section(data, "oauth"), OAuthSettings()
     result = OAuthSettings(
@@ -519,6 +530,7 @@ def _oauth_settings(data: object) -> OAuthSettings:
         redirect_uri=s.get("redirect_uri", d.redirect_uri, _str),
         scopes=s.get("scopes", d.scopes, _scopes),
         refresh_margin=s.get("refresh_margin", d.refresh_margin, _non_negative),
+        claude_code_version=s.get("claude_code_version", d.claude_code_version, _version),
     )
     s.finish()
     return result

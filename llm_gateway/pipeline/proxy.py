@@ -356,9 +356,11 @@ class Proxy:
         notes = request.notes
         notes["account_id"] = account.id
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
-            prepared = prepare(call, account, credential, request)
+            prepared = prepare(call, account, credential, request, config.oauth)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
-            prepared = await asyncio.to_thread(prepare, call, account, credential, request)
+            prepared = await asyncio.to_thread(
+                prepare, call, account, credential, request, config.oauth
+            )
         notes["upstream_model"] = prepared.upstream_model
         started = self.clock()
         self.health.begin_request(account.id)
