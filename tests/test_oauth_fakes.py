@@ -78,6 +78,14 @@ class FakeOAuthServer:
     codes: dict[str, _Authorization] = field(default_factory=dict)
     verifiers: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: whose tokens these are: the ``account`` and ``organization`` of token answers
+    #: (left out of answers when None)
+    owner: dict[str, Any] | None = field(
+        default_factory=lambda: {
+            "account": {"uuid": "acc-1111", "email_address": "max@example.com"},
+            "organization": {"uuid": "org-2222", "name": "Max's Organization"},
+        }
+    )
 
     @property
     def base(self) -> str:
@@ -109,6 +117,7 @@ class FakeOAuthServer:
             "access_token": access,
             "refresh_token": refresh,
             "expires_in": self.expires_in,
+            **(self.owner or {}),
         }
 
     def revoke(self) -> None:

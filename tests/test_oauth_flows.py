@@ -25,7 +25,13 @@ from llm_gateway.config.schema import (
 )
 from llm_gateway.oauth import claude_code, pkce
 from llm_gateway.oauth.errors import CredentialsRejected, InvalidGrant, OAuthError
-from llm_gateway.oauth.flow import OAuthFlow, PastedCodeFlow, Tokens, parse_token_response
+from llm_gateway.oauth.flow import (
+    OAuthFlow,
+    Owner,
+    PastedCodeFlow,
+    Tokens,
+    parse_token_response,
+)
 from llm_gateway.oauth.identity import CLAUDE_CODE_IDENTITY, apply_claude_code_identity
 from llm_gateway.oauth.presentation import claude_code_headers
 from llm_gateway.oauth.registry import flow_for
@@ -168,6 +174,18 @@ def test_a_token_answer() -> None:
     tokens = parse_token_response(200, body, now=1000.0, previous_refresh=None)
     assert tokens == Tokens("at", "rt", 29800.0)
     assert "at" not in repr(tokens).replace("expires_at", "")
+
+
+def test_a_token_answer_says_whose_tokens_they_are() -> None:
+    body = answer({
+        "access_token": "at",
+        "account": {"uuid": "acc-1", "email_address": "me@example.com"},
+        "organization": {"uuid": "org-1", "name": "  Me\u0007 " + "x" * 300},
+    })  # fmt: skip
+    owner = parse_token_response(200, body, now=0.0, previous_refresh=None).owner
+    assert owner == Owner("acc-1", "me@example.com", "org-1", ("Me " + "x" * 300)[:200])
+    odd = answer({"access_token": "at", "account": "me", "organization": {"name": 5}})
+    assert parse_token_response(200, odd, now=0.0, previous_refresh=None).owner is None
 
 
 @pytest.mark.parametrize(

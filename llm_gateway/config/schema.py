@@ -163,6 +163,11 @@ class OAuthState:
     needs_reauth: bool = False
     pending_state: str | None = None
     pending_verifier: str | None = None
+    #: whose tokens these are, as the token answer said (not secret)
+    account_uuid: str | None = None
+    account_email: str | None = None
+    organization_uuid: str | None = None
+    organization_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,6 +582,10 @@ def _oauth(data: object, path: str) -> OAuthState:
         needs_reauth=s.get("needs_reauth", False, _bool),
         pending_state=s.get("pending_state", None, _str),
         pending_verifier=s.get("pending_verifier", None, _str),
+        account_uuid=s.get("account_uuid", None, _str),
+        account_email=s.get("account_email", None, _str),
+        organization_uuid=s.get("organization_uuid", None, _str),
+        organization_name=s.get("organization_name", None, _str),
     )
     s.finish()
     return result

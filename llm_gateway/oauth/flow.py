@@ -11,6 +11,9 @@ code) and lives in the flow's own module next to these methods.
 ``parse_token_response`` reads the standard OAuth 2.0 token answer (RFC 6749
 section 5): ``access_token``, optional ``refresh_token`` (a refresh answer
 without one keeps the previous refresh token) and ``expires_in`` in seconds,
+plus who the tokens belong to when the answer says so (Claude's carries
+``account`` {``uuid``, ``email_address``} and ``organization`` {``uuid``,
+``name``}; printable text only, at most ``MAX_OWNER_TEXT`` characters each),
 or ``{"error": "..."}`` (``invalid_grant`` is ``InvalidGrant``, another error
 with status 401 or 403 ``CredentialsRejected``). Error messages carry the HTTP status and the error
 code only: descriptions are never echoed, since they could quote a secret.
@@ -27,7 +30,9 @@ from ..config.schema import Config
 from .errors import CredentialsRejected, InvalidGrant, OAuthError
 
 __all__ = [
+    "MAX_OWNER_TEXT",
     "OAuthFlow",
+    "Owner",
     "PastedCodeFlow",
     "TokenRequest",
     "Tokens",
@@ -36,6 +41,17 @@ __all__ = [
 ]
 
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_OWNER_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose tokens these are (not secret; shown by ``oauth status``, never logged)."""
+
+    account_uuid: str | None = None
+    account_email: str | None = None
+    organization_uuid: str | None = None
+    organization_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,8 @@ class Tokens:
     refresh_token: str | None = field(repr=False)
     #: seconds since the epoch, or None when the provider did not say
     expires_at: float | None
+    #: None when the answer does not say whose tokens these are
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,4 +165,23 @@ def parse_token_response(
         access_token=access,
         refresh_token=refresh,
         expires_at=_expires_at(data.get("expires_in"), now),
+        owner=_owner(data.get("account"), data.get("organization")),
     )
+
+
+def _text(data: object, name: str) -> str | None:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    text = "".join(c for c in value if c.isprintable()).strip()[:MAX_OWNER_TEXT]
+    return text or None
+
+
+def _owner(account: object, organization: object) -> Owner | None:
+    owner = Owner(
+        account_uuid=_text(account, "uuid"),
+        account_email=_text(account, "email_address"),
+        organization_uuid=_text(organization, "uuid"),
+        organization_name=_text(organization, "name"),
+    )
+    return None if owner == Owner() else owner
