@@ -35,14 +35,16 @@ from test_oauth_fakes import (
     NO_ANSWER,
     TOKEN_PATH,
     FakeOAuthServer,
+    ForwardProxy,
     assert_no_secrets,
+    forward_proxy,
     oauth_server,
     point_oauth_at,
 )
 
 from llm_gateway.config.store import ConfigStore
 
-_ = oauth_server  # the fixture, imported for pytest
+_ = oauth_server, forward_proxy  # the fixtures, imported for pytest
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 MODEL = "claude-sonnet-4-5"
 
@@ -368,3 +370,53 @@ def test_a_token_endpoint_refusing_the_client_takes_the_account_out(
         assert status == 502, body
         assert len(oauth_server.token_calls("refresh_token")) == 1  # final: no retry
         assert health_of(port, account_id)["state"] == "credentials failing"
+
+
+# --- an account's own outbound proxy ----------------------------------------------------------
+
+
+def test_an_account_logs_in_refreshes_and_calls_through_its_own_proxy(
+    store: ConfigStore,
+    oauth_server: FakeOAuthServer,
+    upstream: FakeUpstream,
+    forward_proxy: ForwardProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    point_oauth_at(store, oauth_server)
+    added = run_cli("upstream", "add", "--type", "oauth", "--provider", "anthropic",
+                    "--name", "max", "--base-url", upstream.base_url,
+                    "--proxy", forward_proxy.url, "--json")  # fmt: skip
+    assert added.code == 0, added.output
+    account_id = added.json()["id"]
+    shown = f"http://***@127.0.0.1:{forward_proxy.port}"
+    assert added.json()["proxy"] == shown
+    url = run_cli("oauth", "start", account_id, "--no-browser", "--json").json()["authorize_url"]
+    done = run_cli("oauth", "start", account_id, "--code", oauth_server.authorize(url))
+    assert done.code == 0, done.output
+    assert forward_proxy.urls() == [oauth_server.base + TOKEN_PATH]  # the login
+    set_expiry(store, account_id, 1.0)
+    key = gateway_key()
+    caplog.set_level(logging.DEBUG, logger="llm_gateway")
+    with running_gateway(store) as (_, port):
+        status, body = post(port, key, message())
+    assert status == 200, body
+    assert forward_proxy.urls() == [
+        oauth_server.base + TOKEN_PATH,  # the login
+        oauth_server.base + TOKEN_PATH,  # the refresh
+        upstream.base_url + "/v1/messages",  # the API call
+    ]
+    listings = [
+        run_cli("upstream", "list").out,
+        run_cli("upstream", "list", "--json").out,
+        run_cli("upstream", "show", account_id).out,
+        run_cli("oauth", "status", account_id).out,
+        "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records),
+    ]
+    assert shown in listings[1] and shown in listings[2]
+    for text in listings:
+        assert "proxy-Secret-9" not in text and "pooluser" not in text
+    bad = run_cli("upstream", "update", account_id, "--proxy", "socks5://pooluser:pw-9@h:1")
+    assert bad.code == 2
+    assert "only http:// proxies" in bad.err and "pw-9" not in bad.output
+    cleared = run_cli("upstream", "update", account_id, "--proxy", "", "--json")
+    assert cleared.code == 0 and cleared.json()["proxy"] is None

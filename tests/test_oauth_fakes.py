@@ -250,3 +250,85 @@ def store_of(home: Path) -> ConfigStore:
 def assert_no_secrets(text: str, fake: FakeOAuthServer) -> None:
     for secret in fake.secrets():
         assert secret not in text
+
+
+@dataclass
+class ForwardProxy:
+    """A forwarding HTTP proxy on 127.0.0.1 (absolute-form requests to http:// origins).
+
+    It answers 407 unless ``Proxy-Authorization`` carries ``credentials``, relays
+    everything else to the origin and records ``(method, absolute URL)`` in ``seen``.
+    """
+
+    credentials: tuple[str, str]
+    port: int = 0
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        user, password = self.credentials
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
+
+    def urls(self) -> list[str]:
+        with self.lock:
+            return [url for _, url in self.seen]
+
+
+def _forward_handler(proxy: ForwardProxy) -> type[BaseHTTPRequestHandler]:
+    import http.client
+
+    expected = "Basic " + base64.b64encode(":".join(proxy.credentials).encode()).decode()
+    hop_by_hop = {"proxy-authorization", "proxy-connection", "connection", "host"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.headers.get("proxy-authorization") != expected:
+                self.send_response(407)
+                self.send_header("proxy-authenticate", 'Basic realm="test"')
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            with proxy.lock:
+                proxy.seen.append((self.command, self.path))
+            target = urlsplit(self.path)
+            conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
+                path = target.path + (f"?{target.query}" if target.query else "")
+                conn.request(self.command, path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+            finally:
+                conn.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _relay  # noqa: N815 (http.server's naming)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[ForwardProxy]:
+    proxy = ForwardProxy(credentials=("pooluser", "proxy-Secret-9"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _forward_handler(proxy))
+    server.daemon_threads = True
+    proxy.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -261,11 +261,15 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _exchange(
-    config: Config, environ: Mapping[str, str], flow: PastedCodeFlow, request: TokenRequest
+    config: Config,
+    environ: Mapping[str, str],
+    flow: PastedCodeFlow,
+    request: TokenRequest,
+    proxy: str | None,
 ) -> Tokens:
     pool = _pool(config, environ)
     try:
-        answer = await post_token(pool, flow.token_endpoints(config), request)
+        answer = await post_token(pool, flow.token_endpoints(config), request, proxy=proxy)
         return flow.parse_token_response(
             answer.status, answer.body, now=time.time(), previous_refresh=None
         )
@@ -299,8 +303,9 @@ def _complete(
             f"latest URL, or run 'llm-gateway oauth start {args.id}' again"
         )
     request = flow.exchange_request(config, code, state, verifier)
+    proxy = _oauth_account(config, args.id).proxy  # the login goes the account's way too
     try:
-        tokens = asyncio.run(_exchange(config, ctx.environ, flow, request))
+        tokens = asyncio.run(_exchange(config, ctx.environ, flow, request, proxy))
     except InvalidGrant:
         raise CliError(
             "the provider refused the code (invalid_grant): it may have expired or been used "

@@ -206,6 +206,9 @@ class UpstreamAccount:
     weight: int = 1
     enabled: bool = True
     verify_tls: bool = True
+    #: this account's own outbound proxy (``http://[user:pass@]host:port``), used for
+    #: its API calls, its OAuth login and its token refreshes
+    proxy: str | None = None
     quirks: Quirks = Quirks()
     oauth: OAuthState = OAuthState()
     created_at: str = ""
@@ -591,6 +594,16 @@ def _oauth(data: object, path: str) -> OAuthState:
     return result
 
 
+def _account_proxy(path: str, value: object) -> str | None:
+    text = _str(path, value).strip()
+    if not text:
+        return None
+    host = text.partition("://")[2].rpartition("@")[2].partition("/")[0]
+    if not text.startswith("http://") or not host:
+        raise SchemaError(path, "must be an http:// proxy URL (http://[user:pass@]host:port)")
+    return text
+
+
 def _account(data: object, path: str) -> UpstreamAccount:
     s = _Section(data, path)
     result = UpstreamAccount(
@@ -606,6 +619,7 @@ def _account(data: object, path: str) -> UpstreamAccount:
         weight=s.get("weight", 1, _int(1, 1_000_000)),
         enabled=s.get("enabled", True, _bool),
         verify_tls=s.get("verify_tls", True, _bool),
+        proxy=s.get("proxy", None, _account_proxy),
         quirks=_quirks(s.raw("quirks"), f"{path}.quirks"),
         oauth=_oauth(s.raw("oauth"), f"{path}.oauth"),
         created_at=s.get("created_at", "", _str),

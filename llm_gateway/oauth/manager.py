@@ -336,6 +336,7 @@ class TokenManager:
                     flow.refresh_request(config, refresh_token),
                     timeouts=self._timeouts,
                     retry_waits=self._retry_waits,
+                    proxy=account.proxy,
                 )
                 tokens = flow.parse_token_response(
                     answer.status, answer.body, now=self._clock(), previous_refresh=refresh_token

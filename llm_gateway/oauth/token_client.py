@@ -104,7 +104,7 @@ def _host(url: str) -> str:
 
 
 async def _post_once(
-    pool: ConnectionPool, url: str, request: TokenRequest, timeouts: Timeouts
+    pool: ConnectionPool, url: str, request: TokenRequest, timeouts: Timeouts, proxy: str | None
 ) -> TokenAnswer:
     headers = [
         ("content-type", request.content_type),
@@ -113,7 +113,7 @@ async def _post_once(
         ("user-agent", f"llm-gateway/{__version__}"),
     ]
     response = await pool.request(
-        "POST", url, headers=headers, body=request.body, timeouts=timeouts
+        "POST", url, headers=headers, body=request.body, timeouts=timeouts, proxy=proxy
     )
     try:
         body = await response.aread(max_bytes=MAX_TOKEN_ANSWER)
@@ -130,11 +130,11 @@ class _Attempt:
 
 
 async def _attempt(
-    pool: ConnectionPool, url: str, request: TokenRequest, timeouts: Timeouts
+    pool: ConnectionPool, url: str, request: TokenRequest, timeouts: Timeouts, proxy: str | None
 ) -> _Attempt:
     host = _host(url)
     try:
-        answer = await _post_once(pool, url, request, timeouts)
+        answer = await _post_once(pool, url, request, timeouts, proxy)
     except UpstreamError as error:
         return _Attempt(Verdict.TRANSIENT, None, f"{host}: {type(error).__name__}")
     return _Attempt(verdict(answer.status, answer.body), answer, f"{host}: status {answer.status}")
@@ -157,8 +157,11 @@ async def post_token(
     timeouts: Timeouts = TOKEN_TIMEOUTS,
     retry_waits: Sequence[float] = RETRY_WAITS,
     deadline: float = TOKEN_DEADLINE,
+    proxy: str | None = None,
 ) -> TokenAnswer:
     """The first final answer; else the last transient answer, else the last answer.
+
+    ``proxy``: the account's own outbound proxy, if it has one.
 
     Raises ``EndpointRefused`` naming the hosts and what went wrong when the
     attempt to report got no answer at all (connection error, timeout).
@@ -174,7 +177,7 @@ async def post_token(
         for url in endpoints:
             if report is not None and loop.time() >= give_up_at:
                 break
-            attempt = await _attempt(pool, url, request, timeouts)
+            attempt = await _attempt(pool, url, request, timeouts, proxy)
             if attempt.verdict is Verdict.FINAL and attempt.answer is not None:
                 return attempt.answer
             problems.append(attempt.problem)

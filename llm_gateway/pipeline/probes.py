@@ -56,6 +56,7 @@ async def probe_open_circuits(
                 ),
                 timeouts=timeouts_of(config),
                 verify_tls=account.verify_tls,
+                proxy=account.proxy,
             )
             async with response:
                 await response.aread(max_bytes=1 << 20)

@@ -372,6 +372,7 @@ class Proxy:
                 body=prepared.body,
                 timeouts=timeouts_of(config),
                 verify_tls=account.verify_tls,
+                proxy=account.proxy,
             )
         except UpstreamError as error:
             self.health.end_request(account.id)
