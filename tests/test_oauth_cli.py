@@ -557,3 +557,13 @@ def test_only_oauth_accounts_are_accepted(home: Path, action: str) -> None:
     assert result.err == (
         "error: no upstream account with id 'up-nothere' (see 'llm-gateway upstream list')\n"
     )
+
+
+def test_the_readme_says_a_subscriptions_terms_may_not_allow_a_gateway() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Claude subscriptions (OAuth accounts)")[1].split("\n## ")[0]
+    before_the_commands = " ".join(section.split("```")[0].split())
+    assert "A provider's terms may not allow a subscription to be used through a gateway" in (
+        before_the_commands
+    )
+    assert "decide for yourself whether to use a subscription this way" in before_the_commands
