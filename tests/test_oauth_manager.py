@@ -35,10 +35,16 @@ from llm_gateway.config.schema import UpstreamAccount
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.crypto.sealing import load_secret_key
 from llm_gateway.oauth import records
-from llm_gateway.oauth.errors import OAuthError, ReauthorizationRequired, TokenStoreError
+from llm_gateway.oauth.errors import (
+    EndpointRefused,
+    OAuthError,
+    ReauthorizationRequired,
+    TokenStoreError,
+)
 from llm_gateway.oauth.flow import Tokens
 from llm_gateway.oauth.manager import TokenManager
 from llm_gateway.upstream.pool import ConnectionPool
+from llm_gateway.upstream.timeouts import Timeouts
 
 NOW = 1_700_000_000.0
 LIFETIME = 3600.0
@@ -485,6 +491,25 @@ def test_passing_faults_end_with_the_back_off_and_the_error_is_a_passing_one(
     assert error.message == "the token endpoint answered 500 (api_error)"
     assert not error.rejects_credentials
     assert len(world.fake.token_calls()) == 6  # three rounds over the two URLs
+    assert "needs_reauth" not in world.section()
+
+
+def test_a_token_endpoint_that_does_not_answer_is_a_passing_fault(world: World) -> None:
+    world.fake.gate = threading.Event()  # every token answer is held back
+    quick = Timeouts(connect=5, tls=5, response_headers=0.3, stream_idle=5, total=5, pool=5)
+
+    async def body(manager: TokenManager) -> OAuthError:
+        with pytest.raises(OAuthError) as caught:
+            await manager.refresh_now(world.account_id)
+        return caught.value
+
+    error = scenario(world, body, timeouts=quick, retry_waits=(0.01,))
+    assert isinstance(error, EndpointRefused) and not error.rejects_credentials
+    assert error.message == (
+        "no answer from the token endpoint (127.0.0.1: ResponseHeadersTimeout; "
+        "127.0.0.1: ResponseHeadersTimeout; 127.0.0.1: ResponseHeadersTimeout; "
+        "127.0.0.1: ResponseHeadersTimeout)"
+    )
     assert "needs_reauth" not in world.section()
 
 
