@@ -44,7 +44,7 @@ class OAuthError(UpstreamError):
 
 
 class EndpointRefused(OAuthError):
-    """The token endpoint looks like it refuses non-browser clients (403, HTML, no answer)."""
+    """No token endpoint gave an answer at all (connection errors, timeouts): a passing fault."""
 
 
 class CredentialsRejected(OAuthError):

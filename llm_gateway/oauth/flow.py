@@ -15,8 +15,9 @@ plus who the tokens belong to when the answer says so (Claude's carries
 ``account`` {``uuid``, ``email_address``} and ``organization`` {``uuid``,
 ``name``}; printable text only, at most ``MAX_OWNER_TEXT`` characters each),
 or ``{"error": "..."}`` (``invalid_grant`` is ``InvalidGrant``, another error
-with status 401 or 403 ``CredentialsRejected``). Error messages carry the HTTP status and the error
-code only: descriptions are never echoed, since they could quote a secret.
+with status 401 or 403 ``CredentialsRejected``). Error messages carry the HTTP
+status and the error code only: descriptions are never echoed, since they
+could quote a secret.
 """
 
 from __future__ import annotations

@@ -45,11 +45,11 @@ def _target(
         ("content-type", "application/json"),
         ("anthropic-version", client_headers.get("anthropic-version") or DEFAULT_VERSION),
     ]
-    beta = client_headers.get("anthropic-beta")
-    if account.type == "oauth":
-        headers.append(("authorization", f"Bearer {credential}"))  # beta: _present
+    if account.type == "oauth":  # its beta flags and user agent: see _present
+        headers.append(("authorization", f"Bearer {credential}"))
     else:
         headers.append(("x-api-key", credential))
+        beta = client_headers.get("anthropic-beta")
         if beta:
             headers.append(("anthropic-beta", beta))
     headers.extend(account.quirks.extra_headers)

@@ -4,8 +4,8 @@ Theory of operation: a ``Provider`` is data plus a few small functions. The
 pipeline asks it which wire format it speaks for an operation, where to send
 the request, which headers authenticate it, and how the request presents
 itself (``adjust_headers``: user agent and such, for subscription accounts);
-the pipeline itself never tests a provider's name. Adding a provider means one module and one registry
-line.
+the pipeline itself never tests a provider's name. Adding a provider means
+one module and one registry line.
 """
 
 from __future__ import annotations
