@@ -136,14 +136,14 @@ def test_the_gateway_never_rewrites_the_config_file(store: ConfigStore) -> None:
     data, stat_before = path.read_bytes(), os.stat(path)
     with gateway_in_thread(store) as (gateway, port):
         checks: list[bool] = []
-        original = gateway.reload_if_changed
+        original = gateway.reload
 
-        def counting() -> bool:
-            result: bool = original()
+        async def counting() -> bool:
+            result: bool = await original()
             checks.append(result)
             return result
 
-        gateway.reload_if_changed = counting
+        gateway.reload = counting
         for _ in range(3):
             assert get_health(port) is not None
         wait_until(lambda: len(checks) >= 2, 5.0, "two reload checks")
