@@ -257,9 +257,7 @@ def test_an_empty_or_deleted_file_keeps_the_last_good_configuration(
         assert path.read_bytes() == b""  # and nothing wrote defaults over the file
 
         path.unlink()
-        wait_until(
-            lambda: config_state(port) == "error: file is missing", 5.0, "the deleted file"
-        )
+        wait_until(lambda: config_state(port) == "error: file is missing", 5.0, "the deleted file")
         assert request(port, "GET", "/v1/models", key)[0] == 200
         assert not path.exists()
 
@@ -290,9 +288,7 @@ def test_reloaded_limits_and_breaker_settings_apply_and_start_only_ones_are_repo
             document["routing"].update(failure_threshold=1, max_attempts=1)
 
         store.update(change)
-        wait_until(
-            lambda: (get_health(port) or {}).get("restart_needed"), 5.0, "the reload"
-        )
+        wait_until(lambda: (get_health(port) or {}).get("restart_needed"), 5.0, "the reload")
         health = get_health(port) or {}
         assert health["restart_needed"] == ["server.port"]
         # applied: the body limit (413) and the breaker's threshold (open after one failure)

@@ -46,9 +46,16 @@ def _setting(config: Config, dotted: str) -> object:
     return value
 
 
-def restart_needed(started: Config, current: Config) -> tuple[str, ...]:
-    """The start-only settings whose value in ``current`` is not the one in force."""
-    return tuple(s for s in START_ONLY if _setting(started, s) != _setting(current, s))
+def restart_needed(
+    started: Config, current: Config, overridden: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
+    """The start-only settings whose value in ``current`` is not the one in force
+    (``overridden``: set on the command line, so the file's value does not count)."""
+    return tuple(
+        s
+        for s in START_ONLY
+        if s not in overridden and _setting(started, s) != _setting(current, s)
+    )
 
 
 def error_detail(store: ConfigStore, error: ConfigError) -> str:

@@ -109,6 +109,8 @@ class Gateway:
             render_error=error_for_status,
         )
         self._watcher: asyncio.Task[None] | None = None
+        #: start-only settings given on the command line instead
+        self._overridden: frozenset[str] = frozenset()
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -116,6 +118,11 @@ class Gateway:
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
     ) -> list[int]:
         config = self.state.config.server
+        self._overridden = frozenset(
+            name
+            for name, value in (("server.host", host), ("server.port", port))
+            if value is not None
+        )
         ports = await self.server.start(
             config.host if host is None else host,
             config.port if port is None else port,
@@ -169,7 +176,7 @@ class Gateway:
         self.state.config = config
         self.state.config_digest, self.state.config_error = loaded.digest, None
         log.info("configuration reloaded", extra={"path_file": str(self.store.path)})
-        pending = restart_needed(self.started_config, config)
+        pending = restart_needed(self.started_config, config, self._overridden)
         if set(pending) - set(self.state.restart_needed):
             log.warning(
                 "configuration reloaded; these settings take effect only after a restart",
