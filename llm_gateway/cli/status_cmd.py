@@ -6,7 +6,7 @@ the gateway itself says it serves (its config file, version, start time, the
 counts, a configuration it could not load, settings waiting for a restart),
 warns when that is not the file this command reads, lists the accounts of
 this command's file with the gateway's view of each, and exits 1 when no
-gateway answers. ``health`` exits 0 only when the gateway answers and says it
+gateway answers (with ``--url``, also when this command cannot read its file). ``health`` exits 0 only when the gateway answers and says it
 is healthy, so it can serve as a container health check; it works without a
 readable config file.
 """
@@ -103,12 +103,17 @@ def _target(args: argparse.Namespace, config: Config | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
-    config, problem = _read_config(ctx)
+    if args.url:
+        config, problem = _read_config(ctx)
+    else:  # the gateway's address is in the file
+        config, problem = ctx.store.load(create=False), None
     url = _target(args, config)
     health = fetch_health(url, 3.0)
     info = summary(config or Config(), health, url if args.url else None)
     same = serves_file(health, ctx.store.path) if health is not None else None
     info["config"] = {"path": str(ctx.store.path), "error": problem, "served": same}
+    if config is None:  # nothing to list from a file this command cannot read
+        info["gateway_keys"] = info["upstreams"] = None
     if args.json:
         ctx.json(info)
         return 0 if health is not None else 1
@@ -123,6 +128,8 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
                 f"but this command reads {ctx.store.path}"
             )
     ctx.out(f"Config: {ctx.store.path}" + (f" (cannot read: {problem})" if problem else ""))
+    if config is None:
+        return 0 if health is not None else 1
     keys = info["gateway_keys"]
     ctx.out(f"Gateway keys: {keys['enabled']} enabled of {keys['total']}")
     ups = info["upstreams"]
