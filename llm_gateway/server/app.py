@@ -11,6 +11,12 @@ the same way, from the path alone (``error_for_status``). The gateway's changing
 state (configuration, account health) lives in ``GatewayState``; the runtime
 replaces its ``config`` on reload and handlers read it per request.
 
+``/health`` (no authentication, no secrets) says what this process serves:
+its version and start time, the config file, whether the file as it is now
+loaded (``config``) and a digest of the bytes in force (the CLI polls it after
+a change), the counts of keys and accounts, and settings waiting for a
+restart; per-account state and the pid only to loopback callers.
+
 Access log: one structured line per request, written when the response is
 complete (for a stream, when it ends), with what the handler noted in
 ``request.notes`` (key id, model, account, attempts, tokens...).
