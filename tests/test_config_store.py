@@ -416,3 +416,12 @@ def test_config_option_works_for_a_subprocess_too(tmp_path: Path) -> None:
     assert "Created gateway key" in done.stdout
     assert [k.name for k in ConfigStore(chosen).load().gateway_keys] == ["p"]
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_home_where_no_lock_can_be_taken_does_not_stop_the_server(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "home" / "config.yaml")
+    store.load()
+    (store.home / ".config.lock").unlink()
+    (store.home / ".config.lock").mkdir()  # cannot be opened as the lock, even by root
+    store.remove_stale_temporaries()  # what the server does at start: no error
+    assert store.load(create=False) == Config()

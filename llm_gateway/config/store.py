@@ -215,10 +215,17 @@ class ConfigStore:
             return result
 
     def remove_stale_temporaries(self) -> None:
-        """Delete temporary files a crashed writer left behind (under the lock)."""
-        if self.home.is_dir():
+        """Delete temporary files a crashed writer left behind (under the lock).
+
+        A home where no lock can be taken (a read-only mount) has none to remove
+        and is no reason to fail."""
+        if not self.home.is_dir():
+            return
+        try:
             with self.locked():
                 self._remove_temporaries()
+        except ConfigError:
+            return
 
     def _remove_temporaries(self) -> None:
         """Only call with the lock held: then no writer is using any of them."""
