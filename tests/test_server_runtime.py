@@ -284,20 +284,22 @@ def test_reloaded_limits_and_breaker_settings_apply_and_start_only_ones_are_repo
         assert request(port, "POST", "/v1/messages", key, big.encode())[0] != 413
 
         def change(document: dict[str, Any]) -> None:
+            # the port is given on the command line (gateway_in_thread): no restart needed
             document["server"].update(max_body_bytes=2048, port=3999)
+            document["logging"].update(format="text")
             document["routing"].update(failure_threshold=1, max_attempts=1)
 
         store.update(change)
         wait_until(lambda: (get_health(port) or {}).get("restart_needed"), 5.0, "the reload")
         health = get_health(port) or {}
-        assert health["restart_needed"] == ["server.port"]
+        assert health["restart_needed"] == ["logging.format"]
         # applied: the body limit (413) and the breaker's threshold (open after one failure)
         assert request(port, "POST", "/v1/messages", key, big.encode())[0] == 413
         assert request(port, "POST", "/v1/messages", key, small.encode())[0] >= 500
         accounts = (get_health(port) or {})["accounts"]
         assert accounts[account_id]["circuit"] == "open"
     warnings = [r for r in runtime_log.records if r.levelno == logging.WARNING]
-    assert [r.__dict__["settings"] for r in warnings] == ["server.port"]
+    assert [r.__dict__["settings"] for r in warnings] == ["logging.format"]
     assert "restart" in warnings[0].getMessage()
 
 
