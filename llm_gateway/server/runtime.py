@@ -135,13 +135,9 @@ class Gateway:
         )
         return ports
 
-    def reload_if_changed(self) -> bool:
-        """Re-read the config when the file changed, here and now (tests, tools);
-        True when a new one took effect. The watcher task reads off the loop."""
-        return self.watcher.due() and self._take(self.watcher.read())
-
     async def reload(self) -> bool:
-        """``reload_if_changed`` with the reading and parsing on a worker thread."""
+        """Re-read the config when the file changed, reading and parsing on a worker
+        thread; True when a new one took effect."""
         return self.watcher.due() and self._take(await asyncio.to_thread(self.watcher.read))
 
     def _take(self, outcome: Loaded | ConfigError | None) -> bool:
