@@ -80,6 +80,9 @@ class ProxyConfig:
     idle_connection_timeout: float = 60.0
     max_connections_per_upstream: int = 512
     max_response_bytes: int = 64 * 1024 * 1024
+    #: bytes of memory large requests (1 MiB and more) may hold at once while
+    #: parsed, converted and sent (estimated); the others wait their turn
+    large_request_memory: int = 128 * 1024 * 1024
 
 
 STRATEGIES = ("health-first", "round-robin", "weighted", "least-latency", "priority")
@@ -268,6 +271,7 @@ def default_document() -> dict[str, Any]:
             "idle_connection_timeout": proxy.idle_connection_timeout,
             "max_connections_per_upstream": proxy.max_connections_per_upstream,
             "max_response_bytes": proxy.max_response_bytes,
+            "large_request_memory": proxy.large_request_memory,
         },
         "routing": {
             "strategy": "health-first",
@@ -440,6 +444,7 @@ def _proxy(data: object) -> ProxyConfig:
             "max_connections_per_upstream", d.max_connections_per_upstream, _int(1)
         ),
         max_response_bytes=s.get("max_response_bytes", d.max_response_bytes, _int(1)),
+        large_request_memory=s.get("large_request_memory", d.large_request_memory, _int(1 << 20)),
     )
     s.finish()
     return result

@@ -61,12 +61,14 @@ from .credentials import CredentialError, Credentials
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
+    account_header,
     prepare,
     relay_body,
     relay_body_as_stream,
     relay_error,
     timeouts_of,
 )
+from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
@@ -160,6 +162,7 @@ class Proxy:
         self.tokens = tokens
         self.selector = Selector()
         self.limiter = RateLimiter()
+        self.memory = MemoryBudget(state.config.proxy.large_request_memory)
         self.clock = clock
         self.wall_clock = wall_clock
 
@@ -174,6 +177,16 @@ class Proxy:
         return json_response(200, list_models(config, key, anthropic_shape=anthropic))
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
+        """A large body waits for the memory budget (after its key is checked)."""
+        if len(request.body) < LARGE_BODY_BYTES:
+            return await self._handle(request, endpoint)
+        config = self.state.config
+        authenticate(request.header_map, config, self.wall_clock())
+        self.memory.limit = config.proxy.large_request_memory
+        async with self.memory.hold(estimate(request.body)):
+            return await self._handle(request, endpoint)
+
+    async def _handle(self, request: Request, endpoint: Endpoint) -> Response:
         config = self.state.config
         notes = request.notes
         notes["client_format"] = endpoint.client_format
@@ -355,6 +368,7 @@ class Proxy:
     ) -> Response:
         notes = request.notes
         notes["account_id"] = account.id
+        notes["account_name"] = account.name
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
             prepared = prepare(call, account, credential, request, config.oauth)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
@@ -599,11 +613,20 @@ def _is_event_stream(content_type: str | None) -> bool:
 
 
 async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
-    """Run ``handler``; an upstream error answer kept for relaying becomes the response."""
+    """Run ``handler``; an upstream error answer kept for relaying becomes the response.
+    Once an account was chosen, the response (or error) names it."""
     try:
         response: Response = await handler(request)
     except _RelayedResponse as relayed:
-        return relayed.response
+        response = relayed.response
+    except GatewayError as error:
+        name = request.notes.get("account_name")
+        if isinstance(name, str):
+            error.headers = [*error.headers, account_header(name)]
+        raise
+    name = request.notes.get("account_name")
+    if isinstance(name, str):
+        response.headers.append(account_header(name))
     return response
 
 

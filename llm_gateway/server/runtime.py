@@ -37,6 +37,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .malloc import return_large_blocks
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
@@ -263,6 +264,7 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    return_large_blocks()
     if workers <= 1:
         return _serve_one(store, environ, host, port, err)
     bind_host = config.server.host if host is None else host
