@@ -621,6 +621,62 @@ def test_a_session_sticks_to_the_account_it_used_while_others_are_spread(
     assert len(set(sticky)) == 1
 
 
+@pytest.mark.parametrize(
+    ("headers", "fields"),
+    [
+        ({"x-claude-code-session-id": "5d0c-claude-code"}, {}),
+        ({"session_id": "0199-codex"}, {}),
+        ({}, {"prompt_cache_key": "0199-codex"}),
+        ({}, {"metadata": {"user_id": "user_ab12_account_cd34_session_ef56"}}),
+        ({"x-session-id": "any-client"}, {}),
+    ],
+    ids=["claude-code-header", "codex-header", "prompt-cache-key", "metadata-user-id", "x-session"],
+)
+def test_sessions_stick_by_the_markers_clients_really_send(
+    store: ConfigStore, headers: dict[str, str], fields: dict[str, Any]
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_openai("first", first.base_url + "/v1")
+        add_openai("second", second.base_url + "/v1")
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            served = [
+                post(port, key, {**chat(), **fields}, headers=headers).json()["choices"][0][
+                    "message"
+                ]["content"]
+                for _ in range(6)
+            ]
+    assert len(set(served)) == 1, served  # round-robin alone would alternate
+
+
+def test_a_session_whose_account_fails_is_pinned_to_the_account_that_served_it(
+    store: ConfigStore,
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_openai("first", first.base_url + "/v1")
+        add_openai("second", second.base_url + "/v1")
+        _, key = add_key()
+        session = {"x-claude-code-session-id": "conversation-7"}
+
+        def ask() -> str:
+            reply = post(port, key, chat(), headers=session)
+            return str(reply.json()["choices"][0]["message"]["content"])
+
+        with running_gateway(store) as (_, port):
+            pinned = ask()
+            failing, other = (first, "second") if pinned == "first" else (second, "first")
+            failing.respond(openai_error(500, "server_error", "down"))
+            moved = ask()
+            failing.respond(answering(Answer(text=pinned)))  # back, but no longer the pin
+            later = [ask() for _ in range(4)]
+    assert moved == other
+    assert later == [other] * 4
+
+
 def test_an_account_whose_key_cannot_be_decrypted_is_skipped(
     store: ConfigStore, healthy: FakeUpstream
 ) -> None:
