@@ -287,8 +287,10 @@ def test_rejected_credentials_are_named_and_checked_again_in_the_background(
                 )
             )
             wait_until(
-                lambda: request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
-                == "healthy",
+                lambda: (
+                    request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
+                    == "healthy"
+                ),
                 10,
                 "the credential check to clear the account",
             )
@@ -315,8 +317,10 @@ def test_upstream_enable_clears_a_credential_failure_at_once(store: ConfigStore)
             rejecting.respond(answering(Answer(text="new key works")))
             assert run_cli("upstream", "enable", account).code == 0
             wait_until(
-                lambda: request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
-                == "healthy",
+                lambda: (
+                    request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
+                    == "healthy"
+                ),
                 10,
                 "the reload to clear the credential failure",
             )

@@ -134,9 +134,7 @@ def _concrete_models(config: Config, cache: ModelCache) -> dict[str, str]:
     for alias, target in config.model_aliases:
         if is_glob(alias):
             continue
-        serving = next(
-            (a for a in usable if matches(a.models, target) or a.maps(target)), None
-        )
+        serving = next((a for a in usable if matches(a.models, target) or a.maps(target)), None)
         if serving is not None:
             found.setdefault(alias, serving.provider)
     return found

@@ -145,9 +145,7 @@ def no_account_error(config: Config, model: str) -> GatewayError:
     if reasons:
         return refused_error(model, reasons)
     known = ", ".join(available_models(config)) or "none configured"
-    return NotFound(
-        f"no upstream serves model '{model}'; models available: {known}", param="model"
-    )
+    return NotFound(f"no upstream serves model '{model}'; models available: {known}", param="model")
 
 
 def strategy_for(config: Config, model: str) -> Strategy:
@@ -244,9 +242,7 @@ class Proxy:
             try:
                 if not accounts:
                     raise _Exhausted(no_account_error(config, model))
-                response = await self._route(
-                    request, call, model, accounts, config, key, deadline
-                )
+                response = await self._route(request, call, model, accounts, config, key, deadline)
             except _Exhausted as exhausted:
                 # the first model's own failure is the one the client hears of,
                 # unless it had no account at all

@@ -411,10 +411,11 @@ class HealthTracker:
 
     @staticmethod
     def _available(entry: _Entry, now: float) -> bool:
-        if entry.auth_error is not None:
-            # rejected credentials: out until due, then one check at a time
-            if entry.auth_until is None or now < entry.auth_until or entry.probe_since is not None:
-                return False
+        # rejected credentials: out until due, then one check at a time
+        if entry.auth_error is not None and (
+            entry.auth_until is None or now < entry.auth_until or entry.probe_since is not None
+        ):
+            return False
         if entry.cooldown_until is not None and now < entry.cooldown_until:
             return False
         if entry.state is CircuitState.OPEN:
