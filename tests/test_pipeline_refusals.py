@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llm_gateway.config.schema import OAuthState, UpstreamAccount
-from llm_gateway.errors import ServiceUnavailable, UpstreamError
+from llm_gateway.errors import RateLimited, ServiceUnavailable, UpstreamError
 from llm_gateway.pipeline.refusals import not_servable, unavailable_error
 from llm_gateway.routing.health import FailureKind, HealthPolicy, HealthTracker
 
@@ -49,3 +49,12 @@ def test_accounts_out_for_a_while_are_a_503_with_the_soonest_retry() -> None:
     assert "account 'a' is rate limited for 7 s" in error.message
     assert "account 'b' is failing (paused for 19 s)" in error.message
     assert "credentials of upstream account 'c' were rejected" in error.message
+
+
+def test_accounts_that_are_all_rate_limited_are_a_429() -> None:
+    health = HealthTracker()
+    health.record_rate_limited("up-a", 0.0, 1.0)
+    error = unavailable_error("m", [account("a")], health, 0.2)
+    assert isinstance(error, RateLimited)
+    assert ("retry-after", "1") in error.headers
+    assert "account 'a' is rate limited for 1 s" in error.message

@@ -7,7 +7,9 @@ a 429 cooldown, an open circuit). ``not_servable`` names the first kind for
 one account; ``unavailable_error`` turns the second kind, for every account
 of a model, into the error the client gets: a 502 that names the account and
 what to run when only credentials stand in the way (waiting will not help), a
-503 with ``retry-after`` when waiting will. Account names and ids are shown,
+429 with ``retry-after`` when every account is cooling down after a 429 of its
+own (the answer the client would have had from the upstream), else a 503 with
+``retry-after``. Account names and ids are shown,
 never a credential.
 """
 
@@ -17,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 from ..config.schema import UpstreamAccount
-from ..errors import GatewayError, ServiceUnavailable, UpstreamError
+from ..errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamError
 from ..routing.health import CircuitState, HealthTracker
 
 __all__ = [
@@ -63,7 +65,7 @@ def unavailable_error(
     """Every account of ``model`` is out for now: which, why, and for how long."""
     reasons: list[str] = []
     waits: list[float] = []
-    credentials_only = True
+    credentials_only = rate_limited_only = True
     for account in accounts:
         snap = health.snapshot(account.id, now)
         name = f"'{account.name}'"
@@ -81,7 +83,9 @@ def unavailable_error(
             reasons.append(
                 f"account {name} is rate limited for {_seconds(snap.cooldown_until - now)} s"
             )
-        elif snap.state is CircuitState.OPEN and snap.open_until is not None:
+            continue
+        rate_limited_only = False
+        if snap.state is CircuitState.OPEN and snap.open_until is not None:
             reasons.append(
                 f"account {name} is failing (paused for {_seconds(snap.open_until - now)} s)"
             )
@@ -90,11 +94,14 @@ def unavailable_error(
     if credentials_only and reasons:
         return refused_error(model, reasons)
     wait = _seconds(min(waits)) if waits else _DEFAULT_RETRY
-    return ServiceUnavailable(
+    message = (
         f"every upstream account for model '{model}' is unavailable right now: "
-        f"{'; '.join(reasons)}; retry in {wait} s",
-        headers=[("retry-after", str(wait))],
+        f"{'; '.join(reasons)}; retry in {wait} s"
     )
+    headers = [("retry-after", str(wait))]
+    if rate_limited_only:
+        return RateLimited(message, retry_after=wait, headers=headers)
+    return ServiceUnavailable(message, headers=headers)
 
 
 def _oauth_hint(account: UpstreamAccount, what: str) -> str:
