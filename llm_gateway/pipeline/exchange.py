@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..config.schema import Config, ProxyConfig, UpstreamAccount
+from ..config.schema import Config, OAuthSettings, ProxyConfig, UpstreamAccount
 from ..errors import UpstreamError
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
@@ -98,10 +98,13 @@ def prepare(
     account: UpstreamAccount,
     credential: str,
     request: Request,
+    oauth: OAuthSettings,
     model: str | None = None,
 ) -> Prepared:
-    """The upstream request for ``call`` on ``account``; ``model`` is the name routed
-    to (after aliases and fallbacks), the client's own by default."""
+    """The upstream request for ``call`` on ``account`` (``oauth``: the config's
+    OAuth settings, which say how subscription requests present themselves;
+    ``model``: the name routed to, after aliases and fallbacks, the client's own
+    by default)."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation
     upstream_format = provider.wire_formats.get(operation)
@@ -136,6 +139,7 @@ def prepare(
         ("accept-encoding", "identity"),
         ("user-agent", _USER_AGENT),
     ]
+    headers = provider.adjust_headers(account, headers, request.header_map, oauth)
     return Prepared(
         client_format=client_format,
         upstream_format=upstream_format,

@@ -50,9 +50,12 @@ async def fetch_models(
     response = await pool.request(
         "GET",
         target.url,
-        headers=[*target.headers, ("accept", "application/json")],
+        headers=provider.adjust_headers(
+            account, [*target.headers, ("accept", "application/json")], {}, config.oauth
+        ),
         timeouts=timeouts_of(config),
         verify_tls=account.verify_tls,
+        proxy=account.proxy,
     )
     async with response:
         body = await response.aread(max_bytes=_MAX_MODELS_BYTES)
