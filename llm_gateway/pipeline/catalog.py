@@ -35,8 +35,7 @@ from ..providers.registry import get_provider
 from ..routing.models import is_glob
 from ..routing.selection import matches
 from ..upstream.pool import ConnectionPool
-from .credentials import Credentials
-from .probes import fetch_models
+from .probes import CredentialOf, fetch_models
 from .refusals import not_servable
 
 __all__ = ["ModelCache", "list_models", "listed_accounts", "refresh_catalog"]
@@ -95,14 +94,14 @@ def model_ids(body: bytes) -> list[str]:
 
 
 async def refresh_catalog(
-    config: Config, cache: ModelCache, pool: ConnectionPool, credentials: Credentials
+    config: Config, cache: ModelCache, pool: ConnectionPool, credential_of: CredentialOf
 ) -> None:
     """Ask every glob-only account's upstream for its models; failures keep the old list."""
     accounts = listed_accounts(config)
     cache.keep_only({a.id for a in accounts})
     for account in accounts:
         try:
-            status, body = await fetch_models(config, account, pool, credentials)
+            status, body = await fetch_models(config, account, pool, await credential_of(account))
         except GatewayError as error:
             log.info(
                 "model list not fetched",

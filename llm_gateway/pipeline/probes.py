@@ -21,9 +21,11 @@ catalog) send.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from ..config.schema import Config, UpstreamAccount
 from ..errors import GatewayError, UpstreamError
+from ..oauth.errors import OAuthError
 from ..providers.base import Operation
 from ..providers.registry import get_provider
 from ..routing.health import CircuitState, HealthTracker
@@ -32,7 +34,10 @@ from .credentials import CredentialError, Credentials
 from .exchange import timeouts_of
 from .outcomes import Outcome, classify_error, classify_status, record
 
-__all__ = ["check_rejected_credentials", "fetch_models", "probe_open_circuits"]
+__all__ = ["CredentialOf", "check_rejected_credentials", "fetch_models", "probe_open_circuits"]
+
+#: an account's clear credential (an OAuth access token refreshed when due)
+CredentialOf = Callable[[UpstreamAccount], Awaitable[str]]
 
 log = logging.getLogger("llm_gateway.probes")
 
@@ -41,11 +46,10 @@ _MAX_MODELS_BYTES = 1 << 20
 
 
 async def fetch_models(
-    config: Config, account: UpstreamAccount, pool: ConnectionPool, credentials: Credentials
+    config: Config, account: UpstreamAccount, pool: ConnectionPool, credential: str
 ) -> tuple[int, bytes]:
     """``GET`` the account's model list: (status, body). Raises GatewayError."""
     provider = get_provider(account.provider)
-    credential = credentials.for_account(account)
     target = provider.build_target(account, credential, Operation.MODELS, "", {}, "")
     response = await pool.request(
         "GET",
@@ -81,7 +85,8 @@ async def probe_open_circuits(
             continue
         probed += 1
         try:
-            status, _ = await fetch_models(config, account, pool, credentials)
+            credential = credentials.for_account(account)
+            status, _ = await fetch_models(config, account, pool, credential)
             outcome = classify_status(status)
         except UpstreamError as error:
             outcome = classify_error(error)
@@ -100,7 +105,7 @@ async def check_rejected_credentials(
     config: Config,
     health: HealthTracker,
     pool: ConnectionPool,
-    credentials: Credentials,
+    credential_of: CredentialOf,
     now: float,
 ) -> int:
     """Check every account whose rejected credentials are due; returns how many."""
@@ -114,11 +119,14 @@ async def check_rejected_credentials(
             continue
         checked += 1
         try:
-            status, _ = await fetch_models(config, account, pool, credentials)
+            credential = await credential_of(account)
+            status, _ = await fetch_models(config, account, pool, credential)
             outcome = classify_status(status)
             detail = f"upstream answered {status}"
-        except CredentialError as error:
-            outcome, detail = Outcome.AUTH_FAILED, error.message
+        except (CredentialError, OAuthError) as error:
+            refused = not isinstance(error, OAuthError) or error.rejects_credentials
+            outcome = Outcome.AUTH_FAILED if refused else Outcome.CONNECT
+            detail = error.message
         except GatewayError:
             outcome, detail = Outcome.CONNECT, ""
         if outcome is Outcome.OK:

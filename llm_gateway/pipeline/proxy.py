@@ -352,13 +352,17 @@ class Proxy:
             )
         raise _Exhausted(last.error)
 
+    async def credential_for(self, account: UpstreamAccount) -> str:
+        """The account's clear credential (an OAuth access token, refreshed when due)."""
+        if account.type == "oauth" and self.tokens is not None:
+            return await self.tokens.access_token(account)
+        return self.credentials.for_account(account)
+
     async def _credential(self, account: UpstreamAccount) -> str:
         """The account's clear credential; a failure here is the account's, so the
         next candidate is tried."""
         try:
-            if account.type == "oauth" and self.tokens is not None:
-                return await self.tokens.access_token(account)
-            return self.credentials.for_account(account)
+            return await self.credential_for(account)
         except (OAuthError, CredentialError) as error:
             if isinstance(error, OAuthError) and not error.rejects_credentials:
                 # the token endpoint failed for now (5xx, no answer): the account's

@@ -23,8 +23,7 @@ from ..errors import GatewayError
 from ..routing.health import HealthTracker
 from ..upstream.pool import ConnectionPool
 from .catalog import ModelCache, catalog_key, refresh_catalog
-from .credentials import Credentials
-from .probes import check_rejected_credentials
+from .probes import CredentialOf, check_rejected_credentials
 
 __all__ = ["UPKEEP_INTERVAL", "run_upkeep"]
 
@@ -38,13 +37,13 @@ async def run_upkeep(
     config_of: Callable[[], Config],
     health: HealthTracker,
     pool: ConnectionPool,
-    credentials: Credentials,
+    credential_of: CredentialOf,
     catalog: ModelCache,
     clock: Callable[[], float],
 ) -> None:
     await asyncio.gather(
-        _credential_checks(config_of, health, pool, credentials, clock),
-        _catalog_refreshes(config_of, pool, credentials, catalog, clock),
+        _credential_checks(config_of, health, pool, credential_of, clock),
+        _catalog_refreshes(config_of, pool, credential_of, catalog, clock),
     )
 
 
@@ -52,13 +51,13 @@ async def _credential_checks(
     config_of: Callable[[], Config],
     health: HealthTracker,
     pool: ConnectionPool,
-    credentials: Credentials,
+    credential_of: CredentialOf,
     clock: Callable[[], float],
 ) -> None:
     while True:
         await asyncio.sleep(UPKEEP_INTERVAL)
         try:
-            await check_rejected_credentials(config_of(), health, pool, credentials, clock())
+            await check_rejected_credentials(config_of(), health, pool, credential_of, clock())
         except GatewayError as error:
             log.warning("credential checks failed", extra={"error": error.message})
 
@@ -66,7 +65,7 @@ async def _credential_checks(
 async def _catalog_refreshes(
     config_of: Callable[[], Config],
     pool: ConnectionPool,
-    credentials: Credentials,
+    credential_of: CredentialOf,
     catalog: ModelCache,
     clock: Callable[[], float],
 ) -> None:
@@ -82,7 +81,7 @@ async def _catalog_refreshes(
             catalog.filled_for = key
             last = now
             try:
-                await refresh_catalog(config, catalog, pool, credentials)
+                await refresh_catalog(config, catalog, pool, credential_of)
             except GatewayError as error:
                 log.warning("model catalog not refreshed", extra={"error": error.message})
         await asyncio.sleep(UPKEEP_INTERVAL)

@@ -119,7 +119,7 @@ class Gateway:
                 lambda: self.state.config,
                 self.health,
                 self.pool,
-                self.proxy.credentials,
+                self.proxy.credential_for,
                 self.proxy.catalog,
                 time.monotonic,
             )
