@@ -35,8 +35,8 @@ from ..providers.registry import get_provider
 from ..routing.models import is_glob
 from ..routing.selection import matches
 from ..upstream.pool import ConnectionPool
+from .eligibility import not_servable
 from .probes import CredentialOf, fetch_models
-from .refusals import not_servable
 
 __all__ = ["ModelCache", "list_models", "listed_accounts", "refresh_catalog"]
 

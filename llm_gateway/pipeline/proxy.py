@@ -12,7 +12,7 @@ Theory of operation, one request:
    circuit is open, that are cooling down after a 429, or whose credentials
    failed. No candidate at all is a 404 naming the models that exist (a 502
    saying what to run when an OAuth account waits for ``oauth start``);
-   candidates that are all unavailable say why (``refusals``).
+   candidates that are all unavailable say why (``eligibility``).
 3. *Attempt* (``exchange.prepare`` builds the upstream request: passthrough or
    conversion). Every result is recorded in the account's health. A failure
    before any byte reached the client (connect error, timeout, 5xx, 429, 529,
@@ -66,6 +66,13 @@ from .auth import authenticate, authorize
 from .call import ClientCall, parse_call
 from .catalog import ModelCache, list_models
 from .credentials import CredentialError, Credentials
+from .eligibility import (
+    candidates,
+    credentials_rejected,
+    no_account_error,
+    reauthorisation_needed,
+    unavailable_error,
+)
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
@@ -76,13 +83,6 @@ from .exchange import (
     timeouts_of,
 )
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
-from .refusals import (
-    credentials_rejected,
-    not_servable,
-    reauthorisation_needed,
-    refused_error,
-    unavailable_error,
-)
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
 from .usage import billable
@@ -107,45 +107,6 @@ _PREPARE_ON_THREAD_BYTES = 1 << 20
 #: allowed before the rest of the upstream body (normally its end, already on
 #: its way, so the connection can be kept)
 _AFTER_END_WAIT = 2.0
-
-
-def serving(config: Config, model: str) -> list[UpstreamAccount]:
-    """Enabled accounts whose ``models`` or ``model_map`` cover ``model``, in config order."""
-    return [
-        account
-        for account in config.upstream_accounts
-        if account.enabled
-        and not get_provider(account.provider).reserved
-        and (matches(account.models, model) or account.maps(model))
-    ]
-
-
-def candidates(config: Config, model: str) -> list[UpstreamAccount]:
-    """Enabled, servable accounts for ``model``, in config order."""
-    return [a for a in serving(config, model) if not_servable(a) is None]
-
-
-def available_models(config: Config) -> list[str]:
-    """Model names (and patterns) the servable accounts declare, for messages and listings."""
-    names: dict[str, None] = {}
-    for alias, _ in config.model_aliases:
-        names[alias] = None
-    for account in config.upstream_accounts:
-        if account.enabled and not_servable(account) is None:
-            for client, _ in account.model_map:
-                names[client] = None
-            for pattern in account.models:
-                names[pattern] = None
-    return list(names)
-
-
-def no_account_error(config: Config, model: str) -> GatewayError:
-    """No candidate for ``model``: accounts waiting for someone to act, or none at all."""
-    reasons = [r for a in serving(config, model) if (r := not_servable(a)) is not None]
-    if reasons:
-        return refused_error(model, reasons)
-    known = ", ".join(available_models(config)) or "none configured"
-    return NotFound(f"no upstream serves model '{model}'; models available: {known}", param="model")
 
 
 def strategy_for(config: Config, model: str) -> Strategy:

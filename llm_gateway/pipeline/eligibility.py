@@ -1,6 +1,8 @@
-"""Why no account can take a request, said in words the client can act on.
+"""Which accounts may serve a model, and why the others cannot, in words.
 
-Theory of operation: an account can be out of a request's reach for reasons
+Theory of operation: ``serving`` lists the enabled accounts whose ``models``
+globs or ``model_map`` cover a model; ``candidates`` keeps those that can be
+sent anything now. An account can be out of a request's reach for reasons
 that live in the configuration (an OAuth account not authorised yet, or whose
 refresh token was revoked) or in the account's health (rejected credentials,
 a 429 cooldown, an open circuit). ``not_servable`` names the first kind for
@@ -9,8 +11,7 @@ of a model, into the error the client gets: a 502 that names the account and
 what to run when only credentials stand in the way (waiting will not help), a
 429 with ``retry-after`` when every account is cooling down after a 429 of its
 own (the answer the client would have had from the upstream), else a 503 with
-``retry-after``. Account names and ids are shown,
-never a credential.
+``retry-after``. Account names and ids are shown, never a credential.
 """
 
 from __future__ import annotations
@@ -18,20 +19,65 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..config.schema import UpstreamAccount
-from ..errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamError
+from ..config.schema import Config, UpstreamAccount
+from ..errors import GatewayError, NotFound, RateLimited, ServiceUnavailable, UpstreamError
+from ..providers.registry import get_provider
 from ..routing.health import CircuitState, HealthTracker
+from ..routing.selection import matches
 
 __all__ = [
+    "available_models",
+    "candidates",
     "credentials_rejected",
+    "no_account_error",
     "not_servable",
     "reauthorisation_needed",
     "refused_error",
+    "serving",
     "unavailable_error",
 ]
 
 #: retry-after when no account will come back by waiting alone
 _DEFAULT_RETRY = 30
+
+
+def serving(config: Config, model: str) -> list[UpstreamAccount]:
+    """Enabled accounts whose ``models`` or ``model_map`` cover ``model``, in config order."""
+    return [
+        account
+        for account in config.upstream_accounts
+        if account.enabled
+        and not get_provider(account.provider).reserved
+        and (matches(account.models, model) or account.maps(model))
+    ]
+
+
+def candidates(config: Config, model: str) -> list[UpstreamAccount]:
+    """Enabled, servable accounts for ``model``, in config order."""
+    return [a for a in serving(config, model) if not_servable(a) is None]
+
+
+def available_models(config: Config) -> list[str]:
+    """Model names (and patterns) the servable accounts declare, for messages and listings."""
+    names: dict[str, None] = {}
+    for alias, _ in config.model_aliases:
+        names[alias] = None
+    for account in config.upstream_accounts:
+        if account.enabled and not_servable(account) is None:
+            for client, _ in account.model_map:
+                names[client] = None
+            for pattern in account.models:
+                names[pattern] = None
+    return list(names)
+
+
+def no_account_error(config: Config, model: str) -> GatewayError:
+    """No candidate for ``model``: accounts waiting for someone to act, or none at all."""
+    reasons = [r for a in serving(config, model) if (r := not_servable(a)) is not None]
+    if reasons:
+        return refused_error(model, reasons)
+    known = ", ".join(available_models(config)) or "none configured"
+    return NotFound(f"no upstream serves model '{model}'; models available: {known}", param="model")
 
 
 def not_servable(account: UpstreamAccount) -> str | None:
