@@ -62,6 +62,18 @@ def call(
         conn.close()
 
 
+def stream_text(port: int, key: str, body: dict[str, Any]) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        conn.request("POST", "/v1/messages", body=json.dumps(body).encode(), headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200
+        return response.read().decode()
+    finally:
+        conn.close()
+
+
 def claude_code(model: str, max_tokens: int = 32000) -> dict[str, Any]:
     """A request as Claude Code sends it (32k output tokens asked for)."""
     return {
@@ -130,7 +142,10 @@ def test_gateway_model_aliases_route_short_and_glob_names(store: ConfigStore) ->
             sonnet = call(port, key, "POST", "/v1/messages", claude_code("sonnet"))
             haiku = call(port, key, "POST", "/v1/messages", claude_code("claude-haiku-4-5"))
             listed = call(port, key, "GET", "/v1/models")
+            streamed = stream_text(port, key, {**claude_code("sonnet"), "stream": True})
     assert sonnet[0] == 200 and sonnet[1]["model"] == "sonnet"
+    assert '"model":"sonnet"' in streamed.replace(" ", "")  # streams too
+    assert "claude-sonnet-4-5" not in streamed
     assert sonnet[1]["content"][0]["text"] == "from claude"
     assert anthropic.last().json()["model"] == "claude-sonnet-4-5"
     assert haiku[0] == 200 and haiku[1]["model"] == "claude-haiku-4-5"
