@@ -52,13 +52,27 @@ def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cl
     return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
 
 
+#: headers that name a conversation, in the order they are trusted: the
+#: gateway's own, Claude Code's, Codex's
+_SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "session_id")
+
+
 def _session_hint(body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
-    """A client's conversation identity, for sticky routing (prompt caches stay warm)."""
-    explicit = headers.get("x-session-id")
-    if explicit:
-        return str(explicit)
+    """A client's conversation identity, for sticky routing (prompt caches stay warm).
+
+    The markers clients really send: a session header, the body's
+    ``prompt_cache_key`` (Codex, OpenAI), ``metadata.user_id`` (Claude Code
+    puts its session in it), or ``user``.
+    """
+    for name in _SESSION_HEADERS:
+        value = headers.get(name) or headers.get(name.replace("_", "-"))
+        if value:
+            return f"{name}:{value}"
+    cache_key = body.get("prompt_cache_key")
+    if isinstance(cache_key, str) and cache_key:
+        return f"prompt_cache_key:{cache_key}"
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        return str(metadata["user_id"])
+        return f"user_id:{metadata['user_id']}"
     user = body.get("user")
-    return user if isinstance(user, str) and user else None
+    return f"user:{user}" if isinstance(user, str) and user else None

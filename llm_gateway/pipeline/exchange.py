@@ -32,7 +32,7 @@ from ..streaming.registry import STREAM_FORMATS
 from ..streaming.replay import events_of
 from ..upstream.timeouts import Timeouts
 from .call import ClientCall
-from .quirks import adjust_outgoing, ask_for_stream_usage
+from .quirks import adjust_outgoing, ask_for_stream_usage, cap_output_tokens
 from .streams import StreamPipe, make_stream_pipe
 from .usage import usage_of_body
 
@@ -121,9 +121,12 @@ def prepare(
     credential: str,
     request: Request,
     oauth: OAuthSettings,
+    model: str | None = None,
 ) -> Prepared:
     """The upstream request for ``call`` on ``account`` (``oauth``: the config's
-    OAuth settings, which say how subscription requests present themselves)."""
+    OAuth settings, which say how subscription requests present themselves;
+    ``model``: the name routed to, after aliases and fallbacks, the client's own
+    by default)."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation
     upstream_format = provider.wire_formats.get(operation)
@@ -131,7 +134,7 @@ def prepare(
         operation = Operation.CHAT
         upstream_format = provider.wire_formats[Operation.CHAT]
     client_format: str = call.endpoint.client_format
-    upstream_model = account.upstream_model(call.model)
+    upstream_model = account.upstream_model(call.model if model is None else model)
     passthrough = upstream_format == client_format
     body: dict[str, Any]
     if passthrough:
@@ -145,6 +148,8 @@ def prepare(
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
     body = adjust_outgoing(upstream_format, body, account.quirks)
+    if account.max_output_tokens is not None:
+        body = cap_output_tokens(body, account.max_output_tokens)
     body = provider.adjust_body(account, operation, body)
     data = request.body if body is call.body else dumps_bytes(body)
     target = provider.build_target(
