@@ -47,7 +47,7 @@ async def probe_open_circuits(
         probed += 1
         try:
             credential = credentials.for_account(account)
-            target = provider.build_target(account, credential, Operation.MODELS, "", {}, "")
+            target = provider.build_target(account, credential, Operation.MODELS, "", {}, "", False)
             response = await pool.request(
                 "GET",
                 target.url,

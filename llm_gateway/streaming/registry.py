@@ -32,12 +32,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from llm_gateway.formats.unified import Usage
-from llm_gateway.streaming import anthropic_messages, openai_chat
+from llm_gateway.streaming import anthropic_messages, gemini_generate_content, openai_chat
 from llm_gateway.streaming.anthropic_messages import (
     AnthropicMessagesParser,
     AnthropicMessagesRenderer,
 )
 from llm_gateway.streaming.events import StreamError, UnifiedEvent
+from llm_gateway.streaming.gemini_generate_content import (
+    GeminiModelRewriter,
+    GeminiStreamParser,
+    GeminiStreamRenderer,
+)
 from llm_gateway.streaming.openai_chat import OpenAIChatParser, OpenAIChatRenderer
 from llm_gateway.streaming.openai_completions import (
     OpenAICompletionsParser,
@@ -130,6 +135,11 @@ def _anthropic_renderer(*, model: str, include_usage: bool, created: int) -> Str
     return AnthropicMessagesRenderer(model=model)
 
 
+def _gemini_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    # Gemini chunks always carry usage and have no creation time.
+    return GeminiStreamRenderer(model=model)
+
+
 def _openai_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
     return OpenAIModelRewriter(model=model, strip_usage=strip_usage)
 
@@ -137,6 +147,11 @@ def _openai_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
 def _anthropic_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
     # Anthropic usage is part of message_start/message_delta; nothing to strip.
     return AnthropicModelRewriter(model=model)
+
+
+def _gemini_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
+    # Gemini usage rides on every chunk; nothing to strip.
+    return GeminiModelRewriter(model=model)
 
 
 def _marks(*texts: str) -> tuple[bytes, ...]:
@@ -179,5 +194,16 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         anthropic_messages.error_event,
         _marks("event:message_stop", "event:error"),
         _marks('"stop_reason":"'),
+    ),
+    "gemini-generate-content": StreamFormat(
+        "gemini-generate-content",
+        GeminiStreamParser,
+        _gemini_renderer,
+        _gemini_rewriter,
+        gemini_generate_content.error_event,
+        # No end event: an error object ends a stream, and so does the chunk
+        # with the finish reason (it is the last one Gemini sends).
+        _marks('data:{"error":', '"finishReason":"'),
+        _marks('"finishReason":"'),
     ),
 }
