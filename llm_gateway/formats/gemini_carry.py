@@ -9,8 +9,10 @@ the codec hides them in fields the client does send back:
 
 * a tool call's id is ``call_gm`` + base64url of the JSON array
   ``[nonce, name, gemini_id, signature]``: distinct for every call (the
-  nonce), and enough to rebuild the ``functionCall`` part (and, if the
-  client lost the call itself, the ``functionResponse`` name);
+  nonce: derived from the response id and the call's number, so the same
+  answer always gets the same ids), and enough to rebuild the
+  ``functionCall`` part (and, if the client lost the call itself, the
+  ``functionResponse`` name);
 * a thinking block's signature is ``gemini:`` + the thought signature, so a
   Gemini request restores it and recognises signatures that are not its own.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 __all__ = [
     "CallCarry",
     "SIGNATURE_PREFIX",
+    "call_nonce",
     "make_call_id",
     "read_call_id",
     "signature_for_client",
@@ -48,9 +52,17 @@ class CallCarry:
     signature: str
 
 
-def make_call_id(name: str, gemini_id: str = "", signature: str = "") -> str:
-    """A fresh tool-call id carrying ``name``, ``gemini_id`` and ``signature``."""
-    payload = json.dumps([uuid.uuid4().hex[:8], name, gemini_id, signature], separators=(",", ":"))
+def call_nonce(scope: str, number: int) -> str:
+    """The nonce of call ``number`` within ``scope`` (a response id, or a request
+    position); random when the scope is unknown ("")."""
+    if not scope:
+        return uuid.uuid4().hex[:8]
+    return hashlib.sha256(f"{scope}/{number}".encode()).hexdigest()[:8]
+
+
+def make_call_id(name: str, gemini_id: str, signature: str, nonce: str) -> str:
+    """A tool-call id carrying ``name``, ``gemini_id`` and ``signature``."""
+    payload = json.dumps([nonce, name, gemini_id, signature], separators=(",", ":"))
     encoded = base64.urlsafe_b64encode(payload.encode("utf-8")).decode("ascii").rstrip("=")
     return CALL_ID_PREFIX + encoded
 

@@ -32,6 +32,7 @@ from llm_gateway.formats import gemini_reasoning, policy
 from llm_gateway.formats.error_relay import decode_json, kind_for_status, relay_message
 from llm_gateway.formats.fields import FieldReader
 from llm_gateway.formats.gemini_carry import (
+    call_nonce,
     make_call_id,
     read_call_id,
     signature_for_client,
@@ -137,24 +138,24 @@ def _parse_system(s: FieldReader | None) -> tuple[TextPart, ...]:
 def _parse_contents(r: FieldReader) -> tuple[Message, ...]:
     messages: list[Message] = []
     calls: dict[str, list[str]] = {}  # Gemini call id or name -> unified ids not yet answered
-    for _, c in r.items_of("contents"):
+    for turn, c in r.items_of("contents"):
         role = c.opt_str("role") or "user"
         if role not in ("user", "model"):
             raise InvalidRequest(f"{c.at('role')} must be 'user' or 'model'", param=c.at("role"))
         parts: list[Part] = []
-        for _, p in c.items_of("parts"):
-            parts.extend(_parse_part(p, calls))
+        for number, (_, p) in enumerate(c.items_of("parts")):
+            parts.extend(_parse_part(p, calls, call_nonce(turn, number)))
         messages.append(Message(Role.USER if role == "user" else Role.ASSISTANT, tuple(parts)))
     return tuple(messages)
 
 
-def _parse_part(p: FieldReader, calls: dict[str, list[str]]) -> list[Part]:
+def _parse_part(p: FieldReader, calls: dict[str, list[str]], nonce: str) -> list[Part]:
     signature = p.opt_str("thoughtSignature") or ""
     if p.has("functionCall"):
         call = p.req_obj("functionCall")
         name, gemini_id = call.req_str("name"), call.opt_str("id") or ""
         part = ToolUsePart(
-            make_call_id(name, gemini_id, signature),
+            make_call_id(name, gemini_id, signature, nonce),
             name,
             call.opt_json_object("args") or EMPTY_OBJECT,
         )
@@ -164,7 +165,7 @@ def _parse_part(p: FieldReader, calls: dict[str, list[str]]) -> list[Part]:
         response = p.req_obj("functionResponse")
         name, gemini_id = response.req_str("name"), response.opt_str("id") or ""
         pending = calls.get(gemini_id or name)
-        tool_use_id = pending.pop(0) if pending else make_call_id(name, gemini_id)
+        tool_use_id = pending.pop(0) if pending else make_call_id(name, gemini_id, "", nonce)
         return [_parse_function_response(response, tool_use_id)]
     if p.has("inlineData"):
         data = p.req_obj("inlineData")
@@ -502,14 +503,17 @@ def render_usage(usage: Usage) -> dict[str, Any]:
     return out
 
 
-def response_parts(content: FieldReader | None) -> list[Part]:
-    """A candidate's ``content.parts`` as unified parts (what the model may produce)."""
+def response_parts(content: FieldReader | None, response_id: str, calls_before: int) -> list[Part]:
+    """A candidate's ``content.parts`` as unified parts (what the model may produce).
+    Tool-call ids are derived from ``response_id`` and the number of the call in
+    the answer (``calls_before`` calls came in earlier chunks of a stream)."""
     parts: list[Part] = []
     if content is None:
         return parts
     for path, p in content.items_of("parts"):
         if p.has("functionCall") or p.has("text"):
-            parts.extend(_parse_part(p, {}))
+            number = calls_before + sum(isinstance(part, ToolUsePart) for part in parts)
+            parts.extend(_parse_part(p, {}, call_nonce(response_id, number)))
         else:
             policy.dropped(path, "only text, thoughts and function calls are converted")
     return parts
@@ -525,7 +529,7 @@ def parse_response(body: object) -> ChatResponse:
         if len(candidates) > 1:
             policy.dropped("candidates[1:]", "only the first candidate is converted")
         candidate = r.child(candidates[0], "candidates[0]")
-        parts = response_parts(candidate.opt_obj("content"))
+        parts = response_parts(candidate.opt_obj("content"), r.opt_str("responseId") or "", 0)
         finish = candidate.opt_str("finishReason")
     else:
         feedback = r.opt_obj("promptFeedback")

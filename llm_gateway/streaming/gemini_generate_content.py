@@ -82,7 +82,17 @@ class _Open(Enum):
 class GeminiStreamParser:
     """Gemini SSE chunks -> unified events (one instance per stream)."""
 
-    __slots__ = ("_called", "_ended", "_finish", "_index", "_next", "_open", "_started", "_usage")
+    __slots__ = (
+        "_calls",
+        "_ended",
+        "_finish",
+        "_id",
+        "_index",
+        "_next",
+        "_open",
+        "_started",
+        "_usage",
+    )
 
     def __init__(self) -> None:
         self._started = False
@@ -92,7 +102,8 @@ class GeminiStreamParser:
         self._next = 0
         self._finish: str | None = None
         self._usage: Usage | None = None
-        self._called = False
+        self._calls = 0  # function calls so far
+        self._id = ""
 
     def feed(self, event: SSEEvent) -> list[UnifiedEvent]:
         if self._ended or not event.data.strip():
@@ -115,7 +126,7 @@ class GeminiStreamParser:
             return self._fail(StreamError("api_error", "upstream stream ended before it finished"))
         out: list[UnifiedEvent] = []
         self._close(out)
-        stop = codec.stop_reason(self._finish, self._called)
+        stop = codec.stop_reason(self._finish, self._calls > 0)
         out += [MessageDelta(stop_reason=stop, usage=self._usage), MessageStop()]
         self._ended = True
         return out
@@ -133,9 +144,8 @@ class GeminiStreamParser:
             self._usage = codec.parse_usage(usage)
         if not self._started:
             self._started = True
-            out.append(
-                MessageStart(r.opt_str("responseId"), r.opt_str("modelVersion"), self._usage)
-            )
+            self._id = r.opt_str("responseId") or ""
+            out.append(MessageStart(self._id or None, r.opt_str("modelVersion"), self._usage))
         candidates = r.opt_list("candidates") or []
         if not candidates:
             feedback = r.opt_obj("promptFeedback")
@@ -143,7 +153,7 @@ class GeminiStreamParser:
                 self._finish = "SAFETY"
             return out
         candidate = r.child(candidates[0], "candidates[0]")
-        for part in codec.response_parts(candidate.opt_obj("content")):
+        for part in codec.response_parts(candidate.opt_obj("content"), self._id, self._calls):
             if isinstance(part, TextPart):
                 self._piece(_Open.TEXT, part.text, "", out)
             elif isinstance(part, ThinkingPart):
@@ -156,7 +166,7 @@ class GeminiStreamParser:
                     ToolArgsDelta(index, part.input.text),
                     BlockStop(index),
                 ]
-                self._called = True
+                self._calls += 1
         finish = candidate.opt_str("finishReason")
         if finish is not None:
             self._finish = finish
@@ -191,13 +201,15 @@ class _State(Enum):
 class GeminiStreamRenderer:
     """Unified events -> Gemini SSE chunks for a Gemini client (one instance per stream)."""
 
-    __slots__ = ("_calls", "_id", "_model", "_signatures", "_state", "_stop", "_usage")
+    __slots__ = ("_calls", "_done", "_id", "_model", "_signatures", "_state", "_stop", "_usage")
 
     def __init__(self, *, model: str) -> None:
         self._model = model
         self._id = ""
         self._state = _State.BEFORE_START
-        self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, args
+        # index -> id, name, argument pieces, in the order the calls started
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+        self._done: set[int] = set()  # calls whose block stopped, not yet written
         self._signatures: dict[int, str] = {}  # thinking index -> signature
         self._stop: StopReason | None = None
         self._usage = Usage()
@@ -249,16 +261,24 @@ class GeminiStreamRenderer:
         if signature is not None:
             thought = codec.render_part(ThinkingPart("", signature))
             return self._parts([thought] if thought is not None else [])
-        call = self._calls.pop(index, None)
-        if call is None:
+        if index not in self._calls:
             return b""
-        call_id, name, pieces = call
-        try:
-            part = ToolUsePart(call_id, name, JSONValue.parse("".join(pieces) or "{}"))
-        except ValueError:
-            return self.feed(StreamError("api_error", "upstream sent malformed tool arguments"))
-        rendered = codec.render_part(part)
-        return self._parts([rendered] if rendered is not None else [])
+        # Calls are written whole, in the order they started (parallel calls
+        # may finish in another order): every finished call at the head goes.
+        self._done.add(index)
+        parts: list[dict[str, Any]] = []
+        while self._calls and next(iter(self._calls)) in self._done:
+            first = next(iter(self._calls))
+            call_id, name, pieces = self._calls.pop(first)
+            self._done.discard(first)
+            try:
+                part = ToolUsePart(call_id, name, JSONValue.parse("".join(pieces) or "{}"))
+            except ValueError:
+                return self.feed(StreamError("api_error", "upstream sent malformed tool arguments"))
+            rendered = codec.render_part(part)
+            if rendered is not None:
+                parts.append(rendered)
+        return self._parts(parts) if parts else b""
 
     def _parts(self, parts: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> bytes:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
