@@ -343,3 +343,113 @@ def test_a_500_is_the_anthropic_sdk_internal_server_error(gemini: Gemini) -> Non
     assert caught.value.status_code == 500
     assert "An internal error has occurred." in caught.value.message
     assert caught.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+# --- a Claude Code-shaped session ------------------------------------------------------
+
+
+def post_messages(gemini: Gemini, body: dict[str, Any]) -> Any:
+    from fake_upstream import sdk_http_client
+
+    with sdk_http_client() as http:
+        return http.post(
+            f"http://127.0.0.1:{gemini.port}/v1/messages?beta=true",
+            headers={
+                "x-api-key": gemini.key,
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+            },
+            json=body,
+        )
+
+
+def test_a_claude_code_tool_round_trip(gemini: Gemini) -> None:
+    """Claude Code's request shape (two dozen tools with JSON Schema Gemini rejects,
+    cache_control, thinking, context_management, streaming) over two turns."""
+    from test_formats_gemini import fixture, keywords_outside_the_subset
+    from test_stream_validators import check_anthropic
+
+    body = fixture("claude_code_tools.request.json")
+    body["model"] = MODEL
+    call = ToolCall("", "Bash", {"command": "ls", "description": "List files"})
+    gemini.up.respond(answering_gemini(Answer(reasoning="Run ls.", tool_calls=(call,))))
+    first = post_messages(gemini, body)
+    assert first.status_code == 200, first.text
+    view = check_anthropic(first.content, model=MODEL)
+    assert view.stop_reason == "tool_use"
+    (thinking, tool_use) = view.blocks
+    assert thinking == ("thinking", "Run ls.", "gemini:" + THOUGHT_SIGNATURE)
+    assert tool_use[2:] == ("Bash", {"command": "ls", "description": "List files"})
+    sent = gemini.up.last().json()
+    for declaration in sent["tools"][0]["functionDeclarations"]:
+        assert keywords_outside_the_subset(declaration["parameters"]) == []
+    assert "cachedContent" not in sent and gemini.up.last().query == "alt=sse"
+
+    gemini.up.respond(answering_gemini(Answer(text="Two files.")))
+    body["messages"] += [
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": thinking[1], "signature": thinking[2]},
+                {"type": "tool_use", "id": tool_use[1], "name": "Bash", "input": tool_use[3]},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": tool_use[1], "content": "a.txt\nb.txt"}
+            ],
+        },
+    ]
+    second = post_messages(gemini, body)
+    assert check_anthropic(second.content, model=MODEL).blocks == (("text", "Two files."),)
+    contents = gemini.up.last().json()["contents"]
+    assert contents[-2:] == [
+        {
+            "role": "model",
+            "parts": [
+                {"text": "Run ls.", "thought": True, "thoughtSignature": THOUGHT_SIGNATURE},
+                {
+                    "functionCall": {"name": "Bash", "args": tool_use[3]},
+                    "thoughtSignature": THOUGHT_SIGNATURE,
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "Bash", "response": {"output": "a.txt\nb.txt"}}}
+            ],
+        },
+    ]
+
+
+# --- broken upstream answers --------------------------------------------------------------
+
+
+def test_an_error_mid_stream_ends_the_openai_stream_with_an_error_the_sdk_raises(
+    gemini: Gemini,
+) -> None:
+    from fake_upstream import Stream
+
+    events = [
+        b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"Once"}]},"index":0}]}\n\n',
+        b'data: {"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}\n\n',
+    ]
+    gemini.up.respond(Stream(events))
+    stream = gemini.openai().chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Tell a story"}], stream=True
+    )
+    with pytest.raises(openai.APIError, match="The model is overloaded."):
+        list(stream)
+
+
+def test_an_answer_that_is_not_a_gemini_response_is_a_502(gemini: Gemini) -> None:
+    from fake_upstream import json_reply
+
+    gemini.up.respond(json_reply({"candidates": "not a list"}))
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        gemini.anthropic().messages.create(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.status_code == 502
