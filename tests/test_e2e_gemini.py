@@ -453,3 +453,12 @@ def test_an_answer_that_is_not_a_gemini_response_is_a_502(gemini: Gemini) -> Non
             model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
     assert caught.value.status_code == 502
+
+
+def test_legacy_completions_reach_gemini_as_generate_content(gemini: Gemini) -> None:
+    gemini.up.respond(answering_gemini(Answer(text=TEXT)))
+    completion = gemini.openai().completions.create(model=MODEL, prompt="Say hello", max_tokens=20)
+    assert completion.choices[0].text == TEXT
+    request = gemini.up.last()
+    assert request.path == f"/v1beta/models/{MODEL}:generateContent"
+    assert request.json()["contents"] == [{"role": "user", "parts": [{"text": "Say hello"}]}]
