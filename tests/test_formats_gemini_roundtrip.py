@@ -11,13 +11,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_formats_malformed import mutated
 from test_formats_strategies import b64, ident, json_object, positive, text, unit
 
+from llm_gateway.errors import InvalidRequest, UpstreamError
 from llm_gateway.formats.registry import FORMATS
 
 GEMINI = FORMATS["gemini-generate-content"]
@@ -253,3 +256,31 @@ def test_gemini_response_through_chat(body: dict[str, Any]) -> None:
 @given(gemini_responses(portable="anthropic"))
 def test_gemini_response_through_anthropic(body: dict[str, Any]) -> None:
     assert response_trip(via_json(body), GEMINI, ANTHROPIC, GEMINI) == via_json(body)
+
+
+# -- malformed bodies ------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(mutated(gemini_requests()))
+def test_malformed_gemini_requests_raise_invalid_request(body: Any) -> None:
+    try:
+        unified = GEMINI.parse_request(body)
+    except InvalidRequest as exc:
+        assert exc.status == 400 and exc.message
+        return
+    for target in FORMATS.values():
+        with contextlib.suppress(InvalidRequest):  # refusing to render is allowed
+            target.render_request(unified)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(mutated(gemini_responses()))
+def test_malformed_gemini_responses_raise_upstream_error(body: Any) -> None:
+    try:
+        unified = GEMINI.parse_response(body)
+    except UpstreamError as exc:
+        assert exc.status == 502
+        return
+    for target in FORMATS.values():
+        target.render_response(unified, model="client-model")

@@ -533,7 +533,9 @@ def parse_response(body: object) -> ChatResponse:
         finish = candidate.opt_str("finishReason")
     else:
         feedback = r.opt_obj("promptFeedback")
-        if feedback is not None and feedback.opt_str("blockReason"):
+        if feedback is None:
+            raise UpstreamError("upstream response has no candidates", param="candidates")
+        if feedback.opt_str("blockReason"):
             finish = "SAFETY"  # the prompt itself was blocked: nothing was generated
     return ChatResponse(
         id=r.opt_str("responseId") or "",

@@ -65,9 +65,21 @@ __all__ = [
 _MALFORMED = StreamError("api_error", "upstream sent a malformed stream chunk")
 
 
+# The HTTP status whose Google status name says what a stream error's kind says.
+_KIND_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "rate_limit_error": 429,
+    "overloaded_error": 503,
+    "timeout_error": 504,
+}
+
+
 def error_event(error: StreamError) -> bytes:
     """The end of a failed Gemini-format stream: Google's error object as one chunk."""
-    status = 429 if error.kind == "rate_limit_error" else 503 if "overloaded" in error.kind else 500
+    status = _KIND_STATUS.get(error.kind, 500)
     return encode_event(compact_json(codec.render_error(status, error.kind, error.message)))
 
 
