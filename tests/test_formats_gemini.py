@@ -353,6 +353,16 @@ def test_a_claude_code_tool_list_is_rewritten_into_geminis_subset() -> None:
     assert mcp["properties"]["estimate"] == {"anyOf": [{"type": "number"}, {"type": "string"}]}
 
 
+def test_claude_codes_thinking_budget_fits_gemini_2s_range() -> None:
+    request = fixture("claude_code_tools.request.json")  # budget_tokens 31999
+    for model, budget in (("gemini-2.5-flash", 24576), ("gemini-3-pro-preview", 31999)):
+        body = GEMINI.render_request(ANTHROPIC.parse_request({**request, "model": model}))
+        assert body["generationConfig"]["thinkingConfig"] == {
+            "thinkingBudget": budget,
+            "includeThoughts": True,
+        }
+
+
 def test_schema_rewriting_is_deterministic_and_leaves_the_input_alone() -> None:
     schema = fixture("claude_code_tools.request.json")["tools"][-1]["input_schema"]
     before = json.dumps(schema)

@@ -7,7 +7,9 @@ only with ``includeThoughts: true``, which the gateway sets whenever the
 client asked for thinking (its format then shows them: Anthropic thinking
 blocks, OpenAI ``reasoning_content``). The tables:
 
-* budget (Anthropic ``budget_tokens``) -> ``thinkingBudget`` as given;
+* budget (Anthropic ``budget_tokens``) -> ``thinkingBudget`` as given, at
+  most ``MAX_BUDGET_GEMINI_2`` on Gemini 1.x/2.x models (the Flash models'
+  documented maximum; Claude Code asks for 31999);
 * adaptive -> ``includeThoughts`` only (dynamic thinking is the default);
 * an effort -> on Gemini 1.x/2.x ``thinkingBudget`` from
   ``policy.EFFORT_TO_BUDGET``; on later models ``thinkingLevel`` "low"
@@ -28,6 +30,7 @@ from llm_gateway.formats.unified import ChatRequest, Reasoning, ThinkingMode
 __all__ = ["parse_thinking", "render_thinking", "signs_calls"]
 
 _LOW_EFFORTS = frozenset({"minimal", "low"})
+MAX_BUDGET_GEMINI_2 = 24576
 
 
 def _budget_generation(model: str) -> bool:
@@ -50,7 +53,13 @@ def render_thinking(req: ChatRequest) -> dict[str, Any] | None:
         policy.dropped("thinking", "disabled: Gemini's default applies, thoughts stay hidden")
         return None
     if r.thinking is ThinkingMode.ENABLED and r.budget_tokens is not None:
-        return {"thinkingBudget": r.budget_tokens, "includeThoughts": True}
+        budget = r.budget_tokens
+        if _budget_generation(req.model) and budget > MAX_BUDGET_GEMINI_2:
+            policy.dropped(
+                "thinking.budget_tokens", f"capped at {MAX_BUDGET_GEMINI_2} for Gemini 2"
+            )
+            budget = MAX_BUDGET_GEMINI_2
+        return {"thinkingBudget": budget, "includeThoughts": True}
     if r.effort is None:
         return {"includeThoughts": True}
     if _budget_generation(req.model):
