@@ -39,7 +39,7 @@ __all__ = [
     "parse_config",
 ]
 
-#: Providers the configuration accepts. gemini and azure are reserved: accepted
+#: Providers the configuration accepts. azure is reserved: accepted
 #: by the schema, refused by the CLI and the router until their modules exist.
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")

@@ -38,9 +38,11 @@ _STATUS_KIND = {
     529: "overloaded_error",
 }
 
-# sk-..., sk-ant-..., sk-proj-... and bearer tokens: keep a short prefix only.
+# sk-..., sk-ant-..., sk-proj-..., Google API keys (AIza...) and bearer tokens:
+# keep a short prefix only.
 _SECRET = re.compile(
     r"\b(sk-(?:ant-|proj-)?)[A-Za-z0-9_\-*]{6,}|\b((?i:bearer)\s+)[A-Za-z0-9._\-+/=]{8,}"
+    r"|\b(AIza)[A-Za-z0-9_\-]{20,}"
 )
 
 _MAX_MESSAGE = 2000
@@ -59,7 +61,7 @@ def kind_for_status(status: int) -> str:
 
 def redact_secrets(text: str) -> str:
     """Mask API-key-like substrings."""
-    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "***", text)
 
 
 def relay_message(message: str | None, status: int, redactor: Redactor | None = None) -> str:

@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llm_gateway.formats import anthropic_messages, openai_chat, openai_completions
+from llm_gateway.formats import (
+    anthropic_messages,
+    gemini_generate_content,
+    openai_chat,
+    openai_completions,
+)
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
 from llm_gateway.formats.validate import RequestShape
 
@@ -109,6 +114,7 @@ FORMATS: dict[str, Format] = {
     "openai-chat": _codec("openai-chat", openai_chat),
     "openai-completions": _codec("openai-completions", openai_completions),
     "anthropic-messages": _codec("anthropic-messages", anthropic_messages),
+    "gemini-generate-content": _codec("gemini-generate-content", gemini_generate_content),
 }
 
 

@@ -153,7 +153,13 @@ def prepare(
     body = provider.adjust_body(account, operation, body)
     data = request.body if body is call.body else dumps_bytes(body)
     target = provider.build_target(
-        account, credential, operation, upstream_model, request.header_map, request.query
+        account,
+        credential,
+        operation,
+        upstream_model,
+        request.header_map,
+        request.query,
+        call.stream,
     )
     headers = [
         *target.headers,

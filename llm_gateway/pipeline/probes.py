@@ -50,7 +50,7 @@ async def fetch_models(
 ) -> tuple[int, bytes]:
     """``GET`` the account's model list: (status, body). Raises GatewayError."""
     provider = get_provider(account.provider)
-    target = provider.build_target(account, credential, Operation.MODELS, "", {}, "")
+    target = provider.build_target(account, credential, Operation.MODELS, "", {}, "", False)
     response = await pool.request(
         "GET",
         target.url,

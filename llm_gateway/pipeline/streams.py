@@ -231,7 +231,7 @@ class TapPipe(_PassthroughEnd):
     def _styled(self, head: bytes) -> bytes:
         """``head`` (the first event) decides whether ids need restyling."""
         self._head = None
-        if not any(mark in head for mark in self._format.id_marks):
+        if self._format.id_prefix and not any(mark in head for mark in self._format.id_marks):
             self._decoder = SSEDecoder()
             self._rewriter = self._format.rewriter_factory(
                 model=None, strip_usage=self._strip, id_prefix=self._format.id_prefix

@@ -32,12 +32,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from llm_gateway.formats.unified import Usage
-from llm_gateway.streaming import anthropic_messages, openai_chat
+from llm_gateway.streaming import anthropic_messages, gemini_generate_content, openai_chat
 from llm_gateway.streaming.anthropic_messages import (
     AnthropicMessagesParser,
     AnthropicMessagesRenderer,
 )
 from llm_gateway.streaming.events import StreamError, UnifiedEvent
+from llm_gateway.streaming.gemini_generate_content import (
+    GeminiModelRewriter,
+    GeminiStreamParser,
+    GeminiStreamRenderer,
+)
 from llm_gateway.streaming.openai_chat import OpenAIChatParser, OpenAIChatRenderer
 from llm_gateway.streaming.openai_completions import (
     OpenAICompletionsParser,
@@ -138,6 +143,11 @@ def _anthropic_renderer(*, model: str, include_usage: bool, created: int) -> Str
     return AnthropicMessagesRenderer(model=model)
 
 
+def _gemini_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    # Gemini chunks always carry usage and have no creation time.
+    return GeminiStreamRenderer(model=model)
+
+
 def _openai_rewriter(
     *, model: str | None, strip_usage: bool, id_prefix: str | None = None
 ) -> StreamRewriter:
@@ -149,6 +159,14 @@ def _anthropic_rewriter(
 ) -> StreamRewriter:
     # Anthropic usage is part of message_start/message_delta; nothing to strip.
     return AnthropicModelRewriter(model=model, id_prefix=id_prefix)
+
+
+def _gemini_rewriter(
+    *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+) -> StreamRewriter:
+    # Gemini usage rides on every chunk; nothing to strip. Its response ids have
+    # no style of their own to restore.
+    return GeminiModelRewriter(model=model)
 
 
 def _marks(*texts: str) -> tuple[bytes, ...]:
@@ -197,5 +215,18 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _marks('"stop_reason":"'),
         "msg_",
         _marks('"id":"msg_'),
+    ),
+    "gemini-generate-content": StreamFormat(
+        "gemini-generate-content",
+        GeminiStreamParser,
+        _gemini_renderer,
+        _gemini_rewriter,
+        gemini_generate_content.error_event,
+        # No end event: an error object ends a stream, and so does the chunk
+        # with the finish reason (it is the last one Gemini sends).
+        _marks('data:{"error":', '"finishReason":"'),
+        _marks('"finishReason":"'),
+        "",
+        (),
     ),
 }
