@@ -33,5 +33,12 @@ ENDPOINTS: dict[str, Endpoint] = {
             Operation.COUNT_TOKENS,
             "write",
         ),
+        Endpoint("/v1/responses", "openai-responses", Operation.RESPONSES, "write"),
+        Endpoint(
+            "/v1/responses/input_tokens",
+            "openai-responses",
+            Operation.COUNT_TOKENS,
+            "write",
+        ),
     )
 }

@@ -198,7 +198,7 @@ class Proxy:
         models = route_models(config.model_aliases, config.fallbacks, call.model)
         accounts = candidates(config, models[0])
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
-            counting = [a for a in accounts if _counts_tokens(a)]
+            counting = [a for a in accounts if _counts_tokens(a, endpoint.client_format)]
             if not counting:
                 # Only a request the model could be sent is counted: the same
                 # checks (and 400s) as for the request itself.
@@ -618,8 +618,9 @@ def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
     return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
 
 
-def _counts_tokens(account: UpstreamAccount) -> bool:
-    return Operation.COUNT_TOKENS in get_provider(account.provider).wire_formats
+def _counts_tokens(account: UpstreamAccount, client_format: str) -> bool:
+    """The account's provider counts tokens in the client's own format."""
+    return get_provider(account.provider).wire_formats.get(Operation.COUNT_TOKENS) == client_format
 
 
 def _is_event_stream(content_type: str | None) -> bool:
