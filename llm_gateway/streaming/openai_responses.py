@@ -120,6 +120,7 @@ class _Block:
     call_id: str = ""
     name: str = ""
     data: str = ""
+    summary_open: bool = False  # the reasoning item's summary part was added
 
 
 class _State(Enum):
@@ -271,6 +272,13 @@ class ResponsesStreamRenderer:
                 {**self._at(block, content=True), "delta": event.text, "logprobs": []},
             )
         elif isinstance(event, ThinkingDelta) and event.text:
+            if not block.summary_open:
+                block.summary_open = True
+                part = {"type": "summary_text", "text": ""}
+                out += self._emit(
+                    "response.reasoning_summary_part.added",
+                    {**self._at(block, summary=True), "part": part},
+                )
             block.text.append(event.text)
             out += self._emit(
                 "response.reasoning_summary_text.delta",
@@ -320,14 +328,7 @@ class ResponsesStreamRenderer:
             item = call_item(block.item_id, block.call_id, block.name, "", "in_progress")
             return self._added(block, item)
         block.item_id = item_id("reasoning", self._id, block.output_index)
-        out = self._added(block, reasoning_item(block.item_id, "", None))
-        if block.kind is _Kind.THINKING:
-            part = {"type": "summary_text", "text": ""}
-            out += self._emit(
-                "response.reasoning_summary_part.added",
-                {**self._at(block, summary=True), "part": part},
-            )
-        return out
+        return self._added(block, reasoning_item(block.item_id, "", None))
 
     def _added(self, block: _Block, item: dict[str, Any]) -> bytes:
         return self._emit(
@@ -370,12 +371,11 @@ class ResponsesStreamRenderer:
                     {**self._at(block), "name": item["name"], "arguments": arguments},
                 )
         elif block.kind is _Kind.THINKING:
-            at = self._at(block, summary=True)
-            out += self._emit("response.reasoning_summary_text.done", {**at, "text": text})
-            out += self._emit(
-                "response.reasoning_summary_part.done",
-                {**at, "part": {"type": "summary_text", "text": text}},
-            )
+            if block.summary_open:
+                at = self._at(block, summary=True)
+                part = {"type": "summary_text", "text": text}
+                out += self._emit("response.reasoning_summary_text.done", {**at, "text": text})
+                out += self._emit("response.reasoning_summary_part.done", {**at, "part": part})
             encrypted = encrypted_for_signature(block.signature) if block.signature else None
             item = reasoning_item(block.item_id, text, encrypted)
         else:

@@ -1,0 +1,260 @@
+"""End to end through the ``openai`` SDK's Responses API: ``client.responses.create``
+(plain and ``stream=True``), the ``client.responses.stream()`` helper and its
+final response, function tools with a second turn of ``function_call_output``,
+reasoning summaries, and upstream 429/500 as the SDK's own errors.
+
+Three upstreams: an Anthropic account (conversion), an ``openai-compatible``
+account (conversion to chat: such servers may have no Responses API) and an
+OpenAI account (same format: passthrough, only the model renamed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from fake_upstream import (
+    OPENAI_ALIAS,
+    OPENAI_MAPPED,
+    OPENAI_UPSTREAM_KEY,
+    Answer,
+    ToolCall,
+    Wired,
+    add_account,
+    anthropic_error,
+    answering,
+    isolate_environment,
+    openai_error,
+    wired_gateway,
+)
+from test_stream_validators import check_responses
+
+#: upstream kind -> (the model the client asks for, the upstream path it must reach)
+UPSTREAMS = {
+    "anthropic": ("claude-haiku-4-5", "/v1/messages"),
+    "chat": ("compat-model", "/v1/chat/completions"),
+    "responses": ("gpt-4o", "/v1/responses"),
+}
+TEXT = "Hello from the fake upstream"
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def _compatible_account() -> None:
+    import os
+
+    # the OpenAI fake's base URL is in the config already; reuse it for a compatible account
+    from llm_gateway.config.store import ConfigStore
+
+    store = ConfigStore(__import__("pathlib").Path(os.environ["LLM_GATEWAY_HOME"]) / "config.yaml")
+    base = next(a["base_url"] for a in store.load_raw()["upstreams"] if a["provider"] == "openai")
+    add_account(
+        "openai-compatible", base, name="compat", key=OPENAI_UPSTREAM_KEY, models="compat-*"
+    )
+
+
+@pytest.fixture(scope="module")
+def wired(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wired]:
+    with pytest.MonkeyPatch.context() as patch:
+        isolate_environment(patch, tmp_path_factory.mktemp("e2e-responses") / "home")
+        with wired_gateway(before_start=_compatible_account) as setup:
+            yield setup
+
+
+@pytest.fixture
+def gw(wired: Wired) -> Wired:
+    wired.reset()
+    return wired
+
+
+def upstream_of(gw: Wired, kind: str) -> Any:
+    return gw.anthropic_up if kind == "anthropic" else gw.openai_up
+
+
+def script(gw: Wired, kind: str, answer: Answer) -> None:
+    upstream_of(gw, kind).respond(answering(answer))
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+def test_plain_create(gw: Wired, kind: str) -> None:
+    model, path = UPSTREAMS[kind]
+    script(gw, kind, Answer(text=TEXT))
+    response = gw.openai().responses.create(model=model, input="Say hello", instructions="Be brief")
+    assert response.output_text == TEXT
+    assert response.id.startswith("resp_")
+    assert response.model == model
+    assert response.status == "completed"
+    assert response.usage is not None and response.usage.input_tokens == 11
+    assert response.usage.output_tokens == 7
+    sent = upstream_of(gw, kind).last()
+    assert sent.path == path
+    assert "Be brief" in json.dumps(sent.json())
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+def test_stream_true_is_a_strict_responses_stream(gw: Wired, kind: str) -> None:
+    model, _ = UPSTREAMS[kind]
+    script(gw, kind, Answer(text=TEXT))
+    stream = gw.openai().responses.create(model=model, input="Say hello", stream=True)
+    events = list(stream)
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == TEXT
+    assert events[-1].response.output_text == TEXT
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+def test_stream_helper_and_its_final_response(gw: Wired, kind: str) -> None:
+    model, _ = UPSTREAMS[kind]
+    script(gw, kind, Answer(text=TEXT, input_tokens=21, output_tokens=9))
+    with gw.openai().responses.stream(model=model, input="Say hello") as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(texts) == TEXT
+    assert final.output_text == TEXT
+    assert final.usage is not None
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (21, 9)
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_function_tools_and_a_second_turn(gw: Wired, kind: str, stream: bool) -> None:
+    model, _ = UPSTREAMS[kind]
+    calls = (
+        ToolCall("call_a1", "get_weather", {"city": "Paris"}),
+        ToolCall("call_b2", "get_weather", {"city": "Rome"}),
+    )
+    script(gw, kind, Answer(tool_calls=calls))
+    client = gw.openai()
+    first_input: list[Any] = [{"role": "user", "content": "Weather in Paris and Rome?"}]
+    if stream:
+        with client.responses.stream(model=model, input=first_input, tools=[WEATHER_TOOL]) as s:
+            for _ in s:
+                pass
+            first = s.get_final_response()
+    else:
+        first = client.responses.create(model=model, input=first_input, tools=[WEATHER_TOOL])
+    made = [item for item in first.output if item.type == "function_call"]
+    assert [(c.call_id, c.name, json.loads(c.arguments)) for c in made] == [
+        ("call_a1", "get_weather", {"city": "Paris"}),
+        ("call_b2", "get_weather", {"city": "Rome"}),
+    ]
+    script(gw, kind, Answer(text="Sunny in both."))
+    second_input = [
+        *first_input,
+        *[c.model_dump(exclude_none=True) for c in made],
+        {"type": "function_call_output", "call_id": "call_a1", "output": "sunny"},
+        {"type": "function_call_output", "call_id": "call_b2", "output": "sunny too"},
+    ]
+    second = client.responses.create(model=model, input=second_input, tools=[WEATHER_TOOL])
+    assert second.output_text == "Sunny in both."
+    sent = json.dumps(upstream_of(gw, kind).last().json())
+    for needle in ("call_a1", "call_b2", "sunny too"):
+        assert needle in sent
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "chat"])
+def test_reasoning_summary_reaches_the_client(gw: Wired, kind: str) -> None:
+    model, _ = UPSTREAMS[kind]
+    script(gw, kind, Answer(text=TEXT, reasoning="Thinking it through"))
+    client = gw.openai()
+    response = client.responses.create(
+        model=model, input="Say hello", reasoning={"effort": "low", "summary": "auto"}
+    )
+    reasoning = [item for item in response.output if item.type == "reasoning"]
+    assert [s.text for s in reasoning[0].summary] == ["Thinking it through"]
+    stream = client.responses.create(
+        model=model, input="Say hello", reasoning={"effort": "low"}, stream=True
+    )
+    events = list(stream)
+    summary = "".join(
+        e.delta for e in events if e.type == "response.reasoning_summary_text.delta"
+    )
+    assert summary == "Thinking it through"
+    kinds = [e.type for e in events]
+    assert kinds.index("response.reasoning_summary_part.added") < kinds.index(
+        "response.reasoning_summary_text.delta"
+    )
+
+
+@pytest.mark.parametrize("kind", UPSTREAMS)
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, openai.RateLimitError), (500, openai.InternalServerError)]
+)
+def test_upstream_errors_are_the_sdks_own(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    stream: bool,
+    status: int,
+    error: type[Exception],
+) -> None:
+    isolate_environment(monkeypatch, tmp_path / "home")
+    with wired_gateway(before_start=_compatible_account) as gw:
+        model, _ = UPSTREAMS[kind]
+        if kind == "anthropic":
+            reply = anthropic_error(status, "rate_limit_error" if status == 429 else "api_error", "no")
+        else:
+            reply = openai_error(status, "rate_limit_error" if status == 429 else "server_error", "no")
+        upstream_of(gw, kind).respond(reply)
+        with pytest.raises(error):
+            result = gw.openai().responses.create(model=model, input="hi", stream=stream)
+            if stream:
+                list(result)
+
+
+def test_passthrough_renames_the_model_only(gw: Wired) -> None:
+    script(gw, "responses", Answer(text=TEXT))
+    body = {
+        "model": OPENAI_ALIAS,
+        "input": "hi",
+        "store": True,
+        "previous_response_id": "resp_upstream_own",
+        "include": ["reasoning.encrypted_content"],
+        "tools": [{"type": "web_search"}],
+    }
+    response = gw.openai().responses.create(**body)
+    assert response.model == OPENAI_ALIAS
+    sent = gw.openai_up.last().json()
+    assert sent == {**body, "model": OPENAI_MAPPED}
+
+
+def test_streamed_passthrough_keeps_the_grammar(gw: Wired) -> None:
+    script(gw, "responses", Answer(text=TEXT, reasoning="hmm"))
+    capture: list[Any] = []
+    client = gw.openai(capture)
+    raw = client.responses.with_raw_response.create(model=OPENAI_ALIAS, input="hi", stream=True)
+    data = raw.http_response.read()
+    view = check_responses(data, model=OPENAI_ALIAS)
+    assert view.text == TEXT
+
+
+def test_input_tokens_forwarded_or_estimated(gw: Wired) -> None:
+    from conftest import raw_request
+
+    gw.openai_up.respond(
+        answering(Answer())  # never used: replaced below
+    )
+    from fake_upstream import json_reply
+
+    gw.openai_up.respond(json_reply({"object": "response.input_tokens", "input_tokens": 42}))
+    body = json.dumps({"model": "gpt-4o", "input": "hello there"}).encode()
+    headers = {"authorization": f"Bearer {gw.key}", "content-type": "application/json"}
+    forwarded = raw_request(gw.port, "POST", "/v1/responses/input_tokens", body, headers)
+    assert forwarded.status == 200 and forwarded.json()["input_tokens"] == 42
+    assert gw.openai_up.last().path == "/v1/responses/input_tokens"
+    assert forwarded.header("x-llm-gateway-estimate") is None
+    body = json.dumps({"model": "claude-haiku-4-5", "input": "hello there"}).encode()
+    estimated = raw_request(gw.port, "POST", "/v1/responses/input_tokens", body, headers)
+    assert estimated.status == 200 and estimated.json()["input_tokens"] >= 1
+    assert estimated.header("x-llm-gateway-estimate") == "true"
