@@ -11,11 +11,14 @@ OpenAI account (same format: passthrough, only the model renamed).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from conftest import exchange, raw_request, run
 from fake_upstream import (
     OPENAI_ALIAS,
     OPENAI_MAPPED,
@@ -24,13 +27,16 @@ from fake_upstream import (
     ToolCall,
     Wired,
     add_account,
-    anthropic_error,
     answering,
+    anthropic_error,
     isolate_environment,
+    json_reply,
     openai_error,
     wired_gateway,
 )
 from test_stream_validators import check_responses
+
+from llm_gateway.config.store import ConfigStore
 
 #: upstream kind -> (the model the client asks for, the upstream path it must reach)
 UPSTREAMS = {
@@ -48,13 +54,10 @@ WEATHER_TOOL = {
 
 
 def _compatible_account() -> None:
-    import os
-
-    # the OpenAI fake's base URL is in the config already; reuse it for a compatible account
-    from llm_gateway.config.store import ConfigStore
-
-    store = ConfigStore(__import__("pathlib").Path(os.environ["LLM_GATEWAY_HOME"]) / "config.yaml")
-    base = next(a["base_url"] for a in store.load_raw()["upstreams"] if a["provider"] == "openai")
+    """An ``openai-compatible`` account on the OpenAI fake (which serves chat too)."""
+    store = ConfigStore(Path(os.environ["LLM_GATEWAY_HOME"]) / "config.yaml")
+    accounts = store.read_document()["upstream_accounts"]
+    base = next(a["base_url"] for a in accounts if a["provider"] == "openai")
     add_account(
         "openai-compatible", base, name="compat", key=OPENAI_UPSTREAM_KEY, models="compat-*"
     )
@@ -176,9 +179,7 @@ def test_reasoning_summary_reaches_the_client(gw: Wired, kind: str) -> None:
         model=model, input="Say hello", reasoning={"effort": "low"}, stream=True
     )
     events = list(stream)
-    summary = "".join(
-        e.delta for e in events if e.type == "response.reasoning_summary_text.delta"
-    )
+    summary = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
     assert summary == "Thinking it through"
     kinds = [e.type for e in events]
     assert kinds.index("response.reasoning_summary_part.added") < kinds.index(
@@ -203,9 +204,13 @@ def test_upstream_errors_are_the_sdks_own(
     with wired_gateway(before_start=_compatible_account) as gw:
         model, _ = UPSTREAMS[kind]
         if kind == "anthropic":
-            reply = anthropic_error(status, "rate_limit_error" if status == 429 else "api_error", "no")
+            reply = anthropic_error(
+                status, "rate_limit_error" if status == 429 else "api_error", "no"
+            )
         else:
-            reply = openai_error(status, "rate_limit_error" if status == 429 else "server_error", "no")
+            reply = openai_error(
+                status, "rate_limit_error" if status == 429 else "server_error", "no"
+            )
         upstream_of(gw, kind).respond(reply)
         with pytest.raises(error):
             result = gw.openai().responses.create(model=model, input="hi", stream=stream)
@@ -239,22 +244,20 @@ def test_streamed_passthrough_keeps_the_grammar(gw: Wired) -> None:
     assert view.text == TEXT
 
 
+def post(gw: Wired, path: str, body: dict[str, Any]) -> Any:
+    headers = [("authorization", f"Bearer {gw.key}"), ("content-type", "application/json")]
+    data = json.dumps(body).encode()
+    return run(exchange(gw.port, raw_request("POST", path, headers=headers, body=data)))
+
+
 def test_input_tokens_forwarded_or_estimated(gw: Wired) -> None:
-    from conftest import raw_request
-
-    gw.openai_up.respond(
-        answering(Answer())  # never used: replaced below
-    )
-    from fake_upstream import json_reply
-
     gw.openai_up.respond(json_reply({"object": "response.input_tokens", "input_tokens": 42}))
-    body = json.dumps({"model": "gpt-4o", "input": "hello there"}).encode()
-    headers = {"authorization": f"Bearer {gw.key}", "content-type": "application/json"}
-    forwarded = raw_request(gw.port, "POST", "/v1/responses/input_tokens", body, headers)
+    forwarded = post(gw, "/v1/responses/input_tokens", {"model": "gpt-4o", "input": "hello"})
     assert forwarded.status == 200 and forwarded.json()["input_tokens"] == 42
     assert gw.openai_up.last().path == "/v1/responses/input_tokens"
     assert forwarded.header("x-llm-gateway-estimate") is None
-    body = json.dumps({"model": "claude-haiku-4-5", "input": "hello there"}).encode()
-    estimated = raw_request(gw.port, "POST", "/v1/responses/input_tokens", body, headers)
-    assert estimated.status == 200 and estimated.json()["input_tokens"] >= 1
+    body = {"model": "claude-haiku-4-5", "input": "hello there, how are you today?"}
+    estimated = post(gw, "/v1/responses/input_tokens", body)
+    assert estimated.status == 200 and estimated.json()["input_tokens"] >= 5
     assert estimated.header("x-llm-gateway-estimate") == "true"
+    assert gw.anthropic_up.wait_for_requests(0) == []

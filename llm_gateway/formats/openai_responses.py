@@ -86,6 +86,7 @@ __all__ = [
 
 #: the style of this format's response ids
 ID_PREFIX = "resp_"
+NAME = "openai-responses"
 #: what every request of this format must look like (``input`` is checked by the parser)
 REQUEST_SHAPE = RequestShape(
     messages=None,
