@@ -261,3 +261,116 @@ def test_input_tokens_forwarded_or_estimated(gw: Wired) -> None:
     assert estimated.status == 200 and estimated.json()["input_tokens"] >= 5
     assert estimated.header("x-llm-gateway-estimate") == "true"
     assert gw.anthropic_up.wait_for_requests(0) == []
+
+
+# --- previous_response_id, kept responses -------------------------------------------------
+
+
+@pytest.fixture
+def own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
+    """A gateway of this test's own, keeping at most 3 responses."""
+    isolate_environment(monkeypatch, tmp_path / "home")
+
+    def configure(document: dict[str, Any]) -> None:
+        document["responses"] = {"max_stored": 3}
+
+    with wired_gateway(configure=configure) as setup:
+        yield setup
+
+
+def test_two_turns_chained_to_anthropic_survive_a_restart(own: Wired) -> None:
+    from fake_upstream import running_gateway
+
+    own.anthropic_up.respond(answering(Answer(text="Paris is the capital.")))
+    client = own.openai()
+    first = client.responses.create(
+        model="claude-haiku-4-5", input="Capital of France?", instructions="Answer briefly"
+    )
+    assert first.output_text == "Paris is the capital."
+    own.anthropic_up.respond(answering(Answer(text="About 2 million people.")))
+    second = client.responses.create(
+        model="claude-haiku-4-5", input="And its population?", previous_response_id=first.id
+    )
+    assert second.output_text == "About 2 million people."
+    sent = own.anthropic_up.last().json()
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert "Capital of France?" in json.dumps(sent["messages"][0])
+    assert "Paris is the capital." in json.dumps(sent["messages"][1])
+    assert "system" not in sent  # instructions are not carried to the next turn (OpenAI's rule)
+    fetched = client.responses.retrieve(second.id)
+    assert fetched.output_text == "About 2 million people."
+
+    # a restart: a new gateway process on the same home reads the kept turns
+    own.close_clients()
+    with running_gateway(own.store) as (_, port):
+        from fake_upstream import openai_client
+
+        again = openai_client(port, own.key)
+        try:
+            own.anthropic_up.respond(answering(Answer(text="It is in Europe.")))
+            third = again.responses.create(
+                model="claude-haiku-4-5", input="Which continent?", previous_response_id=second.id
+            )
+            assert third.output_text == "It is in Europe."
+            roles = [m["role"] for m in own.anthropic_up.last().json()["messages"]]
+            assert roles == ["user", "assistant", "user", "assistant", "user"]
+            assert again.responses.retrieve(first.id).output_text == "Paris is the capital."
+        finally:
+            again.close()
+
+
+def test_kept_responses_are_bounded_and_per_key(own: Wired) -> None:
+    from fake_upstream import add_gateway_key
+
+    own.anthropic_up.respond(answering(Answer(text="ok")))
+    client = own.openai()
+    ids = [client.responses.create(model="claude-haiku-4-5", input=f"n{i}").id for i in range(5)]
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(ids[0])  # only the newest 3 are kept
+    assert client.responses.retrieve(ids[4]).output_text == "ok"
+    with pytest.raises(openai.BadRequestError, match="not found"):
+        client.responses.create(model="claude-haiku-4-5", input="x", previous_response_id=ids[0])
+    other_key = add_gateway_key("other")
+    from fake_upstream import openai_client
+
+    other = openai_client(own.port, other_key)
+    try:
+        with pytest.raises(openai.NotFoundError):
+            other.responses.retrieve(ids[4])
+        with pytest.raises(openai.BadRequestError, match="not found"):
+            other.responses.create(model="claude-haiku-4-5", input="x", previous_response_id=ids[4])
+    finally:
+        other.close()
+    client.responses.delete(ids[4])
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(ids[4])
+    kept = (Path(os.environ["LLM_GATEWAY_HOME"]) / "responses.sqlite3").read_bytes()
+    assert b"n3" not in kept and b"ok" not in kept  # sealed, not readable on disk
+
+
+def test_store_false_keeps_nothing(own: Wired) -> None:
+    own.anthropic_up.respond(answering(Answer(text="ok")))
+    client = own.openai()
+    response = client.responses.create(model="claude-haiku-4-5", input="hi", store=False)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response.id)
+
+
+def test_streamed_turn_is_kept_and_chained(own: Wired) -> None:
+    own.anthropic_up.respond(answering(Answer(text="Streamed answer")))
+    client = own.openai()
+    with client.responses.stream(model="claude-haiku-4-5", input="Stream please") as stream:
+        final = stream.get_final_response()
+    own.anthropic_up.respond(answering(Answer(text="Next")))
+    client.responses.create(model="claude-haiku-4-5", input="more", previous_response_id=final.id)
+    assert "Streamed answer" in json.dumps(own.anthropic_up.last().json()["messages"])
+
+
+def test_passthrough_chain_stays_on_its_account(gw: Wired) -> None:
+    gw.openai_up.respond(answering(Answer(text="first")))
+    client = gw.openai()
+    first = client.responses.create(model="gpt-4o", input="hi")
+    gw.openai_up.respond(answering(Answer(text="second")))
+    client.responses.create(model="gpt-4o", input="again", previous_response_id=first.id)
+    sent = gw.openai_up.last().json()
+    assert sent["previous_response_id"] == first.id  # untouched: OpenAI keeps its own

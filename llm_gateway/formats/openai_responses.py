@@ -30,7 +30,6 @@ from typing import Any
 from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import openai_content, openai_family, policy
 from llm_gateway.formats.fields import FieldReader
-from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.responses_carry import (
     CUSTOM_INPUT,
     SEPARATOR,
@@ -39,6 +38,7 @@ from llm_gateway.formats.responses_carry import (
     read_encrypted,
 )
 from llm_gateway.formats.responses_output import (
+    new_response_id,
     output_items,
     parse_call,
     parse_response_body,
@@ -121,7 +121,6 @@ _REJECTED_FIELDS = {
     "background": "background responses run only on OpenAI",
     "conversation": "conversation objects exist only on OpenAI",
     "prompt": "reusable prompts exist only on OpenAI",
-    "previous_response_id": "the gateway has no stored response with this id",
 }
 #: call items of OpenAI-hosted tools in history: only OpenAI can use them
 _HOSTED_ITEMS = frozenset(
@@ -149,6 +148,12 @@ _HOSTED_ITEMS = frozenset(
 def parse_request(body: object) -> ChatRequest:
     """Responses request JSON -> ChatRequest. Raises InvalidRequest naming the bad field."""
     r = FieldReader(body)
+    previous = r.opt_str("previous_response_id")
+    if previous is not None:
+        # the pipeline resolves the ids the gateway keeps before any conversion
+        raise InvalidRequest(
+            f"Previous response with id '{previous}' not found.", param="previous_response_id"
+        )
     for key in r.present_keys():
         if key in _REJECTED_FIELDS:
             raise policy.unsupported(key, _REJECTED_FIELDS[key])
@@ -630,7 +635,7 @@ def parse_response(body: object) -> ChatResponse:
 
 def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
     """ChatResponse -> a Responses ``response`` object reporting ``model``."""
-    ident = response_id(ID_PREFIX, resp.id)
+    ident = new_response_id(resp.id)
     status, incomplete = status_of(resp.stop_reason)
     return response_object(
         response_id=ident,
@@ -641,4 +646,3 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
         usage=resp.usage,
         incomplete=incomplete,
     )
-

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from llm_gateway.errors import UpstreamError
 from llm_gateway.formats import policy
 from llm_gateway.formats.fields import FieldReader
+from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.responses_carry import (
     CUSTOM_INPUT,
     ToolName,
@@ -48,6 +50,7 @@ __all__ = [
     "call_item",
     "item_id",
     "message_item",
+    "new_response_id",
     "output_items",
     "parse_call",
     "parse_response_body",
@@ -61,6 +64,8 @@ __all__ = [
     "summary_separator",
 ]
 
+#: the style of Responses ids
+RESPONSE_PREFIX = "resp_"
 #: between the summary parts of one reasoning item, read as one thinking block
 summary_separator = "\n\n"
 
@@ -72,9 +77,17 @@ _ITEM_PREFIX = {
 }
 
 
-def item_id(kind: str, response_id: str, position: int) -> str:
-    """The id of output item ``position`` of ``response_id``."""
-    digest = hashlib.sha256(f"{response_id}/{position}".encode()).hexdigest()[:32]
+def new_response_id(upstream_id: str | None) -> str:
+    """A response id in ``resp_`` style that is new on every call: the gateway keeps
+    converted responses by id, and upstreams (compatible servers, fakes) may
+    repeat theirs. The upstream id's distinctive part stays in it, for logs."""
+    base = response_id(RESPONSE_PREFIX, upstream_id) if upstream_id else RESPONSE_PREFIX
+    return f"{base}{'_' if upstream_id else ''}{uuid.uuid4().hex[:16]}"
+
+
+def item_id(kind: str, response: str, position: int) -> str:
+    """The id of output item ``position`` of the response ``response``."""
+    digest = hashlib.sha256(f"{response}/{position}".encode()).hexdigest()[:32]
     return _ITEM_PREFIX[kind] + digest
 
 
@@ -190,24 +203,24 @@ def message_item(ident: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
-def output_items(resp: ChatResponse, response_id: str) -> list[dict[str, Any]]:
+def output_items(resp: ChatResponse, response: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for part in resp.parts:
         position = len(items)
         if isinstance(part, TextPart):
             items.append(
-                message_item(item_id("message", response_id, position), part.text, "completed")
+                message_item(item_id("message", response, position), part.text, "completed")
             )
         elif isinstance(part, ThinkingPart):
             encrypted = encrypted_for_signature(part.signature) if part.signature else None
-            ident = item_id("reasoning", response_id, position)
+            ident = item_id("reasoning", response, position)
             items.append(reasoning_item(ident, part.text, encrypted))
         elif isinstance(part, RedactedThinkingPart):
-            ident = item_id("reasoning", response_id, position)
+            ident = item_id("reasoning", response, position)
             items.append(reasoning_item(ident, "", encrypted_for_redacted(part.data)))
         elif isinstance(part, ToolUsePart):
             kind = "custom_tool_call" if read_name(part.name).custom else "function_call"
-            ident = item_id(kind, response_id, position)
+            ident = item_id(kind, response, position)
             items.append(call_item(ident, part.id, part.name, part.input.text, "completed"))
         else:
             policy.dropped(type(part).__name__, "a response holds no such output")

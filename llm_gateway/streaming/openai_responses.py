@@ -49,6 +49,7 @@ from llm_gateway.formats.responses_output import (
     call_item,
     item_id,
     message_item,
+    new_response_id,
     parse_usage,
     reasoning_item,
     response_object,
@@ -71,7 +72,6 @@ from llm_gateway.streaming.events import (
     ToolCallStart,
     UnifiedEvent,
 )
-from llm_gateway.streaming.ids import response_id
 from llm_gateway.streaming.sse import SSEEvent, compact_json, encode_event
 
 __all__ = [
@@ -194,7 +194,7 @@ class ResponsesStreamRenderer:
 
     def _start(self, upstream_id: str | None) -> bytes:
         self._state = _State.STREAMING
-        self._id = response_id(ID_PREFIX, upstream_id)
+        self._id = new_response_id(upstream_id)
         response = self._response("in_progress")
         return self._emit("response.created", {"response": response}) + self._emit(
             "response.in_progress", {"response": response}
