@@ -36,6 +36,7 @@ from llm_gateway.formats.responses_carry import (
     ToolName,
     flat_name,
     read_encrypted,
+    read_name,
 )
 from llm_gateway.formats.responses_output import (
     new_response_id,
@@ -484,8 +485,9 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
     reasoning items only when it carries OpenAI's own encrypted content, which
     an upstream would refuse otherwise, so it is dropped."""
     items: list[dict[str, Any]] = []
+    custom_calls: set[str] = set()  # ids of calls of custom tools: their outputs match
     for message in req.messages:
-        items.extend(_render_message(message))
+        items.extend(_render_message(message, custom_calls))
     out: dict[str, Any] = {"model": req.model, "input": items, "store": False}
     if req.system:
         out["instructions"] = "\n\n".join(p.text for p in req.system)
@@ -498,7 +500,7 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
     if req.stop:
         policy.dropped("stop", "the Responses API has no stop sequences")
     if req.tools:
-        out["tools"] = [_render_tool(t) for t in req.tools]
+        out["tools"] = _render_tools(req.tools)
     if req.tool_choice is not None:
         out["tool_choice"] = _render_tool_choice(req.tool_choice)
     if req.response_format is not None:
@@ -511,7 +513,7 @@ def render_request(req: ChatRequest) -> dict[str, Any]:
     return out
 
 
-def _render_message(message: Message) -> list[dict[str, Any]]:
+def _render_message(message: Message, custom_calls: set[str]) -> list[dict[str, Any]]:
     role = message.role
     items: list[dict[str, Any]] = []
     content: list[dict[str, Any]] = []
@@ -531,10 +533,10 @@ def _render_message(message: Message) -> list[dict[str, Any]]:
             content.append(_render_document(part))
         elif isinstance(part, ToolUsePart):
             flush()
-            items.append(_render_call(part))
+            items.append(_render_call(part, custom_calls))
         elif isinstance(part, ToolResultPart):
             flush()
-            items.append(_render_result(part))
+            items.append(_render_result(part, part.tool_use_id in custom_calls))
         else:
             policy.dropped("thinking", "a Responses upstream takes only its own reasoning back")
     flush()
@@ -558,16 +560,25 @@ def _render_document(part: DocumentPart) -> dict[str, Any]:
     return out
 
 
-def _render_call(part: ToolUsePart) -> dict[str, Any]:
-    return {
-        "type": "function_call",
-        "call_id": part.id,
-        "name": part.name,
-        "arguments": part.input.text,
-    }
+def _render_call(part: ToolUsePart, custom_calls: set[str]) -> dict[str, Any]:
+    """A call in its Responses shape again: namespace and custom tools restored."""
+    tool = read_name(part.name)
+    out: dict[str, Any]
+    if tool.custom:
+        custom_calls.add(part.id)
+        value = part.input.value()
+        text = value.get(CUSTOM_INPUT) if isinstance(value, dict) else None
+        out = {"type": "custom_tool_call", "call_id": part.id, "name": tool.name}
+        out["input"] = text if isinstance(text, str) else part.input.text
+    else:
+        out = {"type": "function_call", "call_id": part.id, "name": tool.name}
+        out["arguments"] = part.input.text
+    if tool.namespace:
+        out["namespace"] = tool.namespace
+    return out
 
 
-def _render_result(part: ToolResultPart) -> dict[str, Any]:
+def _render_result(part: ToolResultPart, custom: bool) -> dict[str, Any]:
     texts = [p for p in part.content if isinstance(p, TextPart)]
     output: str | list[dict[str, Any]]
     if len(texts) == len(part.content):
@@ -579,11 +590,39 @@ def _render_result(part: ToolResultPart) -> dict[str, Any]:
             {"type": "input_text", "text": p.text} if isinstance(p, TextPart) else _render_image(p)
             for p in part.content
         ]
-    return {"type": "function_call_output", "call_id": part.tool_use_id, "output": output}
+    kind = "custom_tool_call_output" if custom else "function_call_output"
+    return {"type": kind, "call_id": part.tool_use_id, "output": output}
 
 
-def _render_tool(tool: Tool) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "function", "name": tool.name}
+def _render_tools(tools: tuple[Tool, ...]) -> list[dict[str, Any]]:
+    """Tools in their Responses shape: functions flattened from a namespace go back
+    into it (in the order the namespace first appears), custom tools are custom."""
+    out: list[dict[str, Any]] = []
+    namespaces: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        identity = read_name(tool.name)
+        rendered = _render_tool(tool, identity)
+        if not identity.namespace:
+            out.append(rendered)
+            continue
+        group = namespaces.get(identity.namespace)
+        if group is None:
+            group = {"type": "namespace", "name": identity.namespace, "description": ""}
+            group["tools"] = []
+            namespaces[identity.namespace] = group
+            out.append(group)
+        group["tools"].append(rendered)
+    return out
+
+
+def _render_tool(tool: Tool, identity: ToolName) -> dict[str, Any]:
+    if identity.custom:
+        custom: dict[str, Any] = {"type": "custom", "name": identity.name}
+        if tool.description is not None:
+            custom["description"] = tool.description
+        custom["format"] = {"type": "text"}
+        return custom
+    out: dict[str, Any] = {"type": "function", "name": identity.name}
     if tool.description is not None:
         out["description"] = tool.description
     out["parameters"] = (
