@@ -10,9 +10,11 @@ OpenAI account (same format: passthrough, only the model renamed).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from fake_upstream import (
     OPENAI_MAPPED,
     OPENAI_UPSTREAM_KEY,
     Answer,
+    Respond,
     ToolCall,
     Wired,
     add_account,
@@ -266,6 +269,26 @@ def test_input_tokens_forwarded_or_estimated(gw: Wired) -> None:
 # --- previous_response_id, kept responses -------------------------------------------------
 
 
+def answering_as(answer: Answer, ident: str) -> Any:
+    """``answering`` with upstream message ids ``ident`` + a number counting the
+    answers (real upstreams give each answer its own id; the fakes' is fixed)."""
+    inner = answering(answer)
+    numbers = itertools.count()
+
+    def handler(request: Any) -> Any:
+        reply = inner(request)
+        own = f"{ident}_{next(numbers)}".encode()
+        if isinstance(reply, Respond):
+            return replace(reply, body=_renamed(reply.body, own))
+        return replace(reply, events=[_renamed(e, own) for e in reply.events])
+
+    return handler
+
+
+def _renamed(data: bytes, ident: bytes) -> bytes:
+    return data.replace(b"msg_fake01", ident).replace(b"resp_fake01", b"resp_" + ident)
+
+
 @pytest.fixture
 def own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
     """A gateway of this test's own, keeping at most 3 responses."""
@@ -281,13 +304,13 @@ def own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wired]:
 def test_two_turns_chained_to_anthropic_survive_a_restart(own: Wired) -> None:
     from fake_upstream import running_gateway
 
-    own.anthropic_up.respond(answering(Answer(text="Paris is the capital.")))
+    own.anthropic_up.respond(answering_as(Answer(text="Paris is the capital."), "msg_t1"))
     client = own.openai()
     first = client.responses.create(
         model="claude-haiku-4-5", input="Capital of France?", instructions="Answer briefly"
     )
     assert first.output_text == "Paris is the capital."
-    own.anthropic_up.respond(answering(Answer(text="About 2 million people.")))
+    own.anthropic_up.respond(answering_as(Answer(text="About 2 million people."), "msg_t2"))
     second = client.responses.create(
         model="claude-haiku-4-5", input="And its population?", previous_response_id=first.id
     )
@@ -307,7 +330,7 @@ def test_two_turns_chained_to_anthropic_survive_a_restart(own: Wired) -> None:
 
         again = openai_client(port, own.key)
         try:
-            own.anthropic_up.respond(answering(Answer(text="It is in Europe.")))
+            own.anthropic_up.respond(answering_as(Answer(text="It is in Europe."), "msg_t3"))
             third = again.responses.create(
                 model="claude-haiku-4-5", input="Which continent?", previous_response_id=second.id
             )
@@ -322,7 +345,7 @@ def test_two_turns_chained_to_anthropic_survive_a_restart(own: Wired) -> None:
 def test_kept_responses_are_bounded_and_per_key(own: Wired) -> None:
     from fake_upstream import add_gateway_key
 
-    own.anthropic_up.respond(answering(Answer(text="ok")))
+    own.anthropic_up.respond(answering_as(Answer(text="ok"), "msg_t4"))
     client = own.openai()
     ids = [client.responses.create(model="claude-haiku-4-5", input=f"n{i}").id for i in range(5)]
     with pytest.raises(openai.NotFoundError):
@@ -349,7 +372,7 @@ def test_kept_responses_are_bounded_and_per_key(own: Wired) -> None:
 
 
 def test_store_false_keeps_nothing(own: Wired) -> None:
-    own.anthropic_up.respond(answering(Answer(text="ok")))
+    own.anthropic_up.respond(answering_as(Answer(text="ok"), "msg_t5"))
     client = own.openai()
     response = client.responses.create(model="claude-haiku-4-5", input="hi", store=False)
     with pytest.raises(openai.NotFoundError):
@@ -357,20 +380,45 @@ def test_store_false_keeps_nothing(own: Wired) -> None:
 
 
 def test_streamed_turn_is_kept_and_chained(own: Wired) -> None:
-    own.anthropic_up.respond(answering(Answer(text="Streamed answer")))
+    own.anthropic_up.respond(answering_as(Answer(text="Streamed answer"), "msg_t6"))
     client = own.openai()
     with client.responses.stream(model="claude-haiku-4-5", input="Stream please") as stream:
         final = stream.get_final_response()
-    own.anthropic_up.respond(answering(Answer(text="Next")))
+    own.anthropic_up.respond(answering_as(Answer(text="Next"), "msg_t7"))
     client.responses.create(model="claude-haiku-4-5", input="more", previous_response_id=final.id)
     assert "Streamed answer" in json.dumps(own.anthropic_up.last().json()["messages"])
 
 
-def test_passthrough_chain_stays_on_its_account(gw: Wired) -> None:
-    gw.openai_up.respond(answering(Answer(text="first")))
-    client = gw.openai()
-    first = client.responses.create(model="gpt-4o", input="hi")
-    gw.openai_up.respond(answering(Answer(text="second")))
-    client.responses.create(model="gpt-4o", input="again", previous_response_id=first.id)
-    sent = gw.openai_up.last().json()
-    assert sent["previous_response_id"] == first.id  # untouched: OpenAI keeps its own
+def test_passthrough_chain_stays_on_its_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two OpenAI accounts taking turns (round robin): a chain follows its first turn's."""
+    from fake_upstream import FakeUpstream
+
+    isolate_environment(monkeypatch, tmp_path / "home")
+
+    def configure(document: dict[str, Any]) -> None:
+        document["routing"] = {"strategy": "round-robin", "sticky_sessions": False}
+
+    with FakeUpstream() as second:
+
+        def second_account() -> None:
+            add_account("openai", second.base_url + "/v1", name="two", key=OPENAI_UPSTREAM_KEY)
+
+        with wired_gateway(configure=configure, before_start=second_account) as gw:
+            gw.openai_up.respond(answering_as(Answer(text="one"), "one"))
+            second.respond(answering_as(Answer(text="two"), "two"))
+            client = gw.openai()
+            first = client.responses.create(model="gpt-4o", input="hi")
+            unchained = {
+                client.responses.create(model="gpt-4o", input="x").output_text for _ in range(4)
+            }
+            assert unchained == {"one", "two"}  # without a chain, both serve
+            for _ in range(4):
+                turn = client.responses.create(
+                    model="gpt-4o", input="again", previous_response_id=first.id
+                )
+                assert turn.output_text == first.output_text
+            owner = gw.openai_up if first.output_text == "one" else second
+            sent = owner.last().json()
+            assert sent["previous_response_id"] == first.id  # untouched: OpenAI keeps its own

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from typing import Any
 
 from llm_gateway.errors import UpstreamError
@@ -78,11 +77,9 @@ _ITEM_PREFIX = {
 
 
 def new_response_id(upstream_id: str | None) -> str:
-    """A response id in ``resp_`` style that is new on every call: the gateway keeps
-    converted responses by id, and upstreams (compatible servers, fakes) may
-    repeat theirs. The upstream id's distinctive part stays in it, for logs."""
-    base = response_id(RESPONSE_PREFIX, upstream_id) if upstream_id else RESPONSE_PREFIX
-    return f"{base}{'_' if upstream_id else ''}{uuid.uuid4().hex[:16]}"
+    """The ``resp_`` id of a converted response: the upstream id's distinctive part
+    (the same answer always gets the same id), or a random one."""
+    return response_id(RESPONSE_PREFIX, upstream_id)
 
 
 def item_id(kind: str, response: str, position: int) -> str:
