@@ -521,5 +521,5 @@ def test_only_oauth_accounts_are_accepted(home: Path, action: str) -> None:
     assert config_file(home).read_bytes() == before
     result = failed("oauth", action, "up-nothere")
     assert result.err == (
-        "error: no upstream account with id 'up-nothere' (see 'llm-gateway upstream list')\n"
+        "error: no upstream account with id or name 'up-nothere' (see 'llm-gateway upstream list')\n"
     )

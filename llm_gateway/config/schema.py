@@ -201,6 +201,12 @@ class UpstreamAccount:
     oauth: OAuthState = OAuthState()
     created_at: str = ""
 
+    @property
+    def serves_no_model(self) -> bool:
+        """No ``models`` and no ``model_map``: routing never picks this account
+        (an account written without models gets none, not every model)."""
+        return not self.models and not self.model_map
+
     def upstream_model(self, client_model: str) -> str:
         for client, upstream in self.model_map:
             if client == client_model:

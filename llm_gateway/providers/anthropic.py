@@ -81,4 +81,5 @@ PROVIDER = Provider(
     default_models=("claude-*",),
     build_target=_target,
     adjust_body=_adjust,
+    path_version="/v1",
 )

@@ -52,6 +52,20 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
     )
 
 
+def _warn_unrouted(config: Config, before: Config | None) -> None:
+    """Warn about accounts that list no models (newly so, on a reload)."""
+    known = {a.id for a in before.upstream_accounts if a.serves_no_model} if before else set()
+    for account in config.upstream_accounts:
+        if account.serves_no_model and account.id not in known:
+            log.warning(
+                "upstream account lists no models: no request is routed to it",
+                extra={
+                    "account_id": account.id,
+                    "reason": f"set them with: upstream update {account.id} --models GLOBS",
+                },
+            )
+
+
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
@@ -59,6 +73,7 @@ class Gateway:
         self.store = store
         self.environ = environ
         config, self._signature = store.load_with_signature()
+        _warn_unrouted(config, None)
         self.health = HealthTracker(health_policy(config.routing))
         self.state = GatewayState(config=config, health=self.health)
         self.app = GatewayApp(self.state)
@@ -125,6 +140,7 @@ class Gateway:
             return False
         self._signature = signature
         self._settle_health(self.state.config, config)
+        _warn_unrouted(config, self.state.config)
         if config.environment != self.state.config.environment:
             self.pool.set_proxy(
                 ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
