@@ -6,6 +6,7 @@ hints that print the command as the user ran it."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import logging
 import os
 import shlex
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from conftest import PYTHON, REPO, CliResult, config_file, run_cli, subprocess_env
 
+from llm_gateway.cli.context import Context
 from llm_gateway.cli.invocation import invoked_as
+from llm_gateway.cli.main import main
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.pipeline.proxy import candidates
 from llm_gateway.providers.registry import PROVIDERS
@@ -294,3 +297,35 @@ def test_the_zipapp_hints_print_a_command_that_runs(tmp_path: Path) -> None:
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.startswith("No gateway keys. Create one with: ")
     assert pyz.exists()
+
+
+def test_every_oauth_start_hint_names_the_program_as_run(home: Path) -> None:
+    program = "python3 /opt/llm gateway/llm-gateway.pyz"
+
+    def run(*args: str) -> CliResult:
+        out, err = io.StringIO(), io.StringIO()
+        context = Context(
+            store=ConfigStore(config_file(home)),
+            environ={},
+            stdout=out,
+            stderr=err,
+            stdin=io.StringIO(""),
+            program=program,
+        )
+        return CliResult(main(list(args), context=context), out.getvalue(), err.getvalue())
+
+    added = run("upstream", "add", "--type", "oauth", "--provider", "anthropic", "--name", "max")
+    account_id = accounts(home)[0]["id"]
+    assert added.out.splitlines()[1] == f"Authorise it with: {program} oauth start {account_id}"
+    assert f"needs oauth start: {program} oauth start {account_id}" in run("upstream", "list").out
+    refused = run("oauth", "refresh", "max")
+    assert refused.err == (
+        f"error: upstream account {account_id} is not authorised yet: "
+        f"run '{program} oauth start {account_id}'\n"
+    )
+    no_flow = run("oauth", "start", "max", "--code", "abc#def")
+    assert f"run '{program} oauth start {account_id}' first" in no_flow.err
+    missing = run("apikey", "show", "nothere")
+    assert missing.err == (
+        f"error: no gateway key with id or name 'nothere' (see '{program} apikey list')\n"
+    )

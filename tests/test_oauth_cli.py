@@ -291,7 +291,7 @@ def test_start_and_completion_in_separate_processes(
     url = lines[2]
     assert lines[-2:] == [
         "Then paste the code shown (CODE#STATE) into:",
-        f"  llm-gateway oauth start {account} --code 'CODE#STATE'",
+        f"  {PYTHON} -m llm_gateway oauth start {account} --code 'CODE#STATE'",  # as run
     ]
     pasted = oauth_server.authorize(url)
     second = run("start", account, "--code", pasted)
