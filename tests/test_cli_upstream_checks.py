@@ -135,6 +135,19 @@ def test_a_loaded_account_without_models_gets_no_traffic_and_a_warning(
     assert ok("upstream list").err == ""
 
 
+def test_list_warns_about_a_catch_all_account_beside_others(home: Path) -> None:
+    """What an account added with the old default (``*``) does to its priority peers."""
+    catch_all = {**LEGACY, "models": ["*"]}
+    write_accounts(home, catch_all, CLAUDE)
+    assert ok("upstream list").err == (
+        "warning: upstream account up-legacy01 (legacy) serves every model ('*') at priority 0, "
+        "so it takes a share of the traffic of up-claude01; narrow it with: "
+        "llm-gateway upstream update up-legacy01 --models GLOBS\n"
+    )
+    ok(f"upstream update legacy --priority 1 --key {KEY}")  # a fallback only: no warning
+    assert ok("upstream list").err == ""
+
+
 def test_a_reload_warns_about_an_account_that_newly_serves_nothing(
     home: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -326,7 +326,26 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     print_table(ctx, columns, rows)
     for view in views:
         _warn_unrouted(view, ctx)
+        _warn_catch_all(view, views, ctx)
     return 0
+
+
+def _warn_catch_all(view: dict[str, Any], views: list[dict[str, Any]], ctx: Context) -> None:
+    """An account serving every model takes a share of its priority peers' traffic."""
+    if not view["enabled"] or "*" not in view["models"]:
+        return
+    peers = [
+        v["id"]
+        for v in views
+        if v is not view and v["enabled"] and v["priority"] == view["priority"]
+    ]
+    if peers:
+        update = ctx.command(f"upstream update {view['id']} --models GLOBS")
+        ctx.err(
+            f"warning: upstream account {view['id']} ({view['name']}) serves every model ('*') "
+            f"at priority {view['priority']}, so it takes a share of the traffic of "
+            f"{', '.join(peers)}; narrow it with: {update}"
+        )
 
 
 def _warn_unrouted(view: dict[str, Any], ctx: Context) -> None:
