@@ -694,13 +694,13 @@ def test_env_defaults(home: Path) -> None:
 
 def test_env_list_shows_the_proxy_variables_of_the_environment_masked(home: Path) -> None:
     environ: dict[str, str | None] = {
-        "HTTPS_PROXY": "http://bob:env-s3cret@corp-proxy:8080",
+        "HTTPS_PROXY": "http://bob:env/s3cret@corp-proxy:8080",  # a "/" in the password
         "http_proxy": "tok3n-only@plain-proxy:3128",  # bare host:port, user name only
         "NO_PROXY": "localhost,.internal",
     }
     ok("env set --https-proxy http://alice:cfg-s3cret@cfg-proxy:3128")
     listing = env_cli("env list", environ)
-    assert "env-s3cret" not in listing.output and "cfg-s3cret" not in listing.output
+    assert "s3cret" not in listing.output
     assert "tok3n-only" not in listing.output
     rows = {line.split()[0]: line.split() for line in listing.out.splitlines()[1:4]}
     assert rows["http_proxy"] == [
@@ -715,6 +715,7 @@ def test_env_list_shows_the_proxy_variables_of_the_environment_masked(home: Path
     ]  # fmt: skip
     assert rows["no_proxy"] == ["no_proxy", "-", "NO_PROXY=localhost,.internal", "environment"]
     data = env_cli("env list --json", environ).json()
+    assert "s3cret" not in json.dumps(data)
     assert data["https_proxy"] == {
         "config": "http://alice:****@cfg-proxy:3128",
         "environment": "http://bob:****@corp-proxy:8080",

@@ -30,13 +30,11 @@ def masked_url(value: str | None) -> str | None:
     scheme, sep, rest = value.partition("://")
     if not sep:
         scheme, rest = "", value
-    netloc, slash, path = rest.partition("/")
-    if "@" not in netloc:
-        return value
-    userinfo, _, host = netloc.rpartition("@")
+    # everything up to the last "@" is credentials: a password may hold "/" or "@"
+    userinfo, _, host = rest.rpartition("@")
     user, colon, _ = userinfo.partition(":")
     hidden = f"{user}:****" if colon else "****"
-    return f"{scheme}{sep}{hidden}@{host}{slash}{path}"
+    return f"{scheme}{sep}{hidden}@{host}"
 
 
 def _name(text: str) -> str:
