@@ -5,17 +5,27 @@ hints that print the command as the user ran it."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import io
+import json
 import logging
-import os
 import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, REPO, CliResult, config_file, run_cli, subprocess_env
+from conftest import (
+    PYTHON,
+    REPO,
+    CliResult,
+    config_file,
+    free_port,
+    point_config_at,
+    run_cli,
+    subprocess_env,
+)
 
 from llm_gateway.cli.context import Context
 from llm_gateway.cli.invocation import invoked_as
@@ -34,9 +44,12 @@ def cli(command: str, *extra: str) -> CliResult:
 
 
 def ok(command: str, *extra: str) -> CliResult:
+    """Exit 0; ``err`` without the note on whether a running gateway took a change."""
     result = cli(command, *extra)
     assert result.code == 0, result.output
-    return result
+    lines = result.err.splitlines(keepends=True)
+    err = "".join(line for line in lines if not line.startswith("note: the gateway at "))
+    return CliResult(result.code, result.out, err)
 
 
 def failed(command: str, *extra: str) -> CliResult:
@@ -155,14 +168,12 @@ def test_a_reload_warns_about_an_account_that_newly_serves_nothing(
     gateway = Gateway(store, {})
     caplog.set_level(logging.WARNING, logger="llm_gateway")
     write_accounts(home, CLAUDE, LEGACY)
-    os.utime(config_file(home), ns=(1, 1))  # a changed signature even on a coarse clock
-    assert gateway.reload_if_changed()
+    assert asyncio.run(gateway.reload())
     warned = [r for r in caplog.records if r.__dict__.get("account_id") == "up-legacy01"]
     assert len(warned) == 1
     caplog.clear()
     store.update(lambda doc: doc["upstream_accounts"][0].update(weight=2))
-    os.utime(config_file(home), ns=(2, 2))
-    assert gateway.reload_if_changed()
+    assert asyncio.run(gateway.reload())
     assert not [r for r in caplog.records if r.__dict__.get("account_id")]  # said once
 
 
@@ -331,6 +342,11 @@ def test_every_oauth_start_hint_names_the_program_as_run(home: Path) -> None:
     account_id = accounts(home)[0]["id"]
     assert added.out.splitlines()[1] == f"Authorise it with: {program} oauth start {account_id}"
     assert f"needs oauth start: {program} oauth start {account_id}" in run("upstream", "list").out
+    point_config_at(ConfigStore(config_file(home)), free_port())
+    status = run("status", "--json")
+    assert status.code == 1  # no gateway runs
+    [listed] = json.loads(status.out)["upstreams"]
+    assert listed["state"] == f"not authorised ({program} oauth start {account_id})"
     refused = run("oauth", "refresh", "max")
     assert refused.err == (
         f"error: upstream account {account_id} is not authorised yet: "

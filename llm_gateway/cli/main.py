@@ -2,7 +2,10 @@
 
 Exit codes: 0 success, 1 failure (``error: ...`` on stderr), 2 usage errors
 (argparse's own). Each subcommand lives in its own module with a
-``register(subparsers)`` function; this module only lists them.
+``register(subparsers)`` function; this module only lists them. A command
+that changed the config file returns once the running gateway has loaded it
+(``running.wait_for_load``), unless its parser sets ``waits_for_gateway``
+to False.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..errors import ConfigError
 from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
 from .context import CliError, Context
 from .invocation import invoked_as
+from .running import wait_for_load
 
 __all__ = ["build_parser", "main"]
 
@@ -63,7 +67,10 @@ def main(argv: Sequence[str] | None = None, *, context: Context | None = None) -
         entries = NAMED_BY_ID.get(args.command)
         if entries is not None and getattr(args, "id", None) is not None:
             args.id = entries.resolve_id(context.store.read_document(), args.id, context)
-        return int(args.handler(args, context))
+        code = int(args.handler(args, context))
+        if context.store.writes and getattr(args, "waits_for_gateway", True):
+            wait_for_load(context)
+        return code
     except (CliError, ConfigError) as exc:
         context.err(f"error: {exc}")
         return 1
