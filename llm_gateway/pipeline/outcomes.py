@@ -6,8 +6,9 @@ tracker (a client's 400 never counts against an account, a 401/403 is a
 credential problem, not a provider health problem, a 429 is a cooldown, not a
 failure, and ``BUSY``, the gateway's own limits (its pool's queue timed out,
 or it ran out of file descriptors), is never the account's: nothing is
-recorded but the return of a probe slot); ``Outcome.retryable`` says whether the next candidate should be tried
-(only ever before the first byte reached the client).
+recorded but the return of a probe slot); ``Outcome.retryable`` says whether
+the next candidate should be tried (only ever before the first byte reached
+the client).
 """
 
 from __future__ import annotations

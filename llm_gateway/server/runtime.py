@@ -34,11 +34,13 @@ from ..oauth.manager import TokenManager
 from ..pipeline.credentials import Credentials
 from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
+from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
 from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
+from .malloc import return_large_blocks
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
@@ -58,6 +60,8 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
         open_max=routing.open_max,
         rate_limit_default=routing.rate_limit_default,
         rate_limit_max=routing.rate_limit_max,
+        auth_base=routing.credential_retry_base,
+        auth_max=routing.credential_retry_max,
     )
 
 
@@ -116,6 +120,7 @@ class Gateway:
         self._overridden: frozenset[str] = frozenset()
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
 
     async def start(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
@@ -135,6 +140,16 @@ class Gateway:
         self._prober = asyncio.ensure_future(self._probe_periodically())
         self._refresher = asyncio.ensure_future(
             self.tokens.run_background(lambda: self.state.config.upstream_accounts, interval=60)
+        )
+        self._upkeep = asyncio.ensure_future(
+            run_upkeep(
+                lambda: self.state.config,
+                self.health,
+                self.pool,
+                self.proxy.credential_for,
+                self.proxy.catalog,
+                time.monotonic,
+            )
         )
         return ports
 
@@ -197,6 +212,7 @@ class Gateway:
                 previous.api_key != account.api_key
                 or previous.oauth.access_token != account.oauth.access_token
                 or (account.enabled and not previous.enabled)
+                or previous.enabled_at != account.enabled_at  # ``upstream enable``
             )
             if renewed:
                 self.health.clear_auth_failure(account.id)
@@ -223,7 +239,7 @@ class Gateway:
                 )
 
     async def stop(self) -> None:
-        for task in (self._watcher, self._prober, self._refresher):
+        for task in (self._watcher, self._prober, self._refresher, self._upkeep):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -273,6 +289,7 @@ def serve_forever(
     log.info(describe(files, capacity))
     for warning in overcommitted(capacity):
         log.warning(warning)
+    return_large_blocks()
     if workers <= 1:
         return _serve_one(store, environ, host, port, err)
     bind_host = config.server.host if host is None else host
