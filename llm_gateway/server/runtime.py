@@ -89,6 +89,9 @@ class Gateway:
                 keepalive_timeout=server.keepalive_timeout,
                 max_connections=server.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
+                body_timeout=server.body_timeout,
+                body_min_rate=server.body_min_rate,
+                stream_keepalive=server.stream_keepalive,
             ),
             render_error=error_for_status,
         )

@@ -104,6 +104,10 @@ class StreamFormat:
     event has passed (nothing after it matters to the client), any answer mark
     that the answer is whole (a stop or finish reason) even if that final event
     never comes. Both are written with and without the space after the colon.
+
+    ``keepalive`` is what a silent stream gets now and then, between events, so
+    that clients and proxies do not give up on it: something every SDK of the
+    format skips (an SSE comment, or the format's own ``ping`` event).
     """
 
     name: str
@@ -113,6 +117,7 @@ class StreamFormat:
     error_event: Callable[[StreamError], bytes]
     end_marks: tuple[bytes, ...]
     answer_marks: tuple[bytes, ...]
+    keepalive: bytes = b": keepalive\n\n"
 
 
 def _openai_chat_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
@@ -179,5 +184,6 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         anthropic_messages.error_event,
         _marks("event:message_stop", "event:error"),
         _marks('"stop_reason":"'),
+        keepalive=b'event: ping\ndata: {"type": "ping"}\n\n',
     ),
 }
