@@ -8,7 +8,8 @@ changed, the file is re-read and validated, and the new ``Config`` replaces
 the old one in ``GatewayState`` for every later request. A file that fails to
 validate is logged and ignored: the last good configuration stays in force.
 The server never writes the whole configuration back, so it cannot undo a
-change the CLI made.
+change the CLI made. Before binding, it refuses to start on an address that
+something already serves (``occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .occupancy import occupant
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
 
@@ -219,10 +221,14 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
-    if workers <= 1:
-        return _serve_one(store, environ, host, port, err)
     bind_host = config.server.host if host is None else host
     bind_port = config.server.port if port is None else port
+    held_by = occupant(bind_host, bind_port)
+    if held_by is not None:  # SO_REUSEPORT would let two servers share the port
+        err(f"error: {held_by}")
+        return 1
+    if workers <= 1:
+        return _serve_one(store, environ, host, port, err)
     reserved = None
     if bind_port == 0:
         reserved, bind_port = reserve_port(bind_host)
