@@ -83,7 +83,7 @@ _LINGER_BYTES = 8 * 1024 * 1024
 _MAX_CHUNK_SIZE = 2**63 - 1
 #: after a client's EOF, the delay before the second probe (see ``client_half_closed``)
 _PROBE_DELAY = 0.5
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[])
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 
 #: statuses the gateway relays that ``http.HTTPStatus`` does not know
 _EXTRA_REASONS = {529: "Site Overloaded"}
@@ -278,14 +278,14 @@ class _Connection:
             self._loop.call_later(_PROBE_DELAY, self._send_probe)
 
     def _send_probe(self) -> None:
-        """A ``100 Continue`` before the response's head (HTTP clients skip 1xx
-        answers), the stream's keepalive after it."""
+        """A ``100 Continue`` before the response's head (HTTP/1.1 clients skip 1xx
+        answers; HTTP/1.0 clients must not get one), the stream's keepalive after it."""
         if self.phase is not Phase.ANSWERING or self._queued or not self._writable():
             return
-        if self.h11.our_state is h11.SEND_RESPONSE:
-            self.writer.write(self.h11.send(_CONTINUE) or b"")
-        else:
+        if self.h11.our_state is not h11.SEND_RESPONSE:
             self._send_keepalive()
+        elif self.h11.their_http_version != b"1.0":
+            self.writer.write(self.h11.send(_CONTINUE) or b"")
 
     def displace(self) -> None:
         """Give up this (idle or reading) connection's slot: end its read now."""
@@ -421,7 +421,7 @@ class _Connection:
         if size > limits.max_body_bytes:
             raise _Refused(413, self._too_large())
         if self.h11.they_are_waiting_for_100_continue:
-            await self._write(h11.InformationalResponse(status_code=100, headers=[]))
+            await self._write(_CONTINUE)
         body = bytearray()
         start = time.monotonic()
         while True:
