@@ -46,21 +46,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
-import json
 import logging
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 
 import h11
 
 from .keepalive import StreamKeepalive
 from .messages import Request, Response
+from .raw_answers import default_error, raw_error, reason
 from .slots import Phase, pick_displaced
 
 __all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id"]
@@ -84,21 +82,6 @@ _MAX_CHUNK_SIZE = 2**63 - 1
 #: after a client's EOF, the delay before the second probe (see ``client_half_closed``)
 _PROBE_DELAY = 0.5
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-
-#: statuses the gateway relays that ``http.HTTPStatus`` does not know
-_EXTRA_REASONS = {529: "Site Overloaded"}
-#: the reason for any other unknown status, by class
-_CLASS_REASONS = {1: "Informational", 2: "Success", 3: "Redirection", 4: "Client Error"}
-
-
-@functools.lru_cache(maxsize=64)
-def _reason(status: int) -> bytes:
-    """Every status line gets a reason phrase, known status or not."""
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        phrase = _EXTRA_REASONS.get(status) or _CLASS_REASONS.get(status // 100, "Server Error")
-        return phrase.encode("ascii")
 
 
 _ID_PREFIX = "req_" + secrets.token_hex(6)
@@ -129,31 +112,6 @@ class ServerLimits:
     stream_keepalive: float = 15.0
     #: at ``max_connections``, a connection reading its request this long may be displaced
     displace_after: float = 1.0
-
-
-def _error_body(status: int, message: str) -> bytes:
-    kind = "invalid_request_error" if status < 500 else "api_error"
-    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _default_error(status: int, message: str, path: str) -> Response:
-    return Response(status, [("content-type", "application/json")], _error_body(status, message))
-
-
-def _raw_error(response: Response, request_id: str) -> bytes:
-    """``response`` framed by hand, close-delimited, for when h11 cannot frame one."""
-    body = response.body if isinstance(response.body, bytes) else b""
-    head = "".join(
-        [
-            f"HTTP/1.1 {response.status} {_reason(response.status).decode()}\r\n",
-            *[f"{name}: {value}\r\n" for name, value in response.headers],
-            f"content-length: {len(body)}\r\n",
-            f"x-request-id: {request_id}\r\n",
-            "connection: close\r\n\r\n",
-        ]
-    )
-    return head.encode("latin-1") + body
 
 
 def _head_size(head: h11.Request) -> int:
@@ -483,7 +441,7 @@ class _Connection:
         )
         response = self.server.render_error(status, message, self._path)
         with contextlib.suppress(OSError):
-            self.writer.write(_raw_error(response, request_id))
+            self.writer.write(raw_error(response, request_id))
             await asyncio.wait_for(self.writer.drain(), self.limits.header_timeout)
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             if self.writer.can_write_eof():
@@ -576,7 +534,7 @@ class _Connection:
         if self.server.closing or self.last_cycle:
             headers.append(("connection", "close"))
         head = h11.Response(
-            status_code=response.status, headers=headers, reason=_reason(response.status)
+            status_code=response.status, headers=headers, reason=reason(response.status)
         )
         if isinstance(body, bytes):
             # Head, body and end in one write: one system call per response.
@@ -639,7 +597,7 @@ class HTTPServer:
     ):
         self.app = app
         self.limits = limits
-        self.render_error: ErrorRenderer = render_error or _default_error
+        self.render_error: ErrorRenderer = render_error or default_error
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
@@ -675,7 +633,7 @@ class HTTPServer:
         if self.closing or len(self._connections) >= self.limits.max_connections:
             with contextlib.suppress(OSError):
                 response = self.render_error(503, "too many connections", "")
-                writer.write(_raw_error(response, new_request_id()))
+                writer.write(raw_error(response, new_request_id()))
                 await asyncio.wait_for(writer.drain(), 1.0)
             writer.close()
             return
