@@ -410,13 +410,15 @@ def test_status_before_and_after_authorisation(
     assert view == {
         "id": account, "name": "max", "authorized": False, "needs_reauth": False,
         "expires_at": None, "expires_in": None, "last_refresh": None, "last_error": None,
-        "pending": False,
+        "pending": False, "account": None, "organization": None,
     }  # fmt: skip
     text = ok("oauth", "status", account).out
     assert text == (
         f"OAuth state of upstream account {account}:\n"
         f"account:      {account} (max)\n"
         "state:        not authorised\n"
+        "signed in as: -\n"
+        "organisation: -\n"
         "expires:      -\n"
         "last refresh: -\n"
         "last error:   -\n"
@@ -427,10 +429,41 @@ def test_status_before_and_after_authorisation(
     view = ok("oauth", "status", account, "--json").json()
     assert view["authorized"] is True and view["pending"] is False
     assert 28800 - 60 < view["expires_in"] <= 28800
+    assert view["account"] == {"uuid": "acc-1111", "email": "max@example.com"}
+    assert view["organization"] == {"uuid": "org-2222", "name": "Max's Organization"}
     text = ok("oauth", "status", account).out
     assert "state:        authorised\n" in text
+    assert "signed in as: max@example.com (acc-1111)\n" in text
+    assert "organisation: Max's Organization (org-2222)\n" in text
     assert "(in 7h 59m)\n" in text or "(in 8h 0m)\n" in text
     assert_no_secrets(text, oauth_server)
+
+
+def test_status_tells_two_subscriptions_apart_and_keeps_the_owner_over_refreshes(
+    home: Path,
+    account: str,
+    oauth_server: FakeOAuthServer,  # noqa: F811
+) -> None:
+    other = add_oauth_account("max-2")
+    authorise(account, oauth_server)
+    oauth_server.owner = {
+        "account": {"uuid": "acc-3333", "email_address": "team@example.com"},
+        "organization": {"uuid": "org-4444", "name": "Team\u001b[31m Org"},  # no escapes shown
+    }
+    authorise(other, oauth_server)
+    first = ok("oauth", "status", account, "--json").json()
+    second = ok("oauth", "status", other, "--json").json()
+    assert first["account"]["email"] == "max@example.com"
+    assert second["account"] == {"uuid": "acc-3333", "email": "team@example.com"}
+    assert second["organization"] == {"uuid": "org-4444", "name": "Team[31m Org"}
+    oauth_server.owner = None  # a refresh answer that does not say: the owner stays
+    ok("oauth", "refresh", other)
+    assert ok("oauth", "status", other, "--json").json()["account"] == second["account"]
+    oauth_server.owner = {"account": {"uuid": "acc-5555", "email_address": "new@example.com"}}
+    authorise(other, oauth_server)  # a new login: only what it says is shown
+    again = ok("oauth", "status", other, "--json").json()
+    assert again["account"] == {"uuid": "acc-5555", "email": "new@example.com"}
+    assert again["organization"] is None
 
 
 def test_refresh_now_rotates_and_persists_the_tokens(
@@ -492,6 +525,7 @@ def test_refresh_failure_is_recorded_as_last_error(
 ) -> None:
     authorise(account, oauth_server)
     oauth_server.refuse[TOKEN_PATH] = (500, "application/json", b'{"error": "server_error"}')
+    oauth_server.refuse[FALLBACK_PATH] = oauth_server.refuse[TOKEN_PATH]
     result = failed("oauth", "refresh", account)
     assert result.err == (
         "error: the refresh failed: the token endpoint answered 500 (server_error)\n"
@@ -523,3 +557,13 @@ def test_only_oauth_accounts_are_accepted(home: Path, action: str) -> None:
     assert result.err == (
         "error: no upstream account with id 'up-nothere' (see 'llm-gateway upstream list')\n"
     )
+
+
+def test_the_readme_says_a_subscriptions_terms_may_not_allow_a_gateway() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Claude subscriptions (OAuth accounts)")[1].split("\n## ")[0]
+    before_the_commands = " ".join(section.split("```")[0].split())
+    assert "A provider's terms may not allow a subscription to be used through a gateway" in (
+        before_the_commands
+    )
+    assert "decide for yourself whether to use a subscription this way" in before_the_commands

@@ -13,7 +13,9 @@ It behaves like the real token endpoint where the tests need it to:
   it accepts only the newest refresh token it issued (refresh tokens rotate:
   a spent one gets ``invalid_grant``). Every answer issues fresh random tokens.
 * ``refuse[path] = (status, content_type, body)`` makes a path answer that
-  instead (a 403 HTML page, a 500, ...); ``gate`` (a ``threading.Event``),
+  instead (a 403 HTML page, a 500, ...); ``once[path]``, a list of such
+  answers, is used up first, one per request (status ``NO_ANSWER``: the
+  connection is closed without an answer); ``gate`` (a ``threading.Event``),
   when set up, holds token answers until the test releases it.
 
 Every request is recorded with its path and parsed JSON body. ``secrets()``
@@ -43,6 +45,9 @@ REDIRECT_URI = "https://console.anthropic.com/oauth/code/callback"
 TOKEN_PATH = "/v1/oauth/token"
 FALLBACK_PATH = "/fallback/v1/oauth/token"
 HTML_403 = (403, "text/html", b"<html><body>Please enable JavaScript</body></html>")
+JSON_500 = (500, "application/json", b'{"error": {"type": "api_error", "message": "Internal"}}')
+#: a ``once`` entry with this status closes the connection without answering
+NO_ANSWER = (0, "", b"")
 
 
 @dataclass
@@ -65,6 +70,7 @@ class FakeOAuthServer:
     expires_in: int = 28800
     calls: list[TokenCall] = field(default_factory=list)
     refuse: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
+    once: dict[str, list[tuple[int, str, bytes]]] = field(default_factory=dict)
     gate: threading.Event | None = None
     #: refresh token -> still valid
     current_refresh: str | None = None
@@ -72,6 +78,14 @@ class FakeOAuthServer:
     codes: dict[str, _Authorization] = field(default_factory=dict)
     verifiers: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: whose tokens these are: the ``account`` and ``organization`` of token answers
+    #: (left out of answers when None)
+    owner: dict[str, Any] | None = field(
+        default_factory=lambda: {
+            "account": {"uuid": "acc-1111", "email_address": "max@example.com"},
+            "organization": {"uuid": "org-2222", "name": "Max's Organization"},
+        }
+    )
 
     @property
     def base(self) -> str:
@@ -103,6 +117,7 @@ class FakeOAuthServer:
             "access_token": access,
             "refresh_token": refresh,
             "expires_in": self.expires_in,
+            **(self.owner or {}),
         }
 
     def revoke(self) -> None:
@@ -170,18 +185,29 @@ def _handler(fake: FakeOAuthServer) -> type[BaseHTTPRequestHandler]:
                 )
             if fake.gate is not None:
                 fake.gate.wait(10)
-            if self.path in fake.refuse:
+            with fake.lock:
+                queued = fake.once.get(self.path)
+                fault = queued.pop(0) if queued else None
+            if fault is not None and fault[0] == NO_ANSWER[0]:
+                self.close_connection = True
+                return
+            if fault is not None:
+                status, content_type, payload = fault
+            elif self.path in fake.refuse:
                 status, content_type, payload = fake.refuse[self.path]
             elif self.path in (TOKEN_PATH, FALLBACK_PATH):
                 status, data = fake.answer(self.path, body)
                 content_type, payload = "application/json", json.dumps(data).encode()
             else:
                 status, content_type, payload = 404, "text/plain", b"not found"
-            self.send_response(status)
-            self.send_header("content-type", content_type)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped waiting (a timeout under test)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output quiet
@@ -227,3 +253,85 @@ def store_of(home: Path) -> ConfigStore:
 def assert_no_secrets(text: str, fake: FakeOAuthServer) -> None:
     for secret in fake.secrets():
         assert secret not in text
+
+
+@dataclass
+class ForwardProxy:
+    """A forwarding HTTP proxy on 127.0.0.1 (absolute-form requests to http:// origins).
+
+    It answers 407 unless ``Proxy-Authorization`` carries ``credentials``, relays
+    everything else to the origin and records ``(method, absolute URL)`` in ``seen``.
+    """
+
+    credentials: tuple[str, str]
+    port: int = 0
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        user, password = self.credentials
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
+
+    def urls(self) -> list[str]:
+        with self.lock:
+            return [url for _, url in self.seen]
+
+
+def _forward_handler(proxy: ForwardProxy) -> type[BaseHTTPRequestHandler]:
+    import http.client
+
+    expected = "Basic " + base64.b64encode(":".join(proxy.credentials).encode()).decode()
+    hop_by_hop = {"proxy-authorization", "proxy-connection", "connection", "host"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            if self.headers.get("proxy-authorization") != expected:
+                self.send_response(407)
+                self.send_header("proxy-authenticate", 'Basic realm="test"')
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            with proxy.lock:
+                proxy.seen.append((self.command, self.path))
+            target = urlsplit(self.path)
+            conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in hop_by_hop}
+                path = target.path + (f"?{target.query}" if target.query else "")
+                conn.request(self.command, path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+            finally:
+                conn.close()
+            self.send_response(answer.status)
+            for name, value in answer.getheaders():
+                if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _relay  # noqa: N815 (http.server's naming)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[ForwardProxy]:
+    proxy = ForwardProxy(credentials=("pooluser", "proxy-Secret-9"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _forward_handler(proxy))
+    server.daemon_threads = True
+    proxy.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

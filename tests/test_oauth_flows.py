@@ -24,11 +24,18 @@ from llm_gateway.config.schema import (
     parse_config,
 )
 from llm_gateway.oauth import claude_code, pkce
-from llm_gateway.oauth.errors import InvalidGrant, OAuthError
-from llm_gateway.oauth.flow import OAuthFlow, PastedCodeFlow, Tokens, parse_token_response
+from llm_gateway.oauth.errors import CredentialsRejected, InvalidGrant, OAuthError
+from llm_gateway.oauth.flow import (
+    OAuthFlow,
+    Owner,
+    PastedCodeFlow,
+    Tokens,
+    parse_token_response,
+)
 from llm_gateway.oauth.identity import CLAUDE_CODE_IDENTITY, apply_claude_code_identity
+from llm_gateway.oauth.presentation import claude_code_headers
 from llm_gateway.oauth.registry import flow_for
-from llm_gateway.oauth.token_client import refused
+from llm_gateway.oauth.token_client import Verdict, refused, verdict
 
 DEFAULTS = OAuthSettings()
 
@@ -169,6 +176,18 @@ def test_a_token_answer() -> None:
     assert "at" not in repr(tokens).replace("expires_at", "")
 
 
+def test_a_token_answer_says_whose_tokens_they_are() -> None:
+    body = answer({
+        "access_token": "at",
+        "account": {"uuid": "acc-1", "email_address": "me@example.com"},
+        "organization": {"uuid": "org-1", "name": "  Me\u0007 " + "x" * 300},
+    })  # fmt: skip
+    owner = parse_token_response(200, body, now=0.0, previous_refresh=None).owner
+    assert owner == Owner("acc-1", "me@example.com", "org-1", ("Me " + "x" * 300)[:200])
+    odd = answer({"access_token": "at", "account": "me", "organization": {"name": 5}})
+    assert parse_token_response(200, odd, now=0.0, previous_refresh=None).owner is None
+
+
 @pytest.mark.parametrize(
     ("extra", "refresh", "expires_at"),
     [
@@ -204,8 +223,20 @@ def test_token_answer_variants(
         (
             401,
             answer({"error": "invalid_client"}),
-            OAuthError,
+            CredentialsRejected,
             "the token endpoint answered 401 (invalid_client)",
+        ),
+        (
+            403,
+            answer({"error": "forbidden"}),
+            CredentialsRejected,
+            "the token endpoint answered 403 (forbidden)",
+        ),
+        (
+            500,
+            answer({"error": {"type": "api_error", "message": "Internal"}}),
+            OAuthError,
+            "the token endpoint answered 500 (api_error)",
         ),
         (
             429,
@@ -243,6 +274,8 @@ def test_token_errors_carry_status_and_code_only(
     assert caught.value.message == message == str(caught.value)
     assert caught.value.status == 502
     assert caught.value.http_status == (status if status != 200 else None)
+    # only a refusal takes the account out; a passing fault (5xx, 429) does not
+    assert caught.value.rejects_credentials is (error is not OAuthError)
 
 
 @pytest.mark.parametrize(
@@ -261,6 +294,73 @@ def test_what_counts_as_a_refusal_of_non_browser_clients(
     status: int, body: bytes, expected: bool
 ) -> None:
     assert refused(status, body) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, answer({"access_token": "x"}), Verdict.FINAL),
+        (400, answer({"error": "invalid_grant"}), Verdict.FINAL),
+        (401, answer({"error": "invalid_client"}), Verdict.FINAL),
+        (403, b"<html>forbidden</html>", Verdict.REFUSED),
+        (200, b"<!DOCTYPE html><html></html>", Verdict.REFUSED),
+        (500, answer({"error": "server_error"}), Verdict.TRANSIENT),
+        (503, b"upstream connect error", Verdict.TRANSIENT),
+        (529, answer({"type": "error", "error": {"type": "overloaded_error"}}), Verdict.TRANSIENT),
+        (429, answer({"error": "rate_limited"}), Verdict.TRANSIENT),
+        (408, b"", Verdict.TRANSIENT),
+    ],
+)
+def test_which_token_answers_are_final_refusals_or_passing_faults(
+    status: int, body: bytes, expected: Verdict
+) -> None:
+    assert verdict(status, body) is expected
+
+
+# --- the headers of subscription requests ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        (  # any other client: Claude Code's header set, the client's betas kept after it
+            {"user-agent": "OpenAI/Python 1.99.0", "anthropic-beta": "b1, b2"},
+            (
+                ("anthropic-beta", "claude-code-20250219,oauth-2025-04-20,b1,b2"),
+                ("user-agent", "claude-cli/7.8.9 (external, cli)"),
+                ("x-app", "cli"),
+            ),
+        ),
+        (
+            {},
+            (
+                ("anthropic-beta", "claude-code-20250219,oauth-2025-04-20"),
+                ("user-agent", "claude-cli/7.8.9 (external, cli)"),
+                ("x-app", "cli"),
+            ),
+        ),
+        (  # Claude Code itself: its values pass, the oauth beta added when missing
+            {
+                "user-agent": "claude-cli/2.0.8 (external, sdk-ts)",
+                "x-app": "cli",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+            },
+            (
+                (
+                    "anthropic-beta",
+                    "oauth-2025-04-20,claude-code-20250219,interleaved-thinking-2025-05-14",
+                ),
+                ("user-agent", "claude-cli/2.0.8 (external, sdk-ts)"),
+                ("x-app", "cli"),
+            ),
+        ),
+    ],
+    ids=["openai-sdk", "bare", "claude-code"],
+)
+def test_subscription_requests_present_themselves_as_claude_code(
+    client: dict[str, str], expected: tuple[tuple[str, str], ...]
+) -> None:
+    assert claude_code_headers(client, "7.8.9") == expected
 
 
 # --- the identity line ---------------------------------------------------------------------
@@ -338,6 +438,7 @@ def test_oauth_settings_default_to_claude_codes_client() -> None:
         redirect_uri="https://console.anthropic.com/oauth/code/callback",
         scopes=("org:create_api_key", "user:profile", "user:inference"),
         refresh_margin=300.0,
+        claude_code_version="2.1.32",
     )
 
 
@@ -351,6 +452,7 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         "redirect_uri": "http://127.0.0.1:1/callback",
         "scopes": ["a", "b"],
         "refresh_margin": 60,
+        "claude_code_version": "2.3.4",
     }
     assert parse_config(document).oauth == OAuthSettings(
         authorize_url="http://127.0.0.1:1/authorize",
@@ -360,6 +462,7 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         redirect_uri="http://127.0.0.1:1/callback",
         scopes=("a", "b"),
         refresh_margin=60.0,
+        claude_code_version="2.3.4",
     )
 
 
@@ -370,6 +473,16 @@ def test_oauth_settings_are_read_from_the_config() -> None:
         ({"scopes": []}, "oauth.scopes", "must name at least one scope"),
         ({"refresh_margin": -1}, "oauth.refresh_margin", "must not be negative"),
         ({"client": "x"}, "oauth.client", "unknown setting"),
+        (
+            {"claude_code_version": "2.1 (x)"},
+            "oauth.claude_code_version",
+            "must be a version such as 2.1.32",
+        ),
+        (
+            {"claude_code_version": 2.1},
+            "oauth.claude_code_version",
+            "must be a string, not float",
+        ),
     ],
 )
 def test_bad_oauth_settings_are_named(section: dict[str, Any], path: str, message: str) -> None:

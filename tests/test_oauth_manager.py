@@ -21,6 +21,8 @@ from test_oauth_fakes import (  # noqa: F401 (oauth_server is a fixture)
     CLIENT_ID,
     FALLBACK_PATH,
     HTML_403,
+    JSON_500,
+    NO_ANSWER,
     TOKEN_PATH,
     FakeOAuthServer,
     assert_no_secrets,
@@ -33,10 +35,16 @@ from llm_gateway.config.schema import UpstreamAccount
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.crypto.sealing import load_secret_key
 from llm_gateway.oauth import records
-from llm_gateway.oauth.errors import OAuthError, ReauthorizationRequired, TokenStoreError
+from llm_gateway.oauth.errors import (
+    EndpointRefused,
+    OAuthError,
+    ReauthorizationRequired,
+    TokenStoreError,
+)
 from llm_gateway.oauth.flow import Tokens
 from llm_gateway.oauth.manager import TokenManager
 from llm_gateway.upstream.pool import ConnectionPool
+from llm_gateway.upstream.timeouts import Timeouts
 
 NOW = 1_700_000_000.0
 LIFETIME = 3600.0
@@ -433,6 +441,7 @@ def test_new_tokens_are_not_used_when_they_cannot_be_saved(world: World) -> None
 def test_a_transient_failure_keeps_a_valid_token_and_records_the_error(world: World) -> None:
     account = world.account()
     world.fake.refuse[TOKEN_PATH] = (500, "application/json", b'{"error": "server_error"}')
+    world.fake.refuse[FALLBACK_PATH] = world.fake.refuse[TOKEN_PATH]
 
     async def body(manager: TokenManager) -> tuple[str, str, OAuthError]:
         world.now[0] = NOW + LIFETIME - 10
@@ -444,12 +453,63 @@ def test_a_transient_failure_keeps_a_valid_token_and_records_the_error(world: Wo
             await manager.access_token(account)
         return kept, again, caught.value
 
-    kept, again, error = scenario(world, body)
+    kept, again, error = scenario(world, body, retry_waits=())
     assert kept == again == world.fake.issued[0]
-    assert len(world.fake.token_calls()) == 2
+    assert [c.path for c in world.fake.token_calls()] == [TOKEN_PATH, FALLBACK_PATH] * 2
     assert error.status == 502 and not isinstance(error, ReauthorizationRequired)
+    assert not error.rejects_credentials
     assert error.message == "the token endpoint answered 500 (server_error)"
     assert world.section()["last_error"] == "the token endpoint answered 500 (server_error)"
+    assert "needs_reauth" not in world.section()
+
+
+def test_passing_faults_are_retried_with_back_off_on_both_urls(world: World) -> None:
+    world.fake.once[TOKEN_PATH] = [JSON_500, NO_ANSWER]
+    world.fake.once[FALLBACK_PATH] = [(503, "text/plain", b"upstream connect error")]
+
+    async def body(manager: TokenManager) -> str:
+        return await manager.refresh_now(world.account_id)
+
+    assert scenario(world, body, retry_waits=(0.01, 0.01)) == world.fake.issued[2]
+    paths = [c.path for c in world.fake.token_calls()]
+    assert paths == [TOKEN_PATH, FALLBACK_PATH, TOKEN_PATH, FALLBACK_PATH]
+    assert "last_error" not in world.section()
+
+
+def test_passing_faults_end_with_the_back_off_and_the_error_is_a_passing_one(
+    world: World,
+) -> None:
+    world.fake.refuse[TOKEN_PATH] = JSON_500
+    world.fake.refuse[FALLBACK_PATH] = HTML_403  # a refusal is not what is reported
+
+    async def body(manager: TokenManager) -> OAuthError:
+        with pytest.raises(OAuthError) as caught:
+            await manager.refresh_now(world.account_id)
+        return caught.value
+
+    error = scenario(world, body, retry_waits=(0.01, 0.01))
+    assert error.message == "the token endpoint answered 500 (api_error)"
+    assert not error.rejects_credentials
+    assert len(world.fake.token_calls()) == 6  # three rounds over the two URLs
+    assert "needs_reauth" not in world.section()
+
+
+def test_a_token_endpoint_that_does_not_answer_is_a_passing_fault(world: World) -> None:
+    world.fake.gate = threading.Event()  # every token answer is held back
+    quick = Timeouts(connect=5, tls=5, response_headers=0.3, stream_idle=5, total=5, pool=5)
+
+    async def body(manager: TokenManager) -> OAuthError:
+        with pytest.raises(OAuthError) as caught:
+            await manager.refresh_now(world.account_id)
+        return caught.value
+
+    error = scenario(world, body, timeouts=quick, retry_waits=(0.01,))
+    assert isinstance(error, EndpointRefused) and not error.rejects_credentials
+    assert error.message == (
+        "no answer from the token endpoint (127.0.0.1: ResponseHeadersTimeout; "
+        "127.0.0.1: ResponseHeadersTimeout; 127.0.0.1: ResponseHeadersTimeout; "
+        "127.0.0.1: ResponseHeadersTimeout)"
+    )
     assert "needs_reauth" not in world.section()
 
 
@@ -485,14 +545,14 @@ def test_the_fallback_url_is_used_when_the_primary_cannot_be_reached(world: Worl
 def test_an_oauth_error_answer_is_final_and_without_fallback_none_is_tried(
     world: World,
 ) -> None:
-    world.fake.refuse[TOKEN_PATH] = (429, "application/json", b'{"error": "rate_limited"}')
+    world.fake.refuse[TOKEN_PATH] = (400, "application/json", b'{"error": "invalid_request"}')
 
     async def body(manager: TokenManager) -> OAuthError:
         with pytest.raises(OAuthError) as caught:
             await manager.refresh_now(world.account_id)
         return caught.value
 
-    assert scenario(world, body).message == "the token endpoint answered 429 (rate_limited)"
+    assert scenario(world, body).message == "the token endpoint answered 400 (invalid_request)"
     point_oauth_at(world.store, world.fake, token_fallback_url="")
     world.fake.refuse[TOKEN_PATH] = HTML_403
     assert scenario(world, body).message == "the token endpoint answered 403"
@@ -550,7 +610,7 @@ def test_background_errors_are_logged_and_the_loop_goes_on(
         with pytest.raises(asyncio.CancelledError):
             await task
 
-    scenario(world, body, retry_after_failure=0.0)
+    scenario(world, body, retry_after_failure=0.0, retry_waits=())
     assert "background token refresh failed" in caplog.text
     assert_no_secrets(caplog.text, world.fake)
 

@@ -92,6 +92,52 @@ def test_workers_option_is_validated(home: Path) -> None:
     assert run_cli("server", "start", "--workers", "zero").code == 2
 
 
+def _health_with_id(port: int) -> tuple[int, str] | None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/health", headers={"connection": "close"})
+        response = conn.getresponse()
+        pid = json.loads(response.read())["pid"]
+        return int(pid), response.getheader("x-request-id") or ""
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        conn.close()
+
+
+def test_each_worker_gives_its_requests_ids_of_its_own(home: Path) -> None:
+    """The id prefix is chosen per worker: ids from two workers never share it."""
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "2"],
+        env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    ids: dict[int, set[str]] = {}
+    try:
+
+        def both_workers_answered() -> bool:
+            answer = _health_with_id(port)
+            if answer is not None:
+                ids.setdefault(answer[0], set()).add(answer[1])
+            return len(ids) == 2
+
+        wait_until(both_workers_answered, 30, "answers from two worker processes")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    everything = [request_id for group in ids.values() for request_id in group]
+    assert all(request_id.startswith("req_") for request_id in everything)
+    assert len(set(everything)) == len(everything)
+    first, second = ({request_id[:16] for request_id in group} for group in ids.values())
+    assert first.isdisjoint(second)  # "req_" and a random 12-hex-digit prefix per worker
+
+
 def _start(home: Path, port: int, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",

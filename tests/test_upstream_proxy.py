@@ -28,7 +28,7 @@ from llm_gateway.upstream import (
     parse_proxy_url,
     proxy_for,
 )
-from llm_gateway.upstream.proxy import bypasses_proxy
+from llm_gateway.upstream.proxy import bypasses_proxy, redact_proxy_url
 
 # -- settings and parsing ---------------------------------------------------------
 
@@ -244,3 +244,44 @@ def test_no_proxy_host_is_reached_directly() -> None:
             await pool.aclose()
 
     run(scenario())
+
+
+def test_a_request_may_name_its_own_proxy_over_the_pools_settings() -> None:
+    """An upstream account's own proxy: used for its requests only, credentials sent."""
+
+    async def scenario() -> None:
+        log: list[Recorded] = []
+        async with FakeServer(keep_alive(ok)) as origin, FakeServer(keep_alive(ok, log)) as own:
+            dead = f"http://127.0.0.1:{closed_port()}"
+            pool = ConnectionPool(proxy=ProxySettings(http_proxy=dead, no_proxy="127.0.0.0/8"))
+            own_proxy = f"http://dave:p%40ss@127.0.0.1:{own.port}"
+            response = await pool.request(
+                "GET", "http://upstream.test:8080/v1/x", headers=[], proxy=own_proxy
+            )
+            assert await response.aread() == b"ok http://upstream.test:8080/v1/x"
+            # the same origin without the account's proxy follows the pool's settings
+            direct = await pool.request("GET", origin.url("/direct"), headers=[])
+            assert await direct.aread() == b"ok /direct"
+            with pytest.raises(ProxyError) as caught:
+                await pool.request("GET", origin.url("/"), headers=[], proxy="socks5://u:pw@h:1")
+            assert "pw" not in str(caught.value)
+            await pool.aclose()
+        token = base64.b64encode(b"dave:p@ss").decode()
+        assert [request.target for request in log] == ["http://upstream.test:8080/v1/x"]
+        assert ("proxy-authorization", f"Basic {token}") in log[0].headers
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://user:secret@proxy.test:3128", "http://***@proxy.test:3128"),
+        ("http://user:se/cr@t@proxy.test:3128/", "http://***@proxy.test:3128/"),
+        ("proxy.test:3128", "proxy.test:3128"),
+        ("alice@proxy.test", "***@proxy.test"),
+        ("http://proxy.test:3128", "http://proxy.test:3128"),
+    ],
+)
+def test_proxy_urls_are_shown_without_credentials(text: str, shown: str) -> None:
+    assert redact_proxy_url(text) == shown

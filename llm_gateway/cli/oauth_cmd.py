@@ -7,8 +7,10 @@
   flow can be completed by a later process: ``oauth start ID --code CODE#STATE``.
   Completing checks the state (a mismatch stores nothing), exchanges the code,
   stores the tokens sealed and clears the pending values.
-* ``oauth status ID`` shows whether the account is authorised, the expiry and
-  time left, the last refresh and the last error.
+* ``oauth status ID`` shows whether the account is authorised, whose
+  subscription it is (the account's e-mail and the organisation, as the token
+  answer named them), the expiry and time left, the last refresh and the last
+  error.
 * ``oauth refresh ID`` refreshes now, through the same ``TokenManager`` the
   server uses (so it coordinates with a running server).
 
@@ -141,7 +143,25 @@ def status_view(entry: dict[str, Any], now: float) -> dict[str, Any]:
         "last_refresh": oauth.get("last_refresh"),
         "last_error": oauth.get("last_error"),
         "pending": bool(oauth.get("pending_state")),
+        "account": _owner_part(oauth, "account", "email"),
+        "organization": _owner_part(oauth, "organization", "name"),
     }
+
+
+def _owner_part(oauth: dict[str, Any], part: str, label: str) -> dict[str, str] | None:
+    """``{"uuid": ..., label: ...}`` as the token answer gave them, or None."""
+    uuid, text = oauth.get(f"{part}_uuid"), oauth.get(f"{part}_{label}")
+    if uuid is None and text is None:
+        return None
+    return {"uuid": uuid or "", label: text or ""}
+
+
+def _owner_text(part: dict[str, str] | None, label: str) -> str:
+    if part is None:
+        return "-"
+    if part[label] and part["uuid"]:
+        return f"{part[label]} ({part['uuid']})"
+    return part[label] or part["uuid"]
 
 
 def _print_status(ctx: Context, view: dict[str, Any]) -> None:
@@ -160,6 +180,8 @@ def _print_status(ctx: Context, view: dict[str, Any]) -> None:
     rows = [
         ("account", f"{view['id']} ({view['name']})"),
         ("state", state),
+        ("signed in as", _owner_text(view["account"], "email")),
+        ("organisation", _owner_text(view["organization"], "name")),
         ("expires", expires),
         ("last refresh", last_refresh),
         ("last error", view["last_error"] or "-"),
@@ -239,11 +261,15 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _exchange(
-    config: Config, environ: Mapping[str, str], flow: PastedCodeFlow, request: TokenRequest
+    config: Config,
+    environ: Mapping[str, str],
+    flow: PastedCodeFlow,
+    request: TokenRequest,
+    proxy: str | None,
 ) -> Tokens:
     pool = _pool(config, environ)
     try:
-        answer = await post_token(pool, flow.token_endpoints(config), request)
+        answer = await post_token(pool, flow.token_endpoints(config), request, proxy=proxy)
         return flow.parse_token_response(
             answer.status, answer.body, now=time.time(), previous_refresh=None
         )
@@ -277,8 +303,9 @@ def _complete(
             f"latest URL, or run 'llm-gateway oauth start {args.id}' again"
         )
     request = flow.exchange_request(config, code, state, verifier)
+    proxy = _oauth_account(config, args.id).proxy  # the login goes the account's way too
     try:
-        tokens = asyncio.run(_exchange(config, ctx.environ, flow, request))
+        tokens = asyncio.run(_exchange(config, ctx.environ, flow, request, proxy))
     except InvalidGrant:
         raise CliError(
             "the provider refused the code (invalid_grant): it may have expired or been used "
@@ -290,6 +317,7 @@ def _complete(
 
     def mutate(document: dict[str, Any]) -> None:
         target = _section(document, args.id)
+        records.forget_owner(target)
         records.write_tokens(target, key, args.id, tokens, now)
         if target.get("pending_state") == sealed_state:  # not replaced by a newer start
             records.clear_pending(target)

@@ -1,7 +1,8 @@
 """``llm-gateway upstream ...``: the upstream accounts requests are sent to.
 
 API keys are sealed (ChaCha20-Poly1305) before they reach the file, bound to
-the account id; listings show a masked tail only.
+the account id; listings show a masked tail only. An account's own outbound
+proxy (``--proxy``) is shown without its credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context
 from ..providers.registry import get_provider
+from ..upstream.proxy import parse_proxy_url, redact_proxy_url
 from .apikey_cmd import now_iso
 from .context import CliError, Context, add_actions, parse_csv, print_table
 from .entries import Entries
@@ -44,6 +46,19 @@ def _header(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError("headers look like Name=value")
     return name.strip().lower(), value.strip()
+
+
+def _proxy(text: str) -> str:
+    """``--proxy``: an http:// proxy URL, or "" to remove the account's own proxy."""
+    if not text.strip():
+        return ""
+    try:
+        parse_proxy_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not text.strip().startswith("http://"):
+        raise argparse.ArgumentTypeError("the proxy URL must start with http://")
+    return text.strip()
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +98,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             type=_header,
             action="append",
             help="extra header sent upstream, Name=value (repeatable)",
+        )
+        p.add_argument(
+            "--proxy",
+            type=_proxy,
+            metavar="URL",
+            help="this account's own outbound proxy, http://[user:pass@]host:port, for its "
+            "API calls, OAuth login and token refreshes ('' removes it)",
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -131,6 +153,10 @@ def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
         entry["model_map"] = args.model_map
     if args.verify_tls is not None:
         entry["verify_tls"] = args.verify_tls
+    if args.proxy:
+        entry["proxy"] = args.proxy
+    elif args.proxy is not None:
+        entry.pop("proxy", None)
     quirks = entry.setdefault("quirks", {})
     if args.developer_role is not None:
         quirks["developer_role"] = args.developer_role
@@ -218,6 +244,7 @@ def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
         "weight": entry.get("weight", 1),
         "enabled": entry.get("enabled", True),
         "verify_tls": entry.get("verify_tls", True),
+        "proxy": redact_proxy_url(entry["proxy"]) if entry.get("proxy") else None,
         "key": _masked_key(entry, ctx),
         "quirks": dict(entry.get("quirks") or {}),
         "created_at": entry.get("created_at", ""),

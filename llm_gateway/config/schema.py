@@ -169,6 +169,11 @@ class OAuthState:
     needs_reauth: bool = False
     pending_state: str | None = None
     pending_verifier: str | None = None
+    #: whose tokens these are, as the token answer said (not secret)
+    account_uuid: str | None = None
+    account_email: str | None = None
+    organization_uuid: str | None = None
+    organization_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +183,9 @@ class OAuthSettings:
     Overridable for tests and for compatible services. An empty
     ``token_fallback_url`` disables the fallback. ``refresh_margin`` (seconds):
     an access token this close to its expiry is refreshed before use.
+    ``claude_code_version``: the Claude Code version requests on subscription
+    accounts present (``user-agent: claude-cli/<version> (external, cli)``)
+    when the client is not Claude Code itself.
     """
 
     authorize_url: str = "https://claude.ai/oauth/authorize"
@@ -187,6 +195,7 @@ class OAuthSettings:
     redirect_uri: str = "https://console.anthropic.com/oauth/code/callback"
     scopes: tuple[str, ...] = ("org:create_api_key", "user:profile", "user:inference")
     refresh_margin: float = 300.0
+    claude_code_version: str = "2.1.32"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +212,9 @@ class UpstreamAccount:
     weight: int = 1
     enabled: bool = True
     verify_tls: bool = True
+    #: this account's own outbound proxy (``http://[user:pass@]host:port``), used for
+    #: its API calls, its OAuth login and its token refreshes
+    proxy: str | None = None
     quirks: Quirks = Quirks()
     oauth: OAuthState = OAuthState()
     created_at: str = ""
@@ -521,6 +533,13 @@ def _scopes(path: str, value: object) -> tuple[str, ...]:
     return items
 
 
+def _version(path: str, value: object) -> str:
+    text = _str(path, value)
+    if not text or not all(c.isalnum() or c in ".-+_" for c in text):
+        raise SchemaError(path, "must be a version such as 2.1.32")
+    return text
+
+
 def _oauth_settings(data: object) -> OAuthSettings:
     s, d = _Section(data, "oauth"), OAuthSettings()
     result = OAuthSettings(
@@ -531,6 +550,7 @@ def _oauth_settings(data: object) -> OAuthSettings:
         redirect_uri=s.get("redirect_uri", d.redirect_uri, _str),
         scopes=s.get("scopes", d.scopes, _scopes),
         refresh_margin=s.get("refresh_margin", d.refresh_margin, _non_negative),
+        claude_code_version=s.get("claude_code_version", d.claude_code_version, _version),
     )
     s.finish()
     return result
@@ -577,9 +597,23 @@ def _oauth(data: object, path: str) -> OAuthState:
         needs_reauth=s.get("needs_reauth", False, _bool),
         pending_state=s.get("pending_state", None, _str),
         pending_verifier=s.get("pending_verifier", None, _str),
+        account_uuid=s.get("account_uuid", None, _str),
+        account_email=s.get("account_email", None, _str),
+        organization_uuid=s.get("organization_uuid", None, _str),
+        organization_name=s.get("organization_name", None, _str),
     )
     s.finish()
     return result
+
+
+def _account_proxy(path: str, value: object) -> str | None:
+    text = _str(path, value).strip()
+    if not text:
+        return None
+    host = text.partition("://")[2].rpartition("@")[2].partition("/")[0]
+    if not text.startswith("http://") or not host:
+        raise SchemaError(path, "must be an http:// proxy URL (http://[user:pass@]host:port)")
+    return text
 
 
 def _account(data: object, path: str) -> UpstreamAccount:
@@ -597,6 +631,7 @@ def _account(data: object, path: str) -> UpstreamAccount:
         weight=s.get("weight", 1, _int(1, 1_000_000)),
         enabled=s.get("enabled", True, _bool),
         verify_tls=s.get("verify_tls", True, _bool),
+        proxy=s.get("proxy", None, _account_proxy),
         quirks=_quirks(s.raw("quirks"), f"{path}.quirks"),
         oauth=_oauth(s.raw("oauth"), f"{path}.oauth"),
         created_at=s.get("created_at", "", _str),

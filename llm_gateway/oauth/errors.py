@@ -5,6 +5,12 @@ Theory of operation: every failure to obtain or keep an upstream token is an
 fine, the gateway's credential for one upstream account is not, so the request
 path may move on to another account. Messages carry the HTTP status and the
 provider's error code only, never a token, a code or a verifier.
+
+``rejects_credentials`` separates the two kinds of failure: True when the
+account cannot be used until someone acts (the provider refused the refresh
+token or the client, the tokens cannot be read), False when the failure is
+transient (the token endpoint answered 5xx, timed out or did not answer) and
+the account's credentials are as good as before.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from ..errors import UpstreamError
 
 __all__ = [
+    "CredentialsRejected",
     "EndpointRefused",
     "InvalidGrant",
     "OAuthError",
@@ -25,6 +32,8 @@ class OAuthError(UpstreamError):
 
     status = 502
     kind = "api_error"
+    #: the account's credentials are unusable until someone acts (see the module docstring)
+    rejects_credentials = False
 
     def __init__(
         self, message: str, *, http_status: int | None = None, error_code: str | None = None
@@ -35,11 +44,19 @@ class OAuthError(UpstreamError):
 
 
 class EndpointRefused(OAuthError):
-    """The token endpoint looks like it refuses non-browser clients (403, HTML, no answer)."""
+    """No token endpoint gave an answer at all (connection errors, timeouts): a passing fault."""
+
+
+class CredentialsRejected(OAuthError):
+    """The token endpoint answered 401 or 403 with an OAuth error: not a passing fault."""
+
+    rejects_credentials = True
 
 
 class InvalidGrant(OAuthError):
     """The provider answered ``invalid_grant``: the code or refresh token is no longer valid."""
+
+    rejects_credentials = True
 
 
 class ReauthorizationRequired(OAuthError):
@@ -49,6 +66,10 @@ class ReauthorizationRequired(OAuthError):
     The request path should skip this account and try the others.
     """
 
+    rejects_credentials = True
+
 
 class TokenStoreError(OAuthError):
     """Tokens could not be read from or saved to the configuration file."""
+
+    rejects_credentials = True

@@ -11,8 +11,13 @@ code) and lives in the flow's own module next to these methods.
 ``parse_token_response`` reads the standard OAuth 2.0 token answer (RFC 6749
 section 5): ``access_token``, optional ``refresh_token`` (a refresh answer
 without one keeps the previous refresh token) and ``expires_in`` in seconds,
-or ``{"error": "..."}``. Error messages carry the HTTP status and the error
-code only: descriptions are never echoed, since they could quote a secret.
+plus who the tokens belong to when the answer says so (Claude's carries
+``account`` {``uuid``, ``email_address``} and ``organization`` {``uuid``,
+``name``}; printable text only, at most ``MAX_OWNER_TEXT`` characters each),
+or ``{"error": "..."}`` (``invalid_grant`` is ``InvalidGrant``, another error
+with status 401 or 403 ``CredentialsRejected``). Error messages carry the HTTP
+status and the error code only: descriptions are never echoed, since they
+could quote a secret.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..config.schema import Config
-from .errors import InvalidGrant, OAuthError
+from .errors import CredentialsRejected, InvalidGrant, OAuthError
 
 __all__ = [
+    "MAX_OWNER_TEXT",
     "OAuthFlow",
+    "Owner",
     "PastedCodeFlow",
     "TokenRequest",
     "Tokens",
@@ -35,6 +42,17 @@ __all__ = [
 ]
 
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_OWNER_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose tokens these are (not secret; shown by ``oauth status``, never logged)."""
+
+    account_uuid: str | None = None
+    account_email: str | None = None
+    organization_uuid: str | None = None
+    organization_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,8 @@ class Tokens:
     refresh_token: str | None = field(repr=False)
     #: seconds since the epoch, or None when the provider did not say
     expires_at: float | None
+    #: None when the answer does not say whose tokens these are
+    owner: Owner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +146,11 @@ def parse_token_response(
     if not 200 <= status < 300:
         code = _error_code(data)
         detail = f" ({code})" if code else ""
-        error = InvalidGrant if code == "invalid_grant" else OAuthError
+        error: type[OAuthError] = OAuthError
+        if code == "invalid_grant":
+            error = InvalidGrant
+        elif status in (401, 403):
+            error = CredentialsRejected
         raise error(
             f"the token endpoint answered {status}{detail}", http_status=status, error_code=code
         )
@@ -142,4 +166,23 @@ def parse_token_response(
         access_token=access,
         refresh_token=refresh,
         expires_at=_expires_at(data.get("expires_in"), now),
+        owner=_owner(data.get("account"), data.get("organization")),
     )
+
+
+def _text(data: object, name: str) -> str | None:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        return None
+    text = "".join(c for c in value if c.isprintable()).strip()[:MAX_OWNER_TEXT]
+    return text or None
+
+
+def _owner(account: object, organization: object) -> Owner | None:
+    owner = Owner(
+        account_uuid=_text(account, "uuid"),
+        account_email=_text(account, "email_address"),
+        organization_uuid=_text(organization, "uuid"),
+        organization_name=_text(organization, "name"),
+    )
+    return None if owner == Owner() else owner

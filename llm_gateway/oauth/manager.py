@@ -17,8 +17,8 @@ both, one refresh is:
    changed); if it already holds a token that is good enough for the goal
    (valid long enough, and not the token the upstream just rejected), adopt it
    and send nothing;
-2. otherwise POST the refresh request (``token_client``, fallback URL
-   included) with the file's refresh token;
+2. otherwise POST the refresh request (``token_client``: fallback URL and
+   back-off on transient failures included) with the file's refresh token;
 3. save the answer *before* using it: ``ConfigStore.update`` re-reads the file
    under its lock and, if the sealed refresh token there is still the one we
    spent, writes the new sealed tokens, expiry and ``last_refresh`` and clears
@@ -26,7 +26,9 @@ both, one refresh is:
    are adopted instead of overwritten;
 4. ``invalid_grant`` marks the account ``needs_reauth`` (unless the refresh
    token changed meanwhile, see 3) and raises ``ReauthorizationRequired``;
-   other failures record ``last_error`` and raise ``OAuthError``. A token that
+   other failures record ``last_error`` and raise ``OAuthError`` (its
+   ``rejects_credentials`` says whether the request path should take the
+   account out: only for 401/403, not for a passing fault). A token that
    is within the margin but not yet expired is still handed out when its
    refresh fails, and no new refresh is tried for ``retry_after_failure``
    seconds.
@@ -57,7 +59,7 @@ from .errors import InvalidGrant, OAuthError, ReauthorizationRequired, TokenStor
 from .flow import Tokens
 from .refresh_lock import LOCK_WAIT, refresh_lock
 from .registry import FLOWS, flow_for
-from .token_client import TOKEN_TIMEOUTS, post_token
+from .token_client import RETRY_WAITS, TOKEN_TIMEOUTS, post_token
 
 __all__ = ["TokenManager"]
 
@@ -123,6 +125,7 @@ class TokenManager:
         *,
         settings: Callable[[], OAuthSettings] | None = None,
         timeouts: Timeouts = TOKEN_TIMEOUTS,
+        retry_waits: Sequence[float] = RETRY_WAITS,
         lock_wait: float = LOCK_WAIT,
         retry_after_failure: float = RETRY_AFTER_FAILURE,
     ) -> None:
@@ -133,6 +136,7 @@ class TokenManager:
         self._settings = settings
         self._file_settings = OAuthSettings()
         self._timeouts = timeouts
+        self._retry_waits = tuple(retry_waits)
         self._lock_wait = lock_wait
         self._retry_after_failure = retry_after_failure
         self._held: dict[str, _Held] = {}
@@ -331,6 +335,8 @@ class TokenManager:
                     flow.token_endpoints(config),
                     flow.refresh_request(config, refresh_token),
                     timeouts=self._timeouts,
+                    retry_waits=self._retry_waits,
+                    proxy=account.proxy,
                 )
                 tokens = flow.parse_token_response(
                     answer.status, answer.body, now=self._clock(), previous_refresh=refresh_token

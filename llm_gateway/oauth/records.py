@@ -14,11 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..crypto.sealing import seal, unseal
-from .flow import Tokens
+from .flow import Owner, Tokens
 
 __all__ = [
     "clear_pending",
     "find_entry",
+    "forget_owner",
     "mark_reauth",
     "oauth_section",
     "read_pending",
@@ -74,6 +75,26 @@ def write_tokens(
     section["last_refresh"] = now
     section.pop("last_error", None)
     section.pop("needs_reauth", None)
+    if tokens.owner is not None:  # a refresh answer may not say; then it is unchanged
+        _write_owner(section, tokens.owner)
+
+
+_OWNER_FIELDS = ("account_uuid", "account_email", "organization_uuid", "organization_name")
+
+
+def _write_owner(section: dict[str, Any], owner: Owner) -> None:
+    for name in _OWNER_FIELDS:
+        value = getattr(owner, name)
+        if value is None:
+            section.pop(name, None)
+        else:
+            section[name] = value
+
+
+def forget_owner(section: dict[str, Any]) -> None:
+    """A new authorisation may be another subscription: forget whose tokens were held."""
+    for name in _OWNER_FIELDS:
+        section.pop(name, None)
 
 
 def write_pending(

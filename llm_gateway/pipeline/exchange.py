@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import __version__
-from ..config.schema import Config, ProxyConfig, UpstreamAccount
+from ..config.schema import Config, OAuthSettings, ProxyConfig, UpstreamAccount
 from ..errors import UpstreamError
 from ..formats.error_relay import decode_json, kind_for_status, relay_message
 from ..formats.registry import FORMATS
@@ -94,9 +94,14 @@ def _client_wants_usage(body: dict[str, Any]) -> bool:
 
 
 def prepare(
-    call: ClientCall, account: UpstreamAccount, credential: str, request: Request
+    call: ClientCall,
+    account: UpstreamAccount,
+    credential: str,
+    request: Request,
+    oauth: OAuthSettings,
 ) -> Prepared:
-    """The upstream request for ``call`` on ``account``."""
+    """The upstream request for ``call`` on ``account`` (``oauth``: the config's
+    OAuth settings, which say how subscription requests present themselves)."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation
     upstream_format = provider.wire_formats.get(operation)
@@ -129,6 +134,7 @@ def prepare(
         ("accept-encoding", "identity"),
         ("user-agent", _USER_AGENT),
     ]
+    headers = provider.adjust_headers(account, headers, request.header_map, oauth)
     return Prepared(
         client_format=client_format,
         upstream_format=upstream_format,

@@ -51,9 +51,12 @@ async def probe_open_circuits(
             response = await pool.request(
                 "GET",
                 target.url,
-                headers=[*target.headers, ("accept", "application/json")],
+                headers=provider.adjust_headers(
+                    account, [*target.headers, ("accept", "application/json")], {}, config.oauth
+                ),
                 timeouts=timeouts_of(config),
                 verify_tls=account.verify_tls,
+                proxy=account.proxy,
             )
             async with response:
                 await response.aread(max_bytes=1 << 20)

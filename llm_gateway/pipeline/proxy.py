@@ -315,6 +315,11 @@ class Proxy:
                 return await self.tokens.access_token(account)
             return self.credentials.for_account(account)
         except (OAuthError, CredentialError) as error:
+            if isinstance(error, OAuthError) and not error.rejects_credentials:
+                # the token endpoint failed for now (5xx, no answer): the account's
+                # credentials are fine, so it is not taken out until someone acts
+                record(self.health, account.id, Outcome.SERVER_ERROR, self.clock())
+                raise _Failed(error, Outcome.SERVER_ERROR) from None
             self.health.record_auth_failure(account.id, self.clock(), type(error).__name__)
             raise _Failed(error, Outcome.AUTH_FAILED) from None
 
@@ -352,9 +357,11 @@ class Proxy:
         notes = request.notes
         notes["account_id"] = account.id
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
-            prepared = prepare(call, account, credential, request)
+            prepared = prepare(call, account, credential, request, config.oauth)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
-            prepared = await asyncio.to_thread(prepare, call, account, credential, request)
+            prepared = await asyncio.to_thread(
+                prepare, call, account, credential, request, config.oauth
+            )
         notes["upstream_model"] = prepared.upstream_model
         started = self.clock()
         self.health.begin_request(account.id)
@@ -366,6 +373,7 @@ class Proxy:
                 body=prepared.body,
                 timeouts=timeouts_of(config),
                 verify_tls=account.verify_tls,
+                proxy=account.proxy,
             )
         except UpstreamError as error:
             self.health.end_request(account.id)

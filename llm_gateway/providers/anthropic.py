@@ -13,28 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..config.schema import UpstreamAccount
+from ..config.schema import OAuthSettings, UpstreamAccount
 from ..oauth.identity import apply_claude_code_identity
+from ..oauth.presentation import claude_code_headers
 from .base import Operation, Provider, UpstreamTarget
 
-__all__ = ["PROVIDER", "merge_beta"]
+__all__ = ["PROVIDER"]
 
 DEFAULT_VERSION = "2023-06-01"
-OAUTH_BETA = "oauth-2025-04-20"
+_PRESENTATION_HEADERS = frozenset({"anthropic-beta", "user-agent", "x-app"})
 
 _PATHS = {
     Operation.CHAT: "/v1/messages",
     Operation.COUNT_TOKENS: "/v1/messages/count_tokens",
     Operation.MODELS: "/v1/models",
 }
-
-
-def merge_beta(client_value: str | None, flag: str) -> str:
-    """The client's comma-separated beta list with ``flag`` added once."""
-    items = [item.strip() for item in (client_value or "").split(",") if item.strip()]
-    if flag not in items:
-        items.append(flag)
-    return ",".join(items)
 
 
 def _target(
@@ -52,12 +45,11 @@ def _target(
         ("content-type", "application/json"),
         ("anthropic-version", client_headers.get("anthropic-version") or DEFAULT_VERSION),
     ]
-    beta = client_headers.get("anthropic-beta")
-    if account.type == "oauth":
+    if account.type == "oauth":  # its beta flags and user agent: see _present
         headers.append(("authorization", f"Bearer {credential}"))
-        headers.append(("anthropic-beta", merge_beta(beta, OAUTH_BETA)))
     else:
         headers.append(("x-api-key", credential))
+        beta = client_headers.get("anthropic-beta")
         if beta:
             headers.append(("anthropic-beta", beta))
     headers.extend(account.quirks.extra_headers)
@@ -71,6 +63,25 @@ def _adjust(account: UpstreamAccount, operation: Operation, body: dict[str, Any]
     return body
 
 
+def _present(
+    account: UpstreamAccount,
+    headers: list[tuple[str, str]],
+    client_headers: Mapping[str, str],
+    settings: OAuthSettings,
+) -> list[tuple[str, str]]:
+    """Subscription (OAuth) requests carry the headers Claude Code sends (an
+    account's own ``--header`` of the same name wins)."""
+    if account.type != "oauth":
+        return headers
+    chosen = {name for name, _ in account.quirks.extra_headers}
+    replaced = _PRESENTATION_HEADERS - chosen
+    presented = claude_code_headers(client_headers, settings.claude_code_version)
+    return [
+        *((name, value) for name, value in headers if name not in replaced),
+        *((name, value) for name, value in presented if name in replaced),
+    ]
+
+
 PROVIDER = Provider(
     name="anthropic",
     wire_formats={
@@ -81,4 +92,5 @@ PROVIDER = Provider(
     default_models=("claude-*",),
     build_target=_target,
     adjust_body=_adjust,
+    adjust_headers=_present,
 )

@@ -1,10 +1,11 @@
 """What a provider module declares about its upstream family.
 
-Theory of operation: a ``Provider`` is data plus two small functions. The
+Theory of operation: a ``Provider`` is data plus a few small functions. The
 pipeline asks it which wire format it speaks for an operation, where to send
-the request, and which headers authenticate it; the pipeline itself never
-tests a provider's name. Adding a provider means one module and one registry
-line.
+the request, which headers authenticate it, and how the request presents
+itself (``adjust_headers``: user agent and such, for subscription accounts);
+the pipeline itself never tests a provider's name. Adding a provider means
+one module and one registry line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..config.schema import UpstreamAccount
+from ..config.schema import OAuthSettings, UpstreamAccount
 
 __all__ = ["Operation", "Provider", "UpstreamTarget"]
 
@@ -47,6 +48,24 @@ def unchanged(
     return body
 
 
+#: ``(account, headers, client_headers, oauth_settings) -> headers``: the headers of
+#: the outgoing request (the target's, then ``accept``, ``user-agent`` ...) as the
+#: provider wants them presented; returns the same list when nothing changes
+HeaderAdjuster = Callable[
+    [UpstreamAccount, list[tuple[str, str]], Mapping[str, str], OAuthSettings],
+    list[tuple[str, str]],
+]
+
+
+def same_headers(
+    account: UpstreamAccount,
+    headers: list[tuple[str, str]],
+    client_headers: Mapping[str, str],
+    settings: OAuthSettings,
+) -> list[tuple[str, str]]:
+    return headers
+
+
 #: ``(account, credential, operation, upstream_model, client_headers, query) -> target``
 TargetBuilder = Callable[
     [UpstreamAccount, str, Operation, str, Mapping[str, str], str], UpstreamTarget
@@ -66,6 +85,7 @@ class Provider:
     #: the name is reserved: accepted in the schema, not yet served
     reserved: bool = False
     adjust_body: BodyAdjuster = unchanged
+    adjust_headers: HeaderAdjuster = same_headers
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

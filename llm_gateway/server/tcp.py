@@ -61,7 +61,7 @@ from .messages import Request, Response
 from .raw_answers import default_error, raw_error, reason
 from .slots import Phase, pick_displaced
 
-__all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id"]
+__all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id", "new_request_id_prefix"]
 
 log = logging.getLogger("llm_gateway.server")
 
@@ -92,6 +92,13 @@ def new_request_id() -> str:
     """Unique per process and across processes (a random prefix per process,
     then a counter): no system call per request."""
     return f"{_ID_PREFIX}{next(_id_counter):012x}"
+
+
+def new_request_id_prefix() -> None:
+    """Choose a fresh random prefix: a forked worker calls this first, so its ids
+    do not repeat the parent's (and its siblings') prefix."""
+    global _ID_PREFIX
+    _ID_PREFIX = "req_" + secrets.token_hex(6)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,9 @@ SIGINT and SIGTERM are forwarded to every worker, which shuts down gracefully;
 the parent exits when all have. A worker that dies on its own is started
 again, unless workers keep dying within seconds of starting (then the parent
 stops them all and fails). What each worker keeps to itself: account health,
-per-key rate-limit buckets, pooled connections. Configuration and OAuth
+per-key rate-limit buckets, pooled connections, and the random prefix of
+its request ids (chosen again in each worker, so ids never repeat across
+workers). Configuration and OAuth
 tokens are shared through the config file and its locks.
 """
 
@@ -23,6 +25,8 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+
+from .tcp import new_request_id_prefix
 
 __all__ = ["reserve_port", "run_workers", "worker_count"]
 
@@ -65,6 +69,7 @@ def run_workers(count: int, serve: Callable[[int], int]) -> int:
         if pid == 0:  # the worker
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            new_request_id_prefix()  # the parent's was inherited: ids must not repeat
             code = 1
             try:
                 code = serve(index)

@@ -31,6 +31,10 @@ fresh connection. This is the usual pool behaviour even for POST: the server
 most likely never processed it (rarely it did and died before answering; every
 HTTP/1.1 pool accepts that trade-off). Timeouts are never retried here.
 
+A request may name its own proxy (an upstream account's ``proxy``); it then
+goes through that proxy whatever the pool's settings say, and its connections
+are kept apart from the others' because the proxy is part of the route.
+
 Expired idle connections are closed lazily, at the next request or release;
 nothing runs in the background. Cancelling a request closes its connection.
 """
@@ -51,7 +55,7 @@ from llm_gateway.upstream.errors import (
     ResponseHeadersTimeout,
     timeout_message,
 )
-from llm_gateway.upstream.proxy import ProxySettings, proxy_for
+from llm_gateway.upstream.proxy import ProxySettings, ProxyURL, own_proxy_url, proxy_for
 from llm_gateway.upstream.response import Response
 from llm_gateway.upstream.routes import Route, Target, build_request_head, parse_target
 from llm_gateway.upstream.timeouts import DEFAULT_TIMEOUTS, Budget, Timeouts
@@ -121,8 +125,9 @@ class ConnectionPool:
         #: the IDLE state since are skipped when met)
         self._idle: dict[Route, list[Connection]] = {}
         self._queue: list[_Waiter] = []
-        #: parsed URL and route per (URL, verify_tls), for the proxy settings in use
-        self._known_urls: dict[tuple[str, bool], tuple[Target, Route]] = {}
+        #: parsed URL and route per (URL, verify_tls, account proxy), for the proxy
+        #: settings in use
+        self._known_urls: dict[tuple[str, bool, str | None], tuple[Target, Route]] = {}
         self._last_sweep = clock()
         self._opened = 0
         self._closed = False
@@ -142,8 +147,12 @@ class ConnectionPool:
         body: bytes = b"",
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         verify_tls: bool = True,
+        proxy: str | None = None,
     ) -> Response:
         """Send a request; return once the response headers arrived.
+
+        ``proxy``: an ``http://[user:pass@]host:port`` proxy for this request
+        (an upstream account's own), used instead of the pool's proxy settings.
 
         The body is then read through the returned ``Response``, which must be
         closed. Raises the errors of ``llm_gateway.upstream.errors`` (all
@@ -152,7 +161,7 @@ class ConnectionPool:
         cancelled, the connection in use is closed at once.
         """
         started = _now()
-        target, route = self._route_for(url, verify_tls)
+        target, route = self._route_for(url, verify_tls, proxy)
         head = build_request_head(method, target, route, headers, body)
         context = None
         if target.origin.scheme == "https":
@@ -180,13 +189,19 @@ class ConnectionPool:
                 raise
             return Response(response_head, connection, self._release, timeouts, started)
 
-    def _route_for(self, url: str, verify_tls: bool) -> tuple[Target, Route]:
+    def _route_for(
+        self, url: str, verify_tls: bool, own_proxy: str | None = None
+    ) -> tuple[Target, Route]:
         """Where ``url`` leads and how; remembered per URL (accounts' URLs are few)."""
-        key = (url, verify_tls)
+        key = (url, verify_tls, own_proxy)
         known = self._known_urls.get(key)
         if known is None:
             target = parse_target(url)
-            proxy = proxy_for(url, self._proxy) if self._proxy is not None else None
+            proxy: ProxyURL | None = None
+            if own_proxy is not None:
+                proxy = own_proxy_url(own_proxy)
+            elif self._proxy is not None:
+                proxy = proxy_for(url, self._proxy)
             known = (target, Route(target.origin, proxy, verify_tls))
             if len(self._known_urls) >= _KNOWN_URLS:
                 self._known_urls.clear()

@@ -19,7 +19,10 @@ host matches ``no_proxy``, and parses it into a ``ProxyURL``.
 Unparseable entries are ignored. Only ``http://`` proxies are supported;
 HTTPS origins are reached through them with CONNECT. Credentials in a proxy
 URL are kept out of ``repr`` and messages and sent as Basic
-``Proxy-Authorization``.
+``Proxy-Authorization``; ``redact_proxy_url`` is how a proxy URL is shown.
+
+An upstream account may have its own proxy (``own_proxy_url``): it is used
+for all of that account's requests, ``no_proxy`` notwithstanding.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ __all__ = [
     "ProxyURL",
     "bracket",
     "bypasses_proxy",
+    "own_proxy_url",
     "parse_proxy_url",
     "proxy_for",
+    "redact_proxy_url",
 ]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -147,6 +152,24 @@ def proxy_for(url: str, settings: ProxySettings) -> ProxyURL | None:
         return parse_proxy_url(raw)
     except ValueError as exc:
         raise ProxyError(f"{scheme}_proxy setting is invalid: {exc}") from None
+
+
+def own_proxy_url(text: str) -> ProxyURL:
+    """An upstream account's own proxy; ProxyError when it cannot be used."""
+    try:
+        return parse_proxy_url(text)
+    except ValueError as exc:
+        raise ProxyError(f"the account's proxy setting is invalid: {exc}") from None
+
+
+def redact_proxy_url(text: str) -> str:
+    """``http://user:pass@host:3128`` -> ``http://***@host:3128``: safe to show and log."""
+    text = text.strip()
+    scheme, sep, rest = text.partition("://")
+    prefix, rest = (f"{scheme}{sep}", rest) if sep else ("", text)
+    if "@" in rest:  # everything up to the last "@": a password may hold "/" or "@"
+        rest = "***@" + rest.rpartition("@")[2]
+    return prefix + rest
 
 
 @dataclass(frozen=True, slots=True)
