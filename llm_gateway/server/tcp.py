@@ -320,14 +320,6 @@ class _Connection:
         self._timed_out = True
         self.reader.feed_eof()
 
-    async def _next_event(self, timeout: float) -> object:
-        """The next h11 event, reading with ``timeout`` for each gap."""
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            await self._receive(timeout)
-
     async def _read_request(self, *, first: bool) -> Request:
         request_id = new_request_id()
         try:
