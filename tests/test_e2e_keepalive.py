@@ -57,11 +57,22 @@ def _thinking(request: Received) -> Stream:
     return Stream([*events[:2], Gate(timeout=SILENCE), *events[2:]])
 
 
+def _thinking_first(request: Received) -> Stream:
+    """A silence before the first event (the gateway's head is out already)."""
+    return Stream([Gate(timeout=SILENCE), *body_events(Answer(text=TEXT), request)])
+
+
+SILENCES = pytest.mark.parametrize(
+    "reply", [_thinking, _thinking_first], ids=["between-events", "before-the-first"]
+)
+
+
+@SILENCES
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_openai_sdk_parses_a_stream_kept_alive_through_a_silence(
-    gw: Wired, provider: str
+    gw: Wired, provider: str, reply: Any
 ) -> None:
-    gw.upstream(provider).respond(_thinking)
+    gw.upstream(provider).respond(reply)
     model = MODELS[(provider, False)][0]
     chunks = list(
         gw.openai().chat.completions.create(
@@ -75,11 +86,12 @@ def test_the_openai_sdk_parses_a_stream_kept_alive_through_a_silence(
     assert chunks[-1].choices == [] or chunks[-1].choices[0].finish_reason == "stop"
 
 
+@SILENCES
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_the_anthropic_sdk_parses_a_stream_kept_alive_through_a_silence(
-    gw: Wired, provider: str
+    gw: Wired, provider: str, reply: Any
 ) -> None:
-    gw.upstream(provider).respond(_thinking)
+    gw.upstream(provider).respond(reply)
     model = MODELS[(provider, False)][0]
     with gw.anthropic().messages.stream(
         model=model, max_tokens=64, messages=[{"role": "user", "content": "Think, then say hello"}]
