@@ -160,9 +160,9 @@ def test_a_trickled_body_gets_408_at_its_total_deadline() -> None:
 
 def test_a_body_at_a_normal_pace_gets_time_for_its_size() -> None:
     # 3,000 bytes at about 1,500 bytes/s take about 2 s: past body_timeout (1 s)
-    # alone, within it plus the size at body_min_rate (1 s + 3 s).
+    # alone, well within it plus the size at body_min_rate (1 s + 6 s).
     limits = dataclasses.replace(
-        LIMITS, max_body_bytes=10_000, body_timeout=1.0, body_min_rate=1000
+        LIMITS, max_body_bytes=10_000, header_timeout=5.0, body_timeout=1.0, body_min_rate=500
     )
 
     async def scenario() -> RawResponse:
