@@ -260,7 +260,7 @@ def test_apikey_list_and_show_never_print_the_key_or_its_hash(home: Path) -> Non
         ok(f"apikey enable {key_id} --json"),
         ok(f"apikey update {key_id} --name ci"),
         ok(f"apikey update {key_id} --tpm 9 --json"),
-        ok("status --json"),
+        failed("status --json"),  # no gateway runs: exit 1
     ]
     for result in outputs:
         assert key not in result.output
@@ -558,7 +558,7 @@ def test_upstream_key_is_sealed_and_only_ever_shown_masked(home: Path, via: str)
         ok(f"upstream update {account.id} --name t"),
         ok(f"upstream update {account.id} --weight 2 --json"),
         ok(f"upstream disable {account.id} --json"),
-        ok("status --json"),
+        failed("status --json"),  # no gateway runs: exit 1
     ]
     for result in outputs:
         assert plaintext not in result.output
@@ -676,8 +676,8 @@ def test_env_set_show_unset_with_the_password_masked(home: Path) -> None:
         ok("env list --json"),
         ok("env show --name http_proxy"),
         ok("env show --name=https-proxy --json"),
-        ok("status"),
-        ok("status --json"),
+        failed("status"),  # no gateway runs: exit 1
+        failed("status --json"),  # no gateway runs: exit 1
     ]
     for result in outputs:
         assert "s3cr3t-pw" not in result.output
@@ -720,12 +720,12 @@ def test_env_set_refuses_bad_values(home: Path, options: str, message: str) -> N
 # --- status, health, server status, oauth ---------------------------------------
 
 
-def test_status_without_a_server(home: Path, quiet_port: int) -> None:
+def test_status_without_a_server_says_so_and_exits_1(home: Path, quiet_port: int) -> None:
     ok("apikey add --name a")
     disabled = ok("apikey add --name b --json").json()["id"]
     ok(f"apikey disable {disabled}")
     account_id = add_upstream()["id"]
-    lines = ok("status").out.splitlines()
+    lines = failed("status").out.splitlines()
     assert lines[:4] == [
         f"Gateway at 127.0.0.1:{quiet_port}: not running",
         f"Config: {config_file(home)}",
@@ -735,17 +735,17 @@ def test_status_without_a_server(home: Path, quiet_port: int) -> None:
     assert lines[4].split() == ["ID", "NAME", "PROVIDER", "TYPE", "STATE"]
     assert lines[5].split()[:4] == [account_id, "main", "anthropic", "api-key"]
     assert lines[5].endswith("unknown (gateway not running)")
-    info = ok("status --json").json()
+    info = json.loads(failed("status --json").out)
     assert info["server"] == {
         "address": f"127.0.0.1:{quiet_port}",
         "reachable": False,
         "health": None,
     }
     assert info["gateway_keys"] == {"total": 2, "enabled": 1}
-    assert ok("server status").out.splitlines()[0] == (
+    assert failed("server status").out.splitlines()[0] == (
         f"Gateway at 127.0.0.1:{quiet_port}: not running"
     )
-    assert ok("server status --json").json()["server"]["reachable"] is False
+    assert json.loads(failed("server status --json").out)["server"]["reachable"] is False
 
 
 def test_health_without_a_server_exits_1(home: Path, quiet_port: int) -> None:

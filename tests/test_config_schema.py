@@ -162,6 +162,16 @@ def test_parsed_config_is_immutable() -> None:
         (lambda d: d.update(server=[1]), "server", "must be a mapping"),
         (lambda d: d.update(bogus=1), "bogus", "unknown setting"),
         (lambda d: d["proxy"].update(max_response_bytes=0), "proxy.max_response_bytes", "least 1"),
+        (
+            lambda d: d["routing"].update(open_base=600),  # the breaker could not be built
+            "routing.open_base",
+            "must not be greater than routing.open_max",
+        ),
+        (
+            lambda d: d["routing"].update(rate_limit_default=900),
+            "routing.rate_limit_default",
+            "must not be greater than routing.rate_limit_max",
+        ),
         (lambda d: d["logging"].update(level="loud"), "logging.level", "must be one of"),
         (lambda d: d["logging"].update(format="xml"), "logging.format", "json, text"),
         (lambda d: d["environment"].update(http_proxy=3), "environment.http_proxy", "string"),

@@ -85,6 +85,38 @@ def test_updates_are_atomic_and_leave_no_temporary_files(home: Path) -> None:
     assert names == [f"k{i}" for i in range(5)]
 
 
+def test_a_crashed_writers_temporary_file_is_removed_by_the_next_write(home: Path) -> None:
+    assert run_cli("apikey", "add", "--name", "k0").code == 0
+    # what a writer killed between creating its temporary file and the rename leaves
+    leftover = home / ".config.q1w2e3r4.tmp"
+    leftover.write_text(config_file(home).read_text())
+    assert run_cli("apikey", "add", "--name", "k1").code == 0
+    assert leftovers(home) == []
+    store = ConfigStore(config_file(home))
+    leftover.write_text("half")
+    store.remove_stale_temporaries()  # what the server does at start
+    assert leftovers(home) == []
+    assert [k.name for k in store.load().gateway_keys] == ["k0", "k1"]
+
+
+def test_a_running_servers_read_refuses_an_empty_or_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    store = ConfigStore(path)
+    with pytest.raises(ConfigError, match=f"^{path}: file is missing$"):
+        store.load_current()
+    for empty in ("", "\n", "# only a comment\n"):
+        path.write_text(empty)
+        with pytest.raises(ConfigError, match=f"^{path}: file is empty$"):
+            store.load_current()
+        assert store.load() == Config()  # the CLI still reads it as the defaults
+        assert path.read_text() == empty
+    store.update(lambda d: d["server"].update(port=1234))
+    loaded = store.load_current()
+    assert loaded.config.server.port == 1234
+    assert loaded.signature == store.signature()
+    assert loaded.digest == store.current_digest() != ""
+
+
 def test_each_write_changes_the_signature(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "config.yaml")
     store.load()
@@ -384,3 +416,12 @@ def test_config_option_works_for_a_subprocess_too(tmp_path: Path) -> None:
     assert "Created gateway key" in done.stdout
     assert [k.name for k in ConfigStore(chosen).load().gateway_keys] == ["p"]
     assert not (tmp_path / "unused").exists()
+
+
+def test_a_home_where_no_lock_can_be_taken_does_not_stop_the_server(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "home" / "config.yaml")
+    store.load()
+    (store.home / ".config.lock").unlink()
+    (store.home / ".config.lock").mkdir()  # cannot be opened as the lock, even by root
+    store.remove_stale_temporaries()  # what the server does at start: no error
+    assert store.load(create=False) == Config()

@@ -2,7 +2,10 @@
 
 Exit codes: 0 success, 1 failure (``error: ...`` on stderr), 2 usage errors
 (argparse's own). Each subcommand lives in its own module with a
-``register(subparsers)`` function; this module only lists them.
+``register(subparsers)`` function; this module only lists them. A command
+that changed the config file returns once the running gateway has loaded it
+(``running.wait_for_load``), unless its parser sets ``waits_for_gateway``
+to False.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..config.store import ConfigStore, resolve_config_path
 from ..errors import ConfigError
 from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
 from .context import CliError, Context
+from .running import wait_for_load
 
 __all__ = ["build_parser", "main"]
 
@@ -52,7 +56,10 @@ def main(argv: Sequence[str] | None = None, *, context: Context | None = None) -
     elif args.config:
         context.store = ConfigStore(resolve_config_path(args.config, context.environ))
     try:
-        return int(args.handler(args, context))
+        code = int(args.handler(args, context))
+        if context.store.writes and getattr(args, "waits_for_gateway", True):
+            wait_for_load(context)
+        return code
     except (CliError, ConfigError) as exc:
         context.err(f"error: {exc}")
         return 1

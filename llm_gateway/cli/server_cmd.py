@@ -6,7 +6,7 @@ import argparse
 
 from ..server.workers import worker_count
 from .context import Context
-from .status_cmd import cmd_status
+from .status_cmd import add_status_options, cmd_status
 
 __all__ = ["register"]
 
@@ -41,10 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=1,
         help="processes sharing the port (SO_REUSEPORT); 'auto' = one per core (default 1)",
     )
-    start.set_defaults(handler=cmd_start)
+    # the server itself may write the file (rotated OAuth tokens): nothing to wait for
+    start.set_defaults(handler=cmd_start, waits_for_gateway=False)
 
-    status = sub.add_parser("status", help="does a gateway answer on the configured address")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status = sub.add_parser("status", help="what the running gateway serves; exit 1 if down")
+    add_status_options(status)
     status.set_defaults(handler=cmd_status)
 
 

@@ -490,6 +490,12 @@ def _routing(data: object) -> RoutingConfig:
         ),
     )
     s.finish()
+    if result.open_base > result.open_max:
+        raise SchemaError("routing.open_base", "must not be greater than routing.open_max")
+    if result.rate_limit_default > result.rate_limit_max:
+        raise SchemaError(
+            "routing.rate_limit_default", "must not be greater than routing.rate_limit_max"
+        )
     return result
 
 

@@ -14,14 +14,22 @@ Theory of operation:
   directory, fsync, rename, fsync of the directory). Two processes updating at
   once therefore serialise, and neither loses the other's change. An invalid
   file is never overwritten: the re-read fails first.
+  A crash between the temporary file's creation and its rename can leave a
+  ``.config.*.tmp`` behind (it holds sealed secrets): every write, and
+  ``remove_stale_temporaries()`` at server start, deletes such files under the
+  lock, when no writer can be using them.
 * Watching: ``signature()`` is a cheap ``stat`` tuple; the server polls it and
-  reloads when it changes (see ``server/runtime.py``).
+  reloads when it changes (see ``server/reloading.py``). A running server reads
+  with ``load_current()``, which refuses a missing or empty file instead of
+  standing in the defaults for it, and reports the signature taken *before*
+  reading and a digest of the bytes it parsed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +47,7 @@ __all__ = ["ConfigStore", "resolve_config_path"]
 HOME_ENV = "LLM_GATEWAY_HOME"
 CONFIG_NAME = "config.yaml"
 LOCK_NAME = ".config.lock"
+TEMP_PREFIX, TEMP_SUFFIX = ".config.", ".tmp"
 
 T = TypeVar("T")
 
@@ -53,11 +62,22 @@ def resolve_config_path(explicit: str | None, environ: Mapping[str, str]) -> Pat
     return Path.home() / ".llm-gateway" / CONFIG_NAME
 
 
+Signature = tuple[int, int, int]
+
+
+def content_digest(raw: bytes) -> str:
+    """A short digest of the file's bytes: which version a server has loaded."""
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     config: Config
     document: dict[str, Any]
-    signature: tuple[int, int, int] | None
+    #: ``stat`` of the file as it was opened, before its bytes were read
+    signature: Signature | None
+    #: ``content_digest`` of the bytes parsed ("" for defaults with no file)
+    digest: str = ""
 
 
 class ConfigStore:
@@ -66,6 +86,8 @@ class ConfigStore:
     def __init__(self, path: Path):
         self.path = path
         self.home = path.parent
+        #: how many times this object wrote the file (the CLI waits for a gateway then)
+        self.writes = 0
 
     # -- reading ----------------------------------------------------------------
 
@@ -81,7 +103,7 @@ class ConfigStore:
             self.load()
         return self._read().document
 
-    def signature(self) -> tuple[int, int, int] | None:
+    def signature(self) -> Signature | None:
         """A value that changes whenever the file is replaced or edited."""
         try:
             st = os.stat(self.path)
@@ -91,20 +113,35 @@ class ConfigStore:
             raise ConfigError(f"{self.path}: cannot read: {exc.strerror}") from None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def load_with_signature(self) -> tuple[Config, tuple[int, int, int] | None]:
+    def load_with_signature(self) -> tuple[Config, Signature | None]:
         loaded = self._read()
         return loaded.config, loaded.signature
 
-    def _read(self) -> Loaded:
+    def load_current(self, *, strict: bool = True) -> Loaded:
+        """The file as it is now, with its signature and digest. ``strict`` (for a
+        running server): a missing or empty file is a ``ConfigError``, never the
+        defaults."""
+        return self._read(strict=strict)
+
+    def current_digest(self) -> str | None:
+        """``content_digest`` of the file's bytes now; None when it cannot be read."""
+        try:
+            return content_digest(self.path.read_bytes())
+        except OSError:
+            return None
+
+    def _read(self, *, strict: bool = False) -> Loaded:
         try:
             with open(self.path, "rb") as handle:
                 signature_before = os.fstat(handle.fileno())
                 raw = handle.read()
         except FileNotFoundError:
+            if strict:
+                raise ConfigError(f"{self.path}: file is missing") from None
             return Loaded(parse_config(default_document()), default_document(), None)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read: {exc.strerror}") from None
-        document = self._parse_yaml(raw)
+        document = self._parse_yaml(raw, strict=strict)
         try:
             config = parse_config(document)
         except SchemaError as exc:
@@ -114,9 +151,9 @@ class ConfigStore:
             signature_before.st_mtime_ns,
             signature_before.st_size,
         )
-        return Loaded(config, document, signature)
+        return Loaded(config, document, signature, content_digest(raw))
 
-    def _parse_yaml(self, raw: bytes) -> dict[str, Any]:
+    def _parse_yaml(self, raw: bytes, *, strict: bool = False) -> dict[str, Any]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -129,6 +166,8 @@ class ConfigStore:
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{self.path}: {where}: {problem}") from None
         if document is None:
+            if strict:
+                raise ConfigError(f"{self.path}: file is empty")
             return default_document()
         if not isinstance(document, dict):
             raise ConfigError(f"{self.path}: line 1: the top level must be a mapping")
@@ -161,6 +200,7 @@ class ConfigStore:
         ``mutate`` may raise to abort; nothing is written then.
         """
         with self.locked():
+            self._remove_temporaries()
             document = self._read().document if self.path.exists() else default_document()
             result = mutate(document)
             try:
@@ -171,7 +211,28 @@ class ConfigStore:
                 self._write(document)
             except OSError as exc:
                 raise ConfigError(f"{self.path}: cannot write: {exc.strerror}") from None
+            self.writes += 1
             return result
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files a crashed writer left behind (under the lock).
+
+        A home where no lock can be taken (a read-only mount) has none to remove
+        and is no reason to fail."""
+        if not self.home.is_dir():
+            return
+        try:
+            with self.locked():
+                self._remove_temporaries()
+        except ConfigError:
+            return
+
+    def _remove_temporaries(self) -> None:
+        """Only call with the lock held: then no writer is using any of them."""
+        for leftover in self.home.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            # best effort: one that cannot be removed must not block the write
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def ensure_home(self) -> None:
         if not self.home.exists():
@@ -179,7 +240,7 @@ class ConfigStore:
 
     def _write(self, document: dict[str, Any]) -> None:
         text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.home)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.home)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)

@@ -11,6 +11,12 @@ the same way, from the path alone (``error_for_status``). The gateway's changing
 state (configuration, account health) lives in ``GatewayState``; the runtime
 replaces its ``config`` on reload and handlers read it per request.
 
+``/health`` (no authentication, no secrets) says what this process serves:
+its version and start time, the config file, whether the file as it is now
+loaded (``config``) and a digest of the bytes in force (the CLI polls it after
+a change), the counts of keys and accounts, and settings waiting for a
+restart; per-account state and the pid only to loopback callers.
+
 Access log: one structured line per request, written when the response is
 complete (for a stream, when it ends), with what the handler noted in
 ``request.notes`` (key id, model, account, attempts, tokens...).
@@ -23,6 +29,7 @@ import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from .. import __version__
 from ..config.schema import Config
@@ -50,6 +57,15 @@ class GatewayState:
     config: Config
     health: HealthTracker = field(default_factory=HealthTracker)
     started_at: float = field(default_factory=time.monotonic)
+    #: wall-clock start, for ``/health``'s ``started_at``
+    started_wall: float = field(default_factory=time.time)
+    #: the file the configuration comes from, and the digest of the bytes in force
+    config_path: str = ""
+    config_digest: str = ""
+    #: why the file as it is now is not in force (None: it is)
+    config_error: str | None = None
+    #: changed settings that are read only at start
+    restart_needed: tuple[str, ...] = ()
 
 
 def _client_format(path: str, anthropic_version: bool = False) -> str:
@@ -77,6 +93,10 @@ def error_for_status(status: int, message: str, path: str) -> Response:
     error = GatewayError(message, status=status)
     error.kind = kind_for_status(status)
     return _render(_client_format(path), error)
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
 
 class _LoggedBody:
@@ -182,10 +202,20 @@ class GatewayApp:
         now = time.monotonic()
         enabled = [a for a in config.upstream_accounts if a.enabled]
         available = [a for a in enabled if self.state.health.available(a.id, now)]
+        state = self.state
         body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
-            "uptime_s": round(now - self.state.started_at, 1),
+            "started_at": _utc(state.started_wall),
+            "uptime_s": round(now - state.started_at, 1),
+            "config": "ok" if state.config_error is None else f"error: {state.config_error}",
+            "config_path": state.config_path,
+            "config_digest": state.config_digest,
+            "restart_needed": list(state.restart_needed),
+            "gateway_keys": {
+                "total": len(config.gateway_keys),
+                "enabled": sum(1 for k in config.gateway_keys if k.enabled),
+            },
             "upstreams": {
                 "total": len(config.upstream_accounts),
                 "enabled": len(enabled),

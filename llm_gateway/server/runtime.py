@@ -4,12 +4,16 @@ Theory of operation: ``serve_forever`` loads and validates the configuration
 (refusing to start on an invalid file), configures logging, builds the
 application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
 task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
-changed, the file is re-read and validated, and the new ``Config`` replaces
-the old one in ``GatewayState`` for every later request. A file that fails to
-validate is logged and ignored: the last good configuration stays in force.
-The server never writes the whole configuration back, so it cannot undo a
-change the CLI made. Before binding, it refuses to start on an address that
-something already serves (``occupancy.py``), ``--workers`` included.
+changed, the file is re-read and validated on a worker thread
+(``reloading.ConfigWatcher``), and the new ``Config`` replaces the old one in
+``GatewayState`` for every later request, with the health policy and the
+server's limits; settings read only at start are logged at warning when they
+change. A file that fails to validate, is empty or is missing is logged and
+reported in ``/health``: the last good configuration stays in force. The
+server never writes the whole configuration back (only the OAuth manager
+saves rotated tokens, through the store's locked update), so it cannot undo a
+change the CLI made. Before binding, it refuses to start on an address
+that something already serves (``occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from ..config.schema import Config, RoutingConfig
-from ..config.store import ConfigStore
+from ..config.store import ConfigStore, Loaded
 from ..errors import ConfigError
 from ..logs import configure
 from ..oauth.manager import TokenManager
@@ -34,6 +39,7 @@ from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
 from .occupancy import occupant
+from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
 
@@ -41,7 +47,8 @@ __all__ = ["Gateway", "serve_forever"]
 
 log = logging.getLogger("llm_gateway.runtime")
 
-RELOAD_INTERVAL = 1.0
+#: seconds between two looks at ``routing.health_check_interval`` while it is 0
+PROBE_RECHECK = 1.0
 
 
 def health_policy(routing: RoutingConfig) -> HealthPolicy:
@@ -60,9 +67,18 @@ class Gateway:
     def __init__(self, store: ConfigStore, environ: Mapping[str, str]):
         self.store = store
         self.environ = environ
-        config, self._signature = store.load_with_signature()
+        store.remove_stale_temporaries()
+        loaded = store.load_current(strict=False)
+        config = loaded.config
+        self.watcher = ConfigWatcher(store, loaded)
+        self.started_config = config
         self.health = HealthTracker(health_policy(config.routing))
-        self.state = GatewayState(config=config, health=self.health)
+        self.state = GatewayState(
+            config=config,
+            health=self.health,
+            config_path=str(store.path.absolute()),
+            config_digest=loaded.digest,
+        )
         self.app = GatewayApp(self.state)
         self.pool = ConnectionPool(
             max_connections_per_origin=config.proxy.max_connections_per_upstream,
@@ -98,6 +114,8 @@ class Gateway:
             render_error=error_for_status,
         )
         self._watcher: asyncio.Task[None] | None = None
+        #: start-only settings given on the command line instead
+        self._overridden: frozenset[str] = frozenset()
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
 
@@ -105,6 +123,11 @@ class Gateway:
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
     ) -> list[int]:
         config = self.state.config.server
+        self._overridden = frozenset(
+            name
+            for name, value in (("server.host", host), ("server.port", port))
+            if value is not None
+        )
         ports = await self.server.start(
             config.host if host is None else host,
             config.port if port is None else port,
@@ -117,26 +140,53 @@ class Gateway:
         )
         return ports
 
-    def reload_if_changed(self) -> bool:
-        """Re-read the config when the file changed; True when a new one took effect."""
-        try:
-            signature = self.store.signature()
-            if signature == self._signature:
-                return False
-            config, signature = self.store.load_with_signature()
-        except ConfigError as exc:
-            log.error("configuration not reloaded", extra={"error": str(exc)})
-            self._signature = self.store.signature()
+    async def reload(self) -> bool:
+        """Re-read the config when the file changed, reading and parsing on a worker
+        thread; True when a new one took effect."""
+        return self.watcher.due() and self._take(await asyncio.to_thread(self.watcher.read))
+
+    def _take(self, outcome: Loaded | ConfigError | None) -> bool:
+        if outcome is None:
             return False
-        self._signature = signature
-        self._settle_health(self.state.config, config)
-        if config.environment != self.state.config.environment:
+        if isinstance(outcome, ConfigError):
+            self.state.config_error = error_detail(self.store, outcome)
+            log.error("configuration not reloaded", extra={"error": str(outcome)})
+            return False
+        self._apply(outcome)
+        return True
+
+    def _apply(self, loaded: Loaded) -> None:
+        config, old = loaded.config, self.state.config
+        self._settle_health(old, config)
+        if config.environment != old.environment:
             self.pool.set_proxy(
                 ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
             )
+        if config.routing != old.routing:
+            self.health.policy = health_policy(config.routing)
+        if config.server != old.server:
+            self.server.limits = replace(
+                self.server.limits,
+                max_body_bytes=config.server.max_body_bytes,
+                max_header_bytes=config.server.max_header_bytes,
+                header_timeout=config.server.header_timeout,
+                keepalive_timeout=config.server.keepalive_timeout,
+                max_connections=config.server.max_connections,
+                shutdown_timeout=config.server.shutdown_timeout,
+                body_timeout=config.server.body_timeout,
+                body_min_rate=config.server.body_min_rate,
+                stream_keepalive=config.server.stream_keepalive,
+            )
         self.state.config = config
+        self.state.config_digest, self.state.config_error = loaded.digest, None
         log.info("configuration reloaded", extra={"path_file": str(self.store.path)})
-        return True
+        pending = restart_needed(self.started_config, config, self._overridden)
+        if set(pending) - set(self.state.restart_needed):
+            log.warning(
+                "configuration reloaded; these settings take effect only after a restart",
+                extra={"settings": ", ".join(pending)},
+            )
+        self.state.restart_needed = pending
 
     def _settle_health(self, old: Config, new: Config) -> None:
         """Accounts whose credentials changed, or that were re-enabled, get a fresh
@@ -159,13 +209,13 @@ class Gateway:
     async def _watch_config(self) -> None:
         while True:
             await asyncio.sleep(RELOAD_INTERVAL)
-            self.reload_if_changed()
+            await self.reload()
 
     async def _probe_periodically(self) -> None:
         """Active health checks, when ``routing.health_check_interval`` is set."""
         while True:
             interval = self.state.config.routing.health_check_interval
-            await asyncio.sleep(interval or RELOAD_INTERVAL)
+            await asyncio.sleep(interval or PROBE_RECHECK)
             if interval:
                 await probe_open_circuits(
                     self.state.config,
