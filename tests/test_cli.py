@@ -398,7 +398,7 @@ def test_upstream_openai_compatible_needs_a_base_url(home: Path) -> None:
     assert stored(home).upstream_accounts == ()
 
 
-@pytest.mark.parametrize("provider", ["gemini", "azure"])
+@pytest.mark.parametrize("provider", ["azure"])
 def test_reserved_providers_are_refused_clearly(home: Path, provider: str) -> None:
     command = f"upstream add --type api-key --provider {provider} --name x --key k-0123456789abc"
     result = failed(command)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import config_file, run_cli
+from conftest import config_file, run_cli, wait_until
 from fake_upstream import (
     Answer,
     FakeUpstream,
@@ -286,6 +286,54 @@ def test_a_second_401_after_refreshing_is_a_credential_failure_not_a_loop(
     assert body["type"] == "error"
     assert len(oauth_server.token_calls("refresh_token")) == 1
     assert len(upstream.requests) == 2
+
+
+def test_an_oauth_account_not_yet_authorised_is_no_candidate_and_the_error_says_so(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    point_oauth_at(store, oauth_server)
+    view = run_cli("upstream", "add", "--type", "oauth", "--provider", "anthropic",
+                   "--name", "max-1", "--base-url", upstream.base_url, "--json").json()  # fmt: skip
+    key = gateway_key()
+    with running_gateway(store) as (_, port):
+        alone = [post(port, key, message()) for _ in range(2)]
+        with FakeUpstream() as keyed:
+            keyed.respond(answering(Answer(text="from the api key")))
+            run_cli("upstream", "add", "--type", "api-key", "--provider", "anthropic",
+                    "--name", "keyed", "--key", "sk-ant-api-" + "k" * 24,
+                    "--base-url", keyed.base_url, "--priority", "5")  # fmt: skip
+            wait_until(lambda: post(port, key, message())[0] == 200, 10, "the reload")
+            served = [post(port, key, message()) for _ in range(3)]
+    for status, body in alone:  # not "overloaded, retry in 30 s"
+        assert status == 502, body
+        assert body["type"] == "error"
+        expected = f"account 'max-1' is not authorised: run llm-gateway oauth start {view['id']}"
+        assert expected in body["error"]["message"]
+    assert [status for status, _ in served] == [200, 200, 200]
+    assert upstream.requests == []  # the unauthorised account was never tried
+    assert oauth_server.token_calls("refresh_token") == []
+
+
+def test_after_invalid_grant_every_request_names_the_account_to_reauthorise(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    oauth_server.revoke()
+    set_expiry(store, account_id, 1.0)
+    key = gateway_key()
+    with running_gateway(store) as (gateway, port):
+        first = post(port, key, message())
+        wait_until(
+            lambda: gateway.state.config.account_by_id(account_id).oauth.needs_reauth,
+            10,
+            "the gateway to load the account's needs_reauth mark",
+        )
+        later = [post(port, key, message()) for _ in range(3)]
+    hint = f"account 'max' needs re-authorisation: run llm-gateway oauth start {account_id}"
+    for status, body in [first, *later]:
+        assert status == 502, body  # never a 404 "no upstream serves model"
+        assert hint in body["error"]["message"]
+    assert upstream.requests == []
 
 
 # --- a token endpoint with a passing fault ---------------------------------------------------

@@ -193,6 +193,29 @@ def test_retry_after_zero_backs_off_instead_of_hammering_a_lone_account(
     assert 2 <= len(limited.requests) <= 4
 
 
+@pytest.mark.parametrize(
+    ("status", "kind"), [(429, "rate_limit_error"), (503, "overloaded"), (529, "overloaded")]
+)
+def test_a_lone_account_busy_forever_holds_the_client_no_longer_than_max_retry_wait(
+    store: ConfigStore, status: int, kind: str
+) -> None:
+    with FakeUpstream() as busy:
+        busy.respond(openai_error(status, kind, "try again soon", [("retry-after", "1")]))
+        add_openai("only", busy.base_url + "/v1")
+        set_routing(store, max_retry_wait=2.0, failure_threshold=10)
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            started = time.monotonic()
+            reply = post(port, key, chat(), timeout=60.0)
+            waited = time.monotonic() - started
+    assert reply.status == status
+    assert reply.headers["retry-after"] == "1"  # the client's own back-off takes over
+    assert reply.json()["error"]["message"] == "try again soon"
+    # one wait of 1 s fits in 2 s; a second would not: two tries, then the answer
+    assert len(busy.requests) == 2
+    assert waited < 2.0 + 1.0
+
+
 def test_a_long_retry_after_is_passed_to_the_client(store: ConfigStore) -> None:
     with FakeUpstream() as limited:
         limited.respond(openai_error(429, "rate_limit_error", "later", [("retry-after", "120")]))
@@ -244,6 +267,66 @@ def test_credentials_rejected_by_one_account_fail_over_and_are_shown(
         assert [r.status for r in replies] == [200, 200, 200]
         assert len(rejecting.requests) == 1  # excluded after its credentials failed
         assert health["accounts"][bad]["state"] == "credentials failing"
+
+
+def test_rejected_credentials_are_named_and_checked_again_in_the_background(
+    store: ConfigStore,
+) -> None:
+    with FakeUpstream() as rejecting:
+        rejecting.respond(openai_error(401, "invalid_api_key", "Incorrect API key provided"))
+        account = add_openai("bad-key", rejecting.base_url + "/v1")
+        set_routing(store, credential_retry_base=1.0)
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            replies = [post(port, key, chat()) for _ in range(2)]
+            # the key is fixed at the provider: the background check finds out
+            answer = answering(Answer(text="accepted again"))
+            rejecting.respond(
+                lambda r: (
+                    json_reply({"object": "list", "data": []}) if r.method == "GET" else answer(r)
+                )
+            )
+            wait_until(
+                lambda: (
+                    request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
+                    == "healthy"
+                ),
+                10,
+                "the credential check to clear the account",
+            )
+            after = post(port, key, chat())
+    for reply in replies:  # the first, and every one while the account is out
+        assert reply.status == 502
+        message = reply.json()["error"]["message"]
+        assert "credentials of upstream account 'bad-key' were rejected" in message
+        assert "retry in 30 s" not in message
+    assert after.status == 200
+    assert after.json()["choices"][0]["message"]["content"] == "accepted again"
+    checks = [r for r in rejecting.requests if r.method == "GET"]
+    assert checks and checks[0].path == "/v1/models"
+    assert [r.method for r in rejecting.requests].count("POST") == 2  # 1 refused, 1 served
+
+
+def test_upstream_enable_clears_a_credential_failure_at_once(store: ConfigStore) -> None:
+    with FakeUpstream() as rejecting:
+        rejecting.respond(openai_error(403, "permission_denied", "key revoked"))
+        account = add_openai("revoked", rejecting.base_url + "/v1")
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            assert post(port, key, chat()).status == 502
+            rejecting.respond(answering(Answer(text="new key works")))
+            assert run_cli("upstream", "enable", account).code == 0
+            wait_until(
+                lambda: (
+                    request(port, "GET", "/health", {}).json()["accounts"][account]["state"]
+                    == "healthy"
+                ),
+                10,
+                "the reload to clear the credential failure",
+            )
+            reply = post(port, key, chat())
+    assert reply.status == 200
+    assert reply.json()["choices"][0]["message"]["content"] == "new key works"
 
 
 def test_a_client_error_is_relayed_at_once_and_never_retried(
@@ -540,6 +623,62 @@ def test_a_session_sticks_to_the_account_it_used_while_others_are_spread(
             ]
     assert sorted(spread) == ["first", "first", "second", "second"]
     assert len(set(sticky)) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "fields"),
+    [
+        ({"x-claude-code-session-id": "5d0c-claude-code"}, {}),
+        ({"session_id": "0199-codex"}, {}),
+        ({}, {"prompt_cache_key": "0199-codex"}),
+        ({}, {"metadata": {"user_id": "user_ab12_account_cd34_session_ef56"}}),
+        ({"x-session-id": "any-client"}, {}),
+    ],
+    ids=["claude-code-header", "codex-header", "prompt-cache-key", "metadata-user-id", "x-session"],
+)
+def test_sessions_stick_by_the_markers_clients_really_send(
+    store: ConfigStore, headers: dict[str, str], fields: dict[str, Any]
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_openai("first", first.base_url + "/v1")
+        add_openai("second", second.base_url + "/v1")
+        _, key = add_key()
+        with running_gateway(store) as (_, port):
+            served = [
+                post(port, key, {**chat(), **fields}, headers=headers).json()["choices"][0][
+                    "message"
+                ]["content"]
+                for _ in range(6)
+            ]
+    assert len(set(served)) == 1, served  # round-robin alone would alternate
+
+
+def test_a_session_whose_account_fails_is_pinned_to_the_account_that_served_it(
+    store: ConfigStore,
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_openai("first", first.base_url + "/v1")
+        add_openai("second", second.base_url + "/v1")
+        _, key = add_key()
+        session = {"x-claude-code-session-id": "conversation-7"}
+
+        def ask() -> str:
+            reply = post(port, key, chat(), headers=session)
+            return str(reply.json()["choices"][0]["message"]["content"])
+
+        with running_gateway(store) as (_, port):
+            pinned = ask()
+            failing, other = (first, "second") if pinned == "first" else (second, "first")
+            failing.respond(openai_error(500, "server_error", "down"))
+            moved = ask()
+            failing.respond(answering(Answer(text=pinned)))  # back, but no longer the pin
+            later = [ask() for _ in range(4)]
+    assert moved == other
+    assert later == [other] * 4
 
 
 def test_an_account_whose_key_cannot_be_decrypted_is_skipped(

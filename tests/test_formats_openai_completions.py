@@ -63,7 +63,7 @@ def test_render_response() -> None:
         created=1700000000,
     )
     assert cp.render_response(resp, model="davinci-alias") == {
-        "id": "msg_1",
+        "id": "cmpl-1",  # an Anthropic id in the completions style
         "object": "text_completion",
         "created": 1700000000,
         "model": "davinci-alias",

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from llm_gateway.formats import anthropic_messages, openai_chat, openai_completions
+from llm_gateway.formats import (
+    anthropic_messages,
+    gemini_generate_content,
+    openai_chat,
+    openai_completions,
+)
 from llm_gateway.formats.registry import FORMATS, get_format
 
 
@@ -13,6 +18,7 @@ def test_registry_lists_each_codec_once() -> None:
         "openai-chat": openai_chat,
         "openai-completions": openai_completions,
         "anthropic-messages": anthropic_messages,
+        "gemini-generate-content": gemini_generate_content,
     }
     assert set(FORMATS) == set(modules)
     for name, fmt in FORMATS.items():
@@ -32,4 +38,4 @@ def test_registry_lists_each_codec_once() -> None:
 def test_get_format() -> None:
     assert get_format("openai-chat") is FORMATS["openai-chat"]
     with pytest.raises(KeyError, match="anthropic-messages"):
-        get_format("gemini")
+        get_format("gemini")  # the format's name is gemini-generate-content

@@ -66,7 +66,7 @@ ANTHROPIC = b"".join(
 
 
 def openai_chunk(delta: dict[str, object], finish: str | None = None, **extra: object) -> bytes:
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
              "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}  # fmt: skip
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
@@ -261,3 +261,48 @@ def test_a_converted_stream_is_complete_when_its_final_event_is_rendered() -> No
     out += pipe.feed(ANTHROPIC[before_stop:])
     assert out.endswith(b"data: [DONE]\n\n")  # rendered at message_stop, not at the end
     assert pipe.complete
+
+
+# --- ids in the client format's style, errors without secrets ------------------------------
+
+_SECRET = "local-key-Zq81xWv0PlMn"
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(st.lists(st.integers(min_value=0), max_size=8), st.sampled_from(["tap", "rewrite"]))
+def test_a_passthrough_stream_gets_one_id_in_the_clients_style(cuts: list[int], kind: str) -> None:
+    """An OpenAI-compatible server's own ids become ``chatcmpl-`` ids, the same on every chunk."""
+    odd = OPENAI_WITH_USAGE.replace(b'"id": "chatcmpl-1"', b'"id": "gen-77"')
+    pipe = (
+        TapPipe("openai-chat", strip_usage=False)
+        if kind == "tap"
+        else RewritePipe("openai-chat", rename_to="renamed", strip_usage=False)
+    )
+    out = run(pipe, odd, cuts)
+    ids = {json.loads(line[6:])["id"] for line in out.split(b"\n") if line.startswith(b"data: {")}
+    assert ids == {"chatcmpl-gen-77"}
+    assert pipe.usage is not None
+
+
+@pytest.mark.parametrize("kind", ["tap", "rewrite", "convert"])
+def test_an_upstream_error_event_loses_the_accounts_key(kind: str) -> None:
+    from llm_gateway.formats.error_relay import Redactor
+
+    error = {"type": "error", "error": {"type": "api_error", "message": f"bad key {_SECRET}"}}
+    data = ANTHROPIC.split(b": ping\n\n")[0] + b": ping\n\n" + anthropic_event("error", error)
+    redactor = Redactor.for_credential(_SECRET)
+    pipe = make_stream_pipe(
+        client_format="anthropic-messages" if kind != "convert" else "openai-chat",
+        upstream_format="anthropic-messages",
+        client_model="claude-x",
+        rename_model=kind == "rewrite",
+        passthrough=kind != "convert",
+        include_usage=False,
+        strip_usage=False,
+        redactor=redactor,
+    )
+    out = pipe.feed(data) + pipe.finish()
+    assert b"bad key ***" in out
+    assert _SECRET.encode() not in out
+    failed = pipe.fail("api_error", f"cut off, Bearer {_SECRET}")
+    assert _SECRET.encode() not in failed

@@ -223,22 +223,51 @@ def test_cooldown_and_open_circuit_wait_for_the_later_of_both() -> None:
 
 
 def test_auth_failure_excludes_until_cleared_without_touching_the_breaker() -> None:
-    tracker = HealthTracker(HealthPolicy(failure_threshold=1))
+    tracker = HealthTracker(HealthPolicy(failure_threshold=1, auth_base=60.0))
     tracker.record_auth_failure(A, 0.0, "upstream rejected the API key (401)")
-    tracker.record_auth_failure(A, 1.0, "upstream rejected the API key (401)")
     snap = tracker.snapshot(A, 1.0)
     assert snap.state is CircuitState.CLOSED
     assert snap.consecutive_failures == 0
     assert snap.total_failures == 0
-    assert snap.total_auth_failures == 2
+    assert snap.total_auth_failures == 1
     assert snap.auth_error == "upstream rejected the API key (401)"
+    assert snap.auth_until == 60.0
     assert not snap.available
-    assert not tracker.available(A, 1_000_000.0)
-    assert not tracker.try_acquire_probe(A, 1_000_000.0)
-    assert tracker.available_at(A, 1.0) is None
+    assert not tracker.try_acquire_probe(A, 59.9)
+    assert tracker.available_at(A, 1.0) == 60.0
     tracker.clear_auth_failure(A)
     assert tracker.available(A, 2.0)
     assert tracker.snapshot(A, 2.0).auth_error is None
+
+
+def test_rejected_credentials_are_checked_again_after_a_growing_bounded_time() -> None:
+    tracker = HealthTracker(HealthPolicy(auth_base=60.0, auth_max=200.0))
+    tracker.record_auth_failure(A, 0.0, "upstream answered 401")
+    assert not tracker.available(A, 59.0)
+    assert not tracker.auth_check_due(A, 59.0)
+    # due: one check may go out, and only one
+    assert tracker.auth_check_due(A, 60.0)
+    assert tracker.try_acquire_probe(A, 60.0)
+    assert not tracker.available(A, 60.5)
+    assert not tracker.try_acquire_probe(A, 60.5)
+    assert tracker.available_at(A, 60.5) is None
+    # rejected again: out twice as long (120 s), then capped at auth_max
+    tracker.record_auth_failure(A, 61.0, "upstream answered 401")
+    assert tracker.snapshot(A, 61.0).auth_until == 181.0
+    assert not tracker.available(A, 180.0)
+    assert tracker.try_acquire_probe(A, 181.0)
+    tracker.record_auth_failure(A, 181.0, "upstream answered 401")
+    assert tracker.snapshot(A, 181.0).auth_until == 381.0  # 240 s capped at 200 s
+    # a check without a verdict waits as long again; a success clears the mark
+    assert tracker.try_acquire_probe(A, 381.0)
+    tracker.postpone_auth_check(A, 382.0)
+    assert not tracker.available(A, 581.0)
+    assert tracker.try_acquire_probe(A, 582.0)
+    tracker.record_success(A, 582.5, latency=0.1)
+    snap = tracker.snapshot(A, 583.0)
+    assert snap.available and snap.auth_error is None and snap.auth_until is None
+    tracker.record_auth_failure(A, 600.0, "upstream answered 403")
+    assert tracker.snapshot(A, 600.0).auth_until == 660.0  # the doubling starts over
 
 
 def test_client_errors_never_count() -> None:

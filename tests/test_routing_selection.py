@@ -210,7 +210,10 @@ def test_soonest_available() -> None:
     assert soonest_available(pair, health, 1.0) == 12.0
     assert soonest_available([*pair, Candidate("fresh")], health, 1.0) == 1.0
     health.record_auth_failure("c", 0.0, "key refused")
-    assert soonest_available([Candidate("c")], health, 1.0) is None
+    # rejected credentials are checked again after HealthPolicy.auth_base (60 s)
+    assert soonest_available([Candidate("c")], health, 1.0) == 60.0
+    assert health.try_acquire_probe("c", 60.0)  # the check is out: no time to name
+    assert soonest_available([Candidate("c")], health, 61.0) is None
     assert soonest_available([], health, 1.0) is None
 
 

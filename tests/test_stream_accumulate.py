@@ -31,9 +31,19 @@ from llm_gateway.streaming.events import (
 from llm_gateway.streaming.registry import STREAM_FORMATS
 
 try:
-    from test_stream_validators import check_anthropic, check_chat, check_completion
+    from test_stream_validators import (
+        check_anthropic,
+        check_chat,
+        check_completion,
+        check_gemini,
+    )
 except ImportError:  # tests collected as a package
-    from tests.test_stream_validators import check_anthropic, check_chat, check_completion
+    from tests.test_stream_validators import (
+        check_anthropic,
+        check_chat,
+        check_completion,
+        check_gemini,
+    )
 
 
 def test_interleaved_blocks_accumulate_in_index_order() -> None:
@@ -151,5 +161,7 @@ def test_error_event_for_passthrough_streams(name: str) -> None:
         assert check_anthropic(raw).error == ("rate_limit_error", "slow down")
     elif name == "openai-chat":
         assert check_chat(raw, include_usage=False).error == ("rate_limit_error", "slow down")
+    elif name == "gemini-generate-content":
+        assert check_gemini(raw).error == ("RESOURCE_EXHAUSTED", "slow down")
     else:
         assert check_completion(raw, include_usage=True).error == ("rate_limit_error", "slow down")

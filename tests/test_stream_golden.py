@@ -8,6 +8,9 @@ in Anthropic's "Streaming Messages" guide (text, tool use with
 ``reasoning_content``, a legacy completion). For each one this file states,
 by hand, the complete message it means; every conversion of it must check
 out with the strict client checkers and mean the same thing to the client.
+Gemini's (``gemini_*``) follow the Gemini API's ``streamGenerateContent?alt=sse``
+examples: whole ``GenerateContentResponse`` chunks, thought parts, function
+calls whole (the first signed), ``finishReason`` and usage on the last chunk.
 ``expected/`` holds byte-exact client streams for a selection of conversions.
 """
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_gateway.formats.gemini_carry import call_nonce, make_call_id
 from llm_gateway.formats.unified import (
     EMPTY_OBJECT,
     ChatResponse,
@@ -56,7 +60,10 @@ UPSTREAM_FORMAT = {
     "openai_chat_tools": "openai-chat",
     "openai_chat_reasoning": "openai-chat",
     "openai_completions": "openai-completions",
+    "gemini_text": "gemini-generate-content",
+    "gemini_thinking_tools": "gemini-generate-content",
 }
+GEMINI_TOOLS_ID = "Ah4MaPu9Bry3_uMPm9vJ6Q0"
 
 MEANING = {
     "anthropic_text": ChatResponse(
@@ -130,6 +137,42 @@ MEANING = {
         stop_reason=StopReason.END_TURN,
         usage=Usage(input_tokens=20, output_tokens=150, reasoning_tokens=120),
     ),
+    "gemini_text": ChatResponse(
+        id="9hyMaOKVLpGB_uMP3NXU4Q4",
+        model="gemini-2.5-flash",
+        parts=(TextPart("The sky is blue because of Rayleigh scattering."),),
+        stop_reason=StopReason.END_TURN,
+        # Thought tokens are output tokens, spent on reasoning.
+        usage=Usage(input_tokens=9, output_tokens=855, reasoning_tokens=845),
+    ),
+    "gemini_thinking_tools": ChatResponse(
+        id=GEMINI_TOOLS_ID,
+        model="gemini-3-pro-preview",
+        parts=(
+            ThinkingPart(
+                "**Planning the lookup**\n\nTwo cities, so two calls.",
+                "gemini:EvQBCvEBAdHtim8thought+sig==",
+            ),
+            ToolUsePart(
+                make_call_id(
+                    "get_weather",
+                    "",
+                    "CiQBcsjafFunctionCallSig==",
+                    call_nonce(GEMINI_TOOLS_ID, 0),
+                ),
+                "get_weather",
+                JSONValue.of({"location": "Paris"}),
+            ),
+            ToolUsePart(
+                make_call_id("get_weather", "", "", call_nonce(GEMINI_TOOLS_ID, 1)),
+                "get_weather",
+                JSONValue.of({"location": "Tokyo"}),
+            ),
+        ),
+        stop_reason=StopReason.TOOL_USE,
+        # promptTokenCount includes the 100 cached tokens.
+        usage=Usage(input_tokens=20, output_tokens=80, cache_read_tokens=100, reasoning_tokens=56),
+    ),
     "openai_completions": ChatResponse(
         id="cmpl-7iA7iJjj8V2zOkCGvWF2hAkDWBQZe",
         model="gpt-3.5-turbo-instruct",
@@ -177,6 +220,8 @@ GOLDEN = [
     ("anthropic_text", "anthropic-messages", "openai-completions", True),
     ("anthropic_error", "anthropic-messages", "openai-chat", True),
     ("anthropic_error", "anthropic-messages", "anthropic-messages", False),
+    ("gemini_thinking_tools", "gemini-generate-content", "anthropic-messages", False),
+    ("gemini_text", "gemini-generate-content", "openai-chat", True),
 ]
 
 
@@ -209,3 +254,23 @@ def test_mid_stream_upstream_error(client: str) -> None:
     with pytest.raises(StreamFailed) as info:
         accumulate(piped.unified)
     assert info.value.kind == "overloaded_error" and info.value.status == 503
+
+
+@pytest.mark.parametrize("client", FORMATS)
+def test_mid_stream_gemini_error(client: str) -> None:
+    piped = pipe(fixture("gemini_error"), "gemini-generate-content", client, include_usage=True)
+    check_unified(piped.unified)
+    view = check_client(piped, client, include_usage=True)
+    assert view.error is not None
+    assert view.error[1] == "The model is overloaded. Please try again later."
+    with pytest.raises(StreamFailed) as info:
+        accumulate(piped.unified)
+    assert info.value.kind == "overloaded_error"
+
+
+def test_gemini_stream_ended_without_a_finish_reason_is_an_error() -> None:
+    raw = fixture("gemini_text")
+    cut = raw[: raw.rindex(b"data:")]  # the last chunk, with finishReason, never came
+    piped = pipe(cut, "gemini-generate-content", "anthropic-messages")
+    view = check_client(piped, "anthropic-messages", include_usage=True)
+    assert view.error == ("api_error", "upstream stream ended before it finished")

@@ -421,7 +421,108 @@ def openai_completions_upstream(draw: st.DrawFn) -> tuple[ChatResponse, bytes]:
     return truth, raw.encode()
 
 
+# --- Gemini upstream ---------------------------------------------------------------
+
+GEMINI_FINISHES = ["STOP", "MAX_TOKENS", "SAFETY", "RECITATION", "MALFORMED_FUNCTION_CALL", "OTHER"]
+GEMINI_STOPS = {"MAX_TOKENS": StopReason.MAX_TOKENS, "SAFETY": StopReason.REFUSAL}
+GEMINI_STOPS["RECITATION"] = StopReason.REFUSAL
+
+
+@st.composite
+def gemini_upstream(draw: st.DrawFn) -> tuple[ChatResponse, bytes]:
+    """``:streamGenerateContent?alt=sse``: text and thought pieces, whole function
+    calls (the first signed, ids or not), parts grouped into chunks anyhow, the
+    finish reason and usage on the last chunk (usage also earlier, or never)."""
+    from llm_gateway.formats.gemini_carry import call_nonce, make_call_id
+
+    response_id, calls = "gemResp1", 0
+    wire: list[dict[str, Any]] = []
+    parts: list[Part] = []
+    for kind in draw(st.lists(st.sampled_from(["text", "thinking", "tool"]), max_size=6)):
+        if kind == "text":
+            text = draw(TEXT)
+            wire += [{"text": piece} for piece in pieces(draw, text)]
+            if parts and isinstance(parts[-1], TextPart):
+                text = parts.pop().text + text  # consecutive pieces are one block
+            parts.append(TextPart(text))
+        elif kind == "thinking":
+            text, signature = draw(TEXT), draw(st.sampled_from(["", "Cp8BAdHt+/sig=="]))
+            thought = [{"text": piece, "thought": True} for piece in pieces(draw, text)]
+            if signature:
+                thought[-1]["thoughtSignature"] = signature
+            wire += thought
+            carried = "gemini:" + signature if signature else ""
+            if parts and isinstance(parts[-1], ThinkingPart):
+                earlier = parts.pop()  # consecutive pieces are one block, the last signature wins
+                text, carried = earlier.text + text, carried or earlier.signature
+            parts.append(ThinkingPart(text, carried))
+        else:
+            name, arguments = draw(NAMES), draw(TOOL_INPUTS)
+            gemini_id = draw(st.sampled_from(["", f"fc_{calls}"]))
+            signature = "CiQBsig==" if calls == 0 and draw(st.booleans()) else ""
+            call: dict[str, Any] = {"name": name, "args": arguments}
+            if gemini_id:
+                call["id"] = gemini_id
+            part: dict[str, Any] = {"functionCall": call}
+            if signature:
+                part["thoughtSignature"] = signature
+            wire.append(part)
+            nonce = call_nonce(response_id, calls)
+            parts.append(
+                ToolUsePart(
+                    make_call_id(name, gemini_id, signature, nonce), name, JSONValue.of(arguments)
+                )
+            )
+            calls += 1
+    finish = draw(st.sampled_from(GEMINI_FINISHES))
+    prompt, candidates, thoughts = draw(COUNTS), draw(COUNTS), draw(COUNTS)
+    cached = draw(st.integers(0, prompt))
+    usage_meta = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "thoughtsTokenCount": thoughts,
+        "cachedContentTokenCount": cached,
+    }
+    usage_mode = draw(st.sampled_from(["every", "last", "absent"]))
+
+    def chunk(chunk_parts: list[dict[str, Any]], last: bool) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": chunk_parts}, "index": 0}
+        if last:
+            candidate["finishReason"] = finish
+        body: dict[str, Any] = {"candidates": [candidate]}
+        if usage_mode == "every" or (last and usage_mode == "last"):
+            body["usageMetadata"] = usage_meta
+        body["modelVersion"] = "gemini-upstream"
+        body["responseId"] = response_id
+        return body
+
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(wire)), max_size=len(wire)))))
+    groups = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True) if b > a]
+    tail = [{"text": ""}] if draw(st.booleans()) else []
+    if tail and draw(st.booleans()):
+        tail[0]["thoughtSignature"] = "EndOfTurnSig=="  # on a text part: not carried
+    chunks = [chunk(g, False) for g in groups] + [chunk(tail, True)]
+    raw = "".join(f"data: {dumps(draw, c)}\n\n" for c in chunks)
+    stop = GEMINI_STOPS.get(finish, StopReason.TOOL_USE if calls else StopReason.END_TURN)
+    usage = Usage(
+        input_tokens=prompt - cached,
+        output_tokens=candidates + thoughts,
+        cache_read_tokens=cached,
+        reasoning_tokens=thoughts,
+    )
+    truth = ChatResponse(
+        id=response_id,
+        model="gemini-upstream",
+        parts=tuple(parts),
+        stop_reason=stop,
+        usage=usage if usage_mode != "absent" else Usage(),
+    )
+    return truth, raw.encode()
+
+
 UPSTREAMS = {
+    "gemini-generate-content": gemini_upstream,
     "anthropic-messages": anthropic_upstream,
     "openai-chat": openai_chat_upstream,
     "openai-completions": openai_completions_upstream,
@@ -519,6 +620,7 @@ ERROR_EVENTS = {
     "anthropic-messages": b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"upstream broke"}}\n\n',
     "openai-chat": b'data: {"error":{"message":"upstream broke","type":"server_error","param":null,"code":null}}\n\n',
     "openai-completions": b'data: {"error":{"message":"upstream broke","type":"server_error","param":null,"code":null}}\n\n',
+    "gemini-generate-content": b'data: {"error":{"code":500,"message":"upstream broke","status":"INTERNAL"}}\n\n',
 }
 
 

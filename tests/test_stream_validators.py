@@ -99,6 +99,16 @@ class CompletionView:
     error: tuple[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class GeminiView:
+    thoughts: str = ""
+    text: str = ""
+    calls: tuple[tuple[str, Any], ...] = ()  # (name, args)
+    finish_reason: str | None = None
+    usage: tuple[int, int, int] | None = None  # prompt, candidates, thoughts
+    error: tuple[str, str] | None = None  # (status name, message)
+
+
 ANTHROPIC_STOP_REASONS = {r.value for r in StopReason}
 FINISH = {
     StopReason.END_TURN: "stop",
@@ -154,6 +164,24 @@ def view_completion(resp: ChatResponse, include_usage: bool) -> CompletionView:
         "".join(p.text for p in resp.parts if isinstance(p, TextPart)),
         FINISH[resp.stop_reason or StopReason.END_TURN],
         _openai_usage(resp, include_usage),
+    )
+
+
+GEMINI_FINISH = {StopReason.MAX_TOKENS: "MAX_TOKENS", StopReason.REFUSAL: "SAFETY"}
+
+
+def view_gemini(resp: ChatResponse) -> GeminiView:
+    u = resp.usage
+    return GeminiView(
+        "".join(p.text for p in resp.parts if isinstance(p, ThinkingPart)),
+        "".join(p.text for p in resp.parts if isinstance(p, TextPart)),
+        tuple((p.name, p.input.value()) for p in resp.parts if isinstance(p, ToolUsePart)),
+        GEMINI_FINISH.get(resp.stop_reason or StopReason.END_TURN, "STOP"),
+        (
+            u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+            u.output_tokens - u.reasoning_tokens,
+            u.reasoning_tokens,
+        ),
     )
 
 
@@ -416,6 +444,63 @@ def check_completion(
     return CompletionView("".join(text), reason, usage)
 
 
+# --- Gemini ------------------------------------------------------------------------
+
+
+def check_gemini(raw: bytes, *, model: str = MODEL) -> GeminiView:
+    """A ``:streamGenerateContent?alt=sse`` stream: whole GenerateContentResponse
+    chunks, one candidate each, ``finishReason`` and usage on the last one only;
+    or Google's error object as the last chunk."""
+    events = frames(raw)
+    assert events, "empty stream"
+    assert all(name is None for name, _ in events), "Gemini streams use unnamed events"
+    chunks = [json.loads(data) for _, data in events]
+    error = None
+    if "error" in chunks[-1]:
+        assert set(chunks[-1]) == {"error"}
+        body = chunks[-1]["error"]
+        assert set(body) == {"code", "message", "status"} and isinstance(body["code"], int)
+        assert isinstance(body["status"], str) and body["status"].isupper()
+        error = (body["status"], body["message"])
+        chunks = chunks[:-1]
+    thoughts, text, calls = [], [], []
+    assert len({c.get("responseId") for c in chunks}) <= 1, "one responseId per stream"
+    for position, chunk in enumerate(chunks):
+        assert "error" not in chunk, "an error chunk ends the stream"
+        assert chunk["modelVersion"] == model
+        (candidate,) = chunk["candidates"]
+        assert candidate["index"] == 0 and candidate["content"]["role"] == "model"
+        last = position == len(chunks) - 1
+        assert ("finishReason" in candidate) == (last and error is None), "finishReason last"
+        assert ("usageMetadata" in chunk) == ("finishReason" in candidate)
+        for part in candidate["content"]["parts"]:
+            if "functionCall" in part:
+                call = part["functionCall"]
+                assert set(call) <= {"name", "args", "id"} and isinstance(call["args"], dict)
+                calls.append((call["name"], call["args"]))
+            elif part.get("thought"):
+                assert set(part) <= {"text", "thought", "thoughtSignature"}
+                thoughts.append(part["text"])
+            else:
+                assert set(part) == {"text"}, part
+                text.append(part["text"])
+    if error is not None:
+        return GeminiView(error=error)
+    assert chunks, "a finished stream has a chunk with finishReason"
+    u = chunks[-1]["usageMetadata"]
+    thought_tokens = u.get("thoughtsTokenCount", 0)
+    assert (
+        u["totalTokenCount"] == u["promptTokenCount"] + u["candidatesTokenCount"] + thought_tokens
+    )
+    return GeminiView(
+        "".join(thoughts),
+        "".join(text),
+        tuple(calls),
+        chunks[-1]["candidates"][0]["finishReason"],
+        (u["promptTokenCount"], u["candidatesTokenCount"], thought_tokens),
+    )
+
+
 # --- the unified contract ----------------------------------------------------------
 
 
@@ -651,6 +736,8 @@ def check_client(piped: Piped, client: str, *, include_usage: bool) -> Any:
         return check_anthropic(piped.output)
     if client == "openai-chat":
         return check_chat(piped.output, include_usage=include_usage)
+    if client == "gemini-generate-content":
+        return check_gemini(piped.output)
     return check_completion(piped.output, include_usage=include_usage)
 
 
@@ -659,7 +746,9 @@ def expected_view(resp: ChatResponse, client: str, *, include_usage: bool) -> An
         return view_anthropic(resp)
     if client == "openai-chat":
         return view_chat(resp, include_usage)
+    if client == "gemini-generate-content":
+        return view_gemini(resp)
     return view_completion(resp, include_usage)
 
 
-FORMATS = ("openai-chat", "openai-completions", "anthropic-messages")
+FORMATS = ("openai-chat", "openai-completions", "anthropic-messages", "gemini-generate-content")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import secrets
+from datetime import datetime, timezone
 from typing import Any
 
 from ..config.schema import ACCOUNT_TYPES, PROVIDERS
@@ -72,7 +73,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         p.add_argument("--key", help="the provider API key, or - to read it from standard input")
         p.add_argument("--base-url", help="API base URL (required for openai-compatible)")
         p.add_argument("--models", help="comma-separated glob patterns of models served")
-        p.add_argument("--model-map", type=_model_map, help="client=upstream,... model renames")
+        p.add_argument(
+            "--model-map",
+            type=_model_map,
+            help="client=upstream,... model renames; client may be a glob (claude-*=qwen2.5)",
+        )
+        p.add_argument(
+            "--max-output-tokens",
+            type=int,
+            help="cap the output tokens a request asks this account for (0: no cap)",
+        )
         p.add_argument("--priority", type=int, help="lower numbers are tried first (default 0)")
         p.add_argument("--weight", type=int, help="share of traffic within a priority (default 1)")
         p.add_argument(
@@ -151,6 +161,12 @@ def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
         entry["models"] = parse_csv(args.models)
     if args.model_map is not None:
         entry["model_map"] = args.model_map
+    if args.max_output_tokens is not None:
+        if args.max_output_tokens < 0:
+            raise CliError("--max-output-tokens must be a positive number (0: no cap)")
+        entry.pop("max_output_tokens", None)
+        if args.max_output_tokens:
+            entry["max_output_tokens"] = args.max_output_tokens
     if args.verify_tls is not None:
         entry["verify_tls"] = args.verify_tls
     if args.proxy:
@@ -240,6 +256,7 @@ def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
         "base_url": entry.get("base_url") or get_provider(entry["provider"]).default_base_url,
         "models": list(entry.get("models") or []),
         "model_map": dict(entry.get("model_map") or {}),
+        "max_output_tokens": entry.get("max_output_tokens"),
         "priority": entry.get("priority", 0),
         "weight": entry.get("weight", 1),
         "enabled": entry.get("enabled", True),
@@ -307,7 +324,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             _health_text(v),
             str(v["priority"]),
             str(v["weight"]),
-            ",".join(v["models"]),
+            _models_text(v),
             v["key"] or "-",
         ]
         for v in views
@@ -316,6 +333,12 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     columns += ["models", "key"]
     print_table(ctx, columns, rows)
     return 0
+
+
+def _models_text(view: dict[str, Any]) -> str:
+    """The patterns served, then the model map (client=upstream, first match wins)."""
+    renames = [f"{client}={upstream}" for client, upstream in view["model_map"].items()]
+    return "; ".join(filter(None, [",".join(view["models"]), ",".join(renames)]))
 
 
 def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
@@ -366,7 +389,20 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
-    return ENTRIES.set_enabled(args, ctx, True, lambda entry: public_view(entry, ctx))
+    """Enable the account; a running gateway also forgets its credential failure."""
+
+    def mutate(document: dict[str, Any]) -> dict[str, Any]:
+        entry = ENTRIES.find(document, args.id)
+        entry["enabled"] = True
+        entry["enabled_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        return dict(entry)
+
+    entry = ctx.store.update(mutate)
+    if args.json:
+        ctx.json(public_view(entry, ctx))
+    else:
+        ctx.out(f"Upstream account {args.id} enabled.")
+    return 0
 
 
 def cmd_disable(args: argparse.Namespace, ctx: Context) -> int:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..routing.models import is_glob, lookup
+
 __all__ = [
     "ACCOUNT_TYPES",
     "Config",
@@ -37,7 +39,7 @@ __all__ = [
     "parse_config",
 ]
 
-#: Providers the configuration accepts. gemini and azure are reserved: accepted
+#: Providers the configuration accepts. azure is reserved: accepted
 #: by the schema, refused by the CLI and the router until their modules exist.
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")
@@ -86,6 +88,9 @@ class ProxyConfig:
     idle_connection_timeout: float = 60.0
     max_connections_per_upstream: int = 512
     max_response_bytes: int = 64 * 1024 * 1024
+    #: bytes of memory large requests (1 MiB and more) may hold at once while
+    #: parsed, converted and sent (estimated); the others wait their turn
+    large_request_memory: int = 128 * 1024 * 1024
 
 
 STRATEGIES = ("health-first", "round-robin", "weighted", "least-latency", "priority")
@@ -111,6 +116,12 @@ class RoutingConfig:
     rate_limit_max: float = 600.0
     #: probe accounts whose circuit is open, every this many seconds (0: off)
     health_check_interval: float = 0.0
+    #: rejected credentials keep an account out this long, doubling per failed
+    #: re-check up to ``credential_retry_max``
+    credential_retry_base: float = 60.0
+    credential_retry_max: float = 3600.0
+    #: ask glob-only accounts' upstreams for their model list this often (0: never)
+    models_refresh_interval: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +229,18 @@ class UpstreamAccount:
     quirks: Quirks = Quirks()
     oauth: OAuthState = OAuthState()
     created_at: str = ""
+    #: requests sent to this account ask for at most this many output tokens
+    max_output_tokens: int | None = None
+    #: set by ``upstream enable``: a change clears a credential failure
+    enabled_at: str = ""
 
     def upstream_model(self, client_model: str) -> str:
-        for client, upstream in self.model_map:
-            if client == client_model:
-                return upstream
-        return client_model
+        """The name sent upstream: ``model_map`` (exact names, then globs) or unchanged."""
+        return lookup(self.model_map, client_model) or client_model
+
+    def maps(self, client_model: str) -> bool:
+        """True if ``model_map`` has an entry (exact or glob) for ``client_model``."""
+        return lookup(self.model_map, client_model) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +253,10 @@ class Config:
     gateway_keys: tuple[GatewayKey, ...] = ()
     upstream_accounts: tuple[UpstreamAccount, ...] = field(default_factory=tuple)
     oauth: OAuthSettings = OAuthSettings()
+    #: requested model (exact or glob) -> the model routed to; exact names first
+    model_aliases: tuple[tuple[str, str], ...] = ()
+    #: model (exact or glob) -> models tried when all of its accounts failed
+    fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def key_by_id(self, key_id: str) -> GatewayKey | None:
         for key in self.gateway_keys:
@@ -277,6 +298,7 @@ def default_document() -> dict[str, Any]:
             "idle_connection_timeout": proxy.idle_connection_timeout,
             "max_connections_per_upstream": proxy.max_connections_per_upstream,
             "max_response_bytes": proxy.max_response_bytes,
+            "large_request_memory": proxy.large_request_memory,
         },
         "routing": {
             "strategy": "health-first",
@@ -452,6 +474,7 @@ def _proxy(data: object) -> ProxyConfig:
             "max_connections_per_upstream", d.max_connections_per_upstream, _int(1)
         ),
         max_response_bytes=s.get("max_response_bytes", d.max_response_bytes, _int(1)),
+        large_request_memory=s.get("large_request_memory", d.large_request_memory, _int(1 << 20)),
     )
     s.finish()
     return result
@@ -488,7 +511,14 @@ def _routing(data: object) -> RoutingConfig:
         health_check_interval=s.get(
             "health_check_interval", d.health_check_interval, _non_negative
         ),
+        credential_retry_base=s.get("credential_retry_base", d.credential_retry_base, _seconds),
+        credential_retry_max=s.get("credential_retry_max", d.credential_retry_max, _seconds),
+        models_refresh_interval=s.get(
+            "models_refresh_interval", d.models_refresh_interval, _non_negative
+        ),
     )
+    if result.credential_retry_base > result.credential_retry_max:
+        raise SchemaError("routing.credential_retry_base", "must not exceed credential_retry_max")
     s.finish()
     if result.open_base > result.open_max:
         raise SchemaError("routing.open_base", "must not be greater than routing.open_max")
@@ -632,7 +662,7 @@ def _account(data: object, path: str) -> UpstreamAccount:
         api_key=s.get("api_key", None, _str),
         base_url=s.get("base_url", None, _str),
         models=s.get("models", (), _str_list),
-        model_map=s.get("model_map", (), _str_map),
+        model_map=s.get("model_map", (), _name_map),
         priority=s.get("priority", 0, _int(-1_000_000, 1_000_000)),
         weight=s.get("weight", 1, _int(1, 1_000_000)),
         enabled=s.get("enabled", True, _bool),
@@ -641,9 +671,38 @@ def _account(data: object, path: str) -> UpstreamAccount:
         quirks=_quirks(s.raw("quirks"), f"{path}.quirks"),
         oauth=_oauth(s.raw("oauth"), f"{path}.oauth"),
         created_at=s.get("created_at", "", _str),
+        max_output_tokens=s.get("max_output_tokens", None, _int(1)),
+        enabled_at=s.get("enabled_at", "", _str),
     )
     s.finish()
     return result
+
+
+def _model_name(path: str, value: object) -> str:
+    name = _str(path, value)
+    if not name or is_glob(name):
+        raise SchemaError(path, f"must name one model, not a pattern; got {name!r}")
+    return name
+
+
+def _name_map(path: str, value: object) -> tuple[tuple[str, str], ...]:
+    """Model (exact or glob) -> one concrete model name."""
+    pairs = _str_map(path, value)
+    for pattern, target in pairs:
+        _model_name(f"{path}.{pattern}", target)
+    return pairs
+
+
+def _fallback_map(path: str, value: object) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(value, Mapping):
+        raise SchemaError(path, f"must be a mapping, not {_type_name(value)}")
+    result = []
+    for model, targets in value.items():
+        name = _str(path, model)
+        entry = f"{path}.{name}"
+        items = (targets,) if isinstance(targets, str) else _str_list(entry, targets)
+        result.append((name, tuple(_model_name(entry, t) for t in items)))
+    return tuple(result)
 
 
 def _list(data: object, path: str) -> list[object]:
@@ -684,6 +743,8 @@ def parse_config(data: object) -> Config:
         gateway_keys=keys,
         upstream_accounts=accounts,
         oauth=_oauth_settings(top.raw("oauth")),
+        model_aliases=_name_map("model_aliases", top.raw("model_aliases") or {}),
+        fallbacks=_fallback_map("fallbacks", top.raw("fallbacks") or {}),
     )
     top.finish()
     return config

@@ -30,6 +30,7 @@ from llm_gateway.formats import anthropic_reasoning, policy
 from llm_gateway.formats.cache_control import cache_control_json, read_cache_control
 from llm_gateway.formats.error_relay import decode_json, kind_for_status, relay_message
 from llm_gateway.formats.fields import FieldReader
+from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.unified import (
     EMPTY_OBJECT,
     Base64Source,
@@ -57,8 +58,11 @@ from llm_gateway.formats.unified import (
     URLSource,
     Usage,
 )
+from llm_gateway.formats.validate import RequestShape
 
 __all__ = [
+    "ID_PREFIX",
+    "REQUEST_SHAPE",
     "parse_error",
     "parse_request",
     "parse_response",
@@ -66,6 +70,16 @@ __all__ = [
     "render_request",
     "render_response",
 ]
+
+#: the style of this format's response ids
+ID_PREFIX = "msg_"
+#: what every request of this format must look like (checked before any upstream call)
+#: (a ``system`` message inside ``messages`` is what Claude Code sends mid-conversation)
+REQUEST_SHAPE = RequestShape(
+    messages="messages",
+    roles=frozenset({"user", "assistant", "system"}),
+    max_tokens_required=True,
+)
 
 NAME = "anthropic-messages"
 
@@ -512,7 +526,7 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
         else:
             policy.dropped(type(part).__name__, "not an assistant output block")
     return {
-        "id": resp.id,
+        "id": response_id(ID_PREFIX, resp.id),
         "type": "message",
         "role": "assistant",
         "model": model,

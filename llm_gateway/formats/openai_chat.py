@@ -25,6 +25,7 @@ from typing import Any
 from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import openai_content, openai_family, policy
 from llm_gateway.formats.fields import FieldReader
+from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.unified import (
     ChatRequest,
     ChatResponse,
@@ -45,8 +46,11 @@ from llm_gateway.formats.unified import (
     ToolResultPart,
     ToolUsePart,
 )
+from llm_gateway.formats.validate import RequestShape
 
 __all__ = [
+    "ID_PREFIX",
+    "REQUEST_SHAPE",
     "parse_error",
     "parse_request",
     "parse_response",
@@ -54,6 +58,15 @@ __all__ = [
     "render_request",
     "render_response",
 ]
+
+#: the style of this format's response ids
+ID_PREFIX = "chatcmpl-"
+#: what every request of this format must look like (checked before any upstream call)
+REQUEST_SHAPE = RequestShape(
+    messages="messages",
+    roles=frozenset({"system", "developer", "user", "assistant", "tool", "function"}),
+    max_tokens=("max_tokens", "max_completion_tokens"),
+)
 
 NAME = "openai-chat"
 
@@ -425,7 +438,7 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [_render_call(c) for c in calls]
     return {
-        "id": resp.id,
+        "id": response_id(ID_PREFIX, resp.id),
         "object": "chat.completion",
         "created": resp.created,
         "model": model,

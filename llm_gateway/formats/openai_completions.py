@@ -19,6 +19,7 @@ from typing import Any
 from llm_gateway.errors import InvalidRequest
 from llm_gateway.formats import openai_family, policy
 from llm_gateway.formats.fields import FieldReader
+from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.unified import (
     ChatRequest,
     ChatResponse,
@@ -26,8 +27,11 @@ from llm_gateway.formats.unified import (
     Role,
     TextPart,
 )
+from llm_gateway.formats.validate import RequestShape
 
 __all__ = [
+    "ID_PREFIX",
+    "REQUEST_SHAPE",
     "parse_error",
     "parse_request",
     "parse_response",
@@ -35,6 +39,11 @@ __all__ = [
     "render_request",
     "render_response",
 ]
+
+#: the style of this format's response ids
+ID_PREFIX = "cmpl-"
+#: what every request of this format must look like (checked before any upstream call)
+REQUEST_SHAPE = RequestShape(messages=None, roles=frozenset(), prompt="prompt", lists=())
 
 NAME = "openai-completions"
 
@@ -151,7 +160,7 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
     if len(resp.parts) != sum(isinstance(p, TextPart) for p in resp.parts):
         policy.dropped("non-text output", "the completions format carries text only")
     return {
-        "id": resp.id,
+        "id": response_id(ID_PREFIX, resp.id),
         "object": "text_completion",
         "created": resp.created,
         "model": model,

@@ -11,8 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llm_gateway.formats import anthropic_messages, openai_chat, openai_completions
+from llm_gateway.formats import (
+    anthropic_messages,
+    gemini_generate_content,
+    openai_chat,
+    openai_completions,
+)
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
+from llm_gateway.formats.validate import RequestShape
 
 __all__ = ["FORMATS", "Format", "get_format"]
 
@@ -55,6 +61,9 @@ class Format:
       model name the client asked for.
     * ``render_error(status, kind, message, param)``: an error body in this format.
     * ``parse_error(status, body)``: an upstream error body -> (kind, message).
+    * ``id_prefix``: the style of the format's response ids (``chatcmpl-``, ...).
+    * ``request_shape``: what every request must look like, checked before any
+      upstream call (``formats.validate.check_request``).
     """
 
     name: str
@@ -64,6 +73,8 @@ class Format:
     render_response: RenderResponse
     render_error: RenderError
     parse_error: ParseError
+    id_prefix: str
+    request_shape: RequestShape
 
 
 class Codec(Protocol):
@@ -78,6 +89,12 @@ class Codec(Protocol):
     ) -> dict[str, Any]: ...
     def parse_error(self, status: int, body: bytes) -> tuple[str, str]: ...
 
+    @property
+    def ID_PREFIX(self) -> str: ...
+
+    @property
+    def REQUEST_SHAPE(self) -> RequestShape: ...
+
 
 def _codec(name: str, module: Codec) -> Format:
     return Format(
@@ -88,6 +105,8 @@ def _codec(name: str, module: Codec) -> Format:
         render_response=module.render_response,
         render_error=module.render_error,
         parse_error=module.parse_error,
+        id_prefix=module.ID_PREFIX,
+        request_shape=module.REQUEST_SHAPE,
     )
 
 
@@ -95,6 +114,7 @@ FORMATS: dict[str, Format] = {
     "openai-chat": _codec("openai-chat", openai_chat),
     "openai-completions": _codec("openai-completions", openai_completions),
     "anthropic-messages": _codec("anthropic-messages", anthropic_messages),
+    "gemini-generate-content": _codec("gemini-generate-content", gemini_generate_content),
 }
 
 

@@ -1,18 +1,23 @@
 """What the client asked for, read once from its request.
 
-``parse_call`` parses the JSON body a single time and pulls out what routing
-needs (model, stream flag, a session hint for sticky routing); everything
-after it works on the ``ClientCall``.
+``parse_call`` parses the JSON body a single time (a top-level key given twice
+is refused), checks the shape every request of the client's format must have
+(``formats.validate``: before any upstream call, passthrough included), and
+pulls out what routing needs (model, stream flag, a session hint for sticky
+routing); everything after it works on the ``ClientCall``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..formats.registry import FORMATS
+from ..formats.validate import check_request
+from ..json_object import loads_object
+from ..providers.base import Operation
 from .endpoints import Endpoint
 
 __all__ = ["ClientCall", "parse_call"]
@@ -33,29 +38,41 @@ def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cl
     if not raw.strip():
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        body = loads_object(raw)
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the request body is not valid JSON") from None
     except RecursionError:
         raise InvalidRequest("the request body's JSON is nested too deeply to read") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidRequest("'stream' must be true or false", param="stream")
+    counting = endpoint.operation is Operation.COUNT_TOKENS
+    check_request(FORMATS[endpoint.client_format].request_shape, body, counting=counting)
+    model: str = body["model"]
+    stream: bool = body.get("stream", False)
     return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
 
 
+#: headers that name a conversation, in the order they are trusted: the
+#: gateway's own, Claude Code's, Codex's
+_SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "session_id")
+
+
 def _session_hint(body: dict[str, Any], headers: Mapping[str, str]) -> str | None:
-    """A client's conversation identity, for sticky routing (prompt caches stay warm)."""
-    explicit = headers.get("x-session-id")
-    if explicit:
-        return str(explicit)
+    """A client's conversation identity, for sticky routing (prompt caches stay warm).
+
+    The markers clients really send: a session header, the body's
+    ``prompt_cache_key`` (Codex, OpenAI), ``metadata.user_id`` (Claude Code
+    puts its session in it), or ``user``.
+    """
+    for name in _SESSION_HEADERS:
+        value = headers.get(name) or headers.get(name.replace("_", "-"))
+        if value:
+            return f"{name}:{value}"
+    cache_key = body.get("prompt_cache_key")
+    if isinstance(cache_key, str) and cache_key:
+        return f"prompt_cache_key:{cache_key}"
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        return str(metadata["user_id"])
+        return f"user_id:{metadata['user_id']}"
     user = body.get("user")
-    return user if isinstance(user, str) and user else None
+    return f"user:{user}" if isinstance(user, str) and user else None

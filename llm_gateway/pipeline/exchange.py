@@ -15,11 +15,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from .. import __version__
 from ..config.schema import Config, OAuthSettings, ProxyConfig, UpstreamAccount
 from ..errors import UpstreamError
-from ..formats.error_relay import decode_json, kind_for_status, relay_message
+from ..formats.error_relay import Redactor, decode_json, kind_for_status, relay_message
+from ..formats.ids import response_id
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
 from ..json_text import dumps_bytes
@@ -30,14 +32,31 @@ from ..streaming.registry import STREAM_FORMATS
 from ..streaming.replay import events_of
 from ..upstream.timeouts import Timeouts
 from .call import ClientCall
-from .quirks import adjust_outgoing, ask_for_stream_usage
+from .quirks import adjust_outgoing, ask_for_stream_usage, cap_output_tokens
 from .streams import StreamPipe, make_stream_pipe
 from .usage import usage_of_body
 
-__all__ = ["Prepared", "prepare", "relay_body", "relay_error", "timeouts_of"]
+__all__ = [
+    "ACCOUNT_HEADER",
+    "Prepared",
+    "account_header",
+    "prepare",
+    "relay_body",
+    "relay_error",
+    "timeouts_of",
+]
 
 _USER_AGENT = f"llm-gateway/{__version__}"
 _RELAYED_ERROR_HEADERS = ("retry-after", "retry-after-ms")
+#: names the account that served a response (its name, never its key)
+ACCOUNT_HEADER = "x-llm-gateway-account"
+#: printable ASCII an account name keeps in the header; the rest is %-encoded
+_HEADER_SAFE = " !#$&'()*+,-./:;<=>?@[]^_`{|}~"
+
+
+def account_header(name: str) -> tuple[str, str]:
+    """The ``x-llm-gateway-account`` header for a response the account ``name`` served."""
+    return ACCOUNT_HEADER, quote(name, safe=_HEADER_SAFE)
 
 
 def timeouts_of(config: Config) -> Timeouts:
@@ -75,6 +94,8 @@ class Prepared:
     client_wants_usage: bool
     #: the gateway asked the upstream for usage the client did not request
     usage_added: bool
+    #: masks the account's credential in whatever error reaches the client
+    redactor: Redactor
 
     def stream_pipe(self) -> StreamPipe:
         return make_stream_pipe(
@@ -85,6 +106,7 @@ class Prepared:
             passthrough=self.passthrough,
             include_usage=self.client_wants_usage,
             strip_usage=self.usage_added,
+            redactor=self.redactor,
         )
 
 
@@ -99,9 +121,12 @@ def prepare(
     credential: str,
     request: Request,
     oauth: OAuthSettings,
+    model: str | None = None,
 ) -> Prepared:
     """The upstream request for ``call`` on ``account`` (``oauth``: the config's
-    OAuth settings, which say how subscription requests present themselves)."""
+    OAuth settings, which say how subscription requests present themselves;
+    ``model``: the name routed to, after aliases and fallbacks, the client's own
+    by default)."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation
     upstream_format = provider.wire_formats.get(operation)
@@ -109,7 +134,7 @@ def prepare(
         operation = Operation.CHAT
         upstream_format = provider.wire_formats[Operation.CHAT]
     client_format: str = call.endpoint.client_format
-    upstream_model = account.upstream_model(call.model)
+    upstream_model = account.upstream_model(call.model if model is None else model)
     passthrough = upstream_format == client_format
     body: dict[str, Any]
     if passthrough:
@@ -123,10 +148,18 @@ def prepare(
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
     body = adjust_outgoing(upstream_format, body, account.quirks)
+    if account.max_output_tokens is not None:
+        body = cap_output_tokens(body, account.max_output_tokens)
     body = provider.adjust_body(account, operation, body)
     data = request.body if body is call.body else dumps_bytes(body)
     target = provider.build_target(
-        account, credential, operation, upstream_model, request.header_map, request.query
+        account,
+        credential,
+        operation,
+        upstream_model,
+        request.header_map,
+        request.query,
+        call.stream,
     )
     headers = [
         *target.headers,
@@ -146,6 +179,7 @@ def prepare(
         body=data,
         client_wants_usage=_client_wants_usage(call.body),
         usage_added=usage_added and not _client_wants_usage(call.body),
+        redactor=Redactor.for_credential(credential),
     )
 
 
@@ -160,8 +194,15 @@ def relay_body(
         return error, None
     usage = usage_of_body(prepared.upstream_format, parsed)
     if prepared.passthrough:
-        if prepared.client_model == prepared.upstream_model:
+        # the id in the client format's style (an answer without one, such as a
+        # token count, gets none)
+        given = parsed.get("id")
+        prefix = FORMATS[prepared.client_format].id_prefix
+        restyle = "id" in parsed and not (isinstance(given, str) and given.startswith(prefix))
+        if prepared.client_model == prepared.upstream_model and not restyle:
             return Response(status, [("content-type", "application/json")], data), usage
+        if restyle:
+            parsed["id"] = response_id(prefix, given if isinstance(given, str) else None)
         if "model" in parsed:
             parsed["model"] = prepared.client_model
         return json_response(status, parsed), usage
@@ -195,10 +236,12 @@ def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage 
 def relay_error(
     prepared: Prepared, status: int, headers: list[tuple[str, str]], data: bytes
 ) -> Response:
-    """An upstream error status, with its message, in the client's format."""
+    """An upstream error status, with its message, in the client's format, with
+    the account's credential and anything key-shaped masked."""
     relayed = [(k, v) for k, v in headers if k in _RELAYED_ERROR_HEADERS]
     if prepared.passthrough and isinstance(decode_json(data), dict):
-        return Response(status, [("content-type", "application/json"), *relayed], data)
+        body = prepared.redactor.body(data)
+        return Response(status, [("content-type", "application/json"), *relayed], body)
     kind, message = FORMATS[prepared.upstream_format].parse_error(status, data)
     return _error(prepared, status, kind, message, relayed)
 
@@ -211,6 +254,6 @@ def _error(
     headers: list[tuple[str, str]] | None = None,
 ) -> Response:
     payload = FORMATS[prepared.client_format].render_error(
-        status, kind or kind_for_status(status), relay_message(message, status)
+        status, kind or kind_for_status(status), relay_message(message, status, prepared.redactor)
     )
     return json_response(status, payload, headers)

@@ -4,18 +4,24 @@ Theory of operation, one request:
 
 1. *Check.* Authenticate the gateway key, apply its request-rate limit, parse
    the JSON body once, check the key may use the model.
-2. *Route.* The candidates are the enabled accounts whose ``models`` patterns
-   match; the ``Selector`` orders them by the configured strategy and drops
-   those whose circuit is open, that are cooling down after a 429, or whose
-   credentials failed. No candidate at all is a 404 naming the models that
-   exist; candidates that are all unavailable is a 503 with ``retry-after``.
+2. *Route.* The requested model goes through the gateway's ``model_aliases``,
+   and its ``fallbacks`` follow it (``routing.models``). For each model in
+   turn, the candidates are the enabled accounts whose ``models`` patterns or
+   ``model_map`` match, less OAuth accounts nobody authorised; the
+   ``Selector`` orders them by the configured strategy and drops those whose
+   circuit is open, that are cooling down after a 429, or whose credentials
+   failed. No candidate at all is a 404 naming the models that exist (a 502
+   saying what to run when an OAuth account waits for ``oauth start``);
+   candidates that are all unavailable say why (``eligibility``).
 3. *Attempt* (``exchange.prepare`` builds the upstream request: passthrough or
    conversion). Every result is recorded in the account's health. A failure
    before any byte reached the client (connect error, timeout, 5xx, 429, 529,
    rejected credentials) moves on to the next candidate, up to
-   ``routing.max_attempts`` and within ``routing.deadline``; a lone account
-   whose 429 asks for a short wait is retried after it. A client error (4xx)
-   is relayed at once in the client's format and never retried.
+   ``routing.max_attempts`` and within ``routing.deadline``, then to the next
+   fallback model; a lone account whose 429/503/529 asks for a short wait is
+   retried after it, within ``routing.max_retry_wait`` for all such waits
+   together. A client error (4xx) is relayed at once in the client's format
+   and never retried.
 4. *Relay.* Non-streaming bodies are read whole and converted back; streams
    flow through a ``StreamPipe`` chunk by chunk, pulled by the server's writer.
    After the first byte went out there is no retry: a failure becomes an error
@@ -43,13 +49,15 @@ from ..errors import (
 )
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
-from ..oauth.errors import OAuthError
+from ..oauth.errors import OAuthError, ReauthorizationRequired
 from ..oauth.manager import TokenManager
 from ..providers.base import Operation
 from ..providers.registry import get_provider
 from ..routing.health import HealthTracker, retry_after_from_headers
+from ..routing.models import route_models
 from ..routing.ratelimit import KeyLimits, RateLimiter
-from ..routing.selection import Candidate, Selector, Strategy, matches, soonest_available
+from ..routing.retry_wait import RetryWaits
+from ..routing.selection import Candidate, Selector, Strategy, matches
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..streaming.registry import STREAM_FORMATS
@@ -57,17 +65,26 @@ from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
 from .call import ClientCall, parse_call
-from .catalog import list_models
+from .catalog import ModelCache, list_models
 from .credentials import CredentialError, Credentials
+from .eligibility import (
+    candidates,
+    credentials_rejected,
+    no_account_error,
+    reauthorisation_needed,
+    unavailable_error,
+)
 from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
+    account_header,
     prepare,
     relay_body,
     relay_body_as_stream,
     relay_error,
     timeouts_of,
 )
+from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
@@ -83,11 +100,8 @@ SSE_HEADERS = [
     ("x-accel-buffering", "no"),
 ]
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
-#: waiting this much beyond a retry-after makes sure the cooldown has passed
-_COOLDOWN_SLACK = 0.05
-#: the shortest wait before retrying a lone rate-limited account, doubled on
-#: every further wait of the same request
-_MIN_RETRY_WAIT = 0.25
+#: upstream answers whose retry-after a lone account's request may wait out
+_WAITABLE = (Outcome.RATE_LIMITED, Outcome.OVERLOADED)
 #: request bodies this large are prepared (converted, re-encoded) on a worker
 #: thread: the interpreter then switches between it and the event loop every few
 #: milliseconds, so one huge request does not stall every other connection
@@ -96,30 +110,6 @@ _PREPARE_ON_THREAD_BYTES = 1 << 20
 #: allowed before the rest of the upstream body (normally its end, already on
 #: its way, so the connection can be kept)
 _AFTER_END_WAIT = 2.0
-
-
-def candidates(config: Config, model: str) -> list[UpstreamAccount]:
-    """Enabled, servable accounts for ``model``, in config order."""
-    return [
-        account
-        for account in config.upstream_accounts
-        if account.enabled
-        and not account.oauth.needs_reauth
-        and not get_provider(account.provider).reserved
-        and (matches(account.models, model) or any(c == model for c, _ in account.model_map))
-    ]
-
-
-def available_models(config: Config) -> list[str]:
-    """Model names (and patterns) the enabled accounts declare, for messages and listings."""
-    names: dict[str, None] = {}
-    for account in config.upstream_accounts:
-        if account.enabled:
-            for client, _ in account.model_map:
-                names[client] = None
-            for pattern in account.models:
-                names[pattern] = None
-    return list(names)
 
 
 def strategy_for(config: Config, model: str) -> Strategy:
@@ -131,6 +121,13 @@ def strategy_for(config: Config, model: str) -> Strategy:
 
 class _TokenRejected(Exception):
     """The upstream refused an OAuth access token (401): refresh and send again."""
+
+
+class _Exhausted(Exception):
+    """No account of one model could take the request; ``error`` says why."""
+
+    def __init__(self, error: GatewayError):
+        self.error = error
 
 
 class _Failed(Exception):
@@ -161,6 +158,9 @@ class Proxy:
         self.tokens = tokens
         self.selector = Selector()
         self.limiter = RateLimiter()
+        self.memory = MemoryBudget(state.config.proxy.large_request_memory)
+        #: what glob-only accounts' upstreams list, filled in the background
+        self.catalog = ModelCache()
         self.clock = clock
         self.wall_clock = wall_clock
 
@@ -172,9 +172,20 @@ class Proxy:
         request.notes["key_id"] = key.id
         authorize(key, "read")
         anthropic = request.header("anthropic-version") is not None
-        return json_response(200, list_models(config, key, anthropic_shape=anthropic))
+        listing = list_models(config, key, anthropic_shape=anthropic, cache=self.catalog)
+        return json_response(200, listing)
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
+        """A large body waits for the memory budget (after its key is checked)."""
+        if len(request.body) < LARGE_BODY_BYTES:
+            return await self._handle(request, endpoint)
+        config = self.state.config
+        authenticate(request.header_map, config, self.wall_clock())
+        self.memory.limit = config.proxy.large_request_memory
+        async with self.memory.hold(estimate(request.body)):
+            return await self._handle(request, endpoint)
+
+    async def _handle(self, request: Request, endpoint: Endpoint) -> Response:
         config = self.state.config
         notes = request.notes
         notes["client_format"] = endpoint.client_format
@@ -185,7 +196,8 @@ class Proxy:
         call = parse_call(endpoint, request.body, request.header_map)
         notes["model"] = call.model
         authorize(key, endpoint.permission, call.model)
-        accounts = candidates(config, call.model)
+        models = route_models(config.model_aliases, config.fallbacks, call.model)
+        accounts = candidates(config, models[0])
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
             counting = [a for a in accounts if _counts_tokens(a)]
             if not counting:
@@ -197,15 +209,25 @@ class Proxy:
                     200, {"input_tokens": tokens}, [("x-llm-gateway-estimate", "true")]
                 )
             accounts = counting
-        if not accounts:
-            known = ", ".join(available_models(config)) or "none configured"
-            raise NotFound(
-                f"no upstream serves model '{call.model}'; models available: {known}",
-                param="model",
-            )
-        response = await self._route(request, call, accounts, config, key)
-        response.headers.extend(limit_headers)
-        return response
+        deadline = self.clock() + config.routing.deadline
+        first: GatewayError | None = None
+        for index, model in enumerate(models):
+            if index:
+                accounts = candidates(config, model)
+            try:
+                if not accounts:
+                    raise _Exhausted(no_account_error(config, model))
+                response = await self._route(request, call, model, accounts, config, key, deadline)
+            except _Exhausted as exhausted:
+                # the first model's own failure is the one the client hears of,
+                # unless it had no account at all
+                if first is None or (isinstance(first, NotFound) and accounts):
+                    first = exhausted.error
+                continue
+            response.headers.extend(limit_headers)
+            return response
+        assert first is not None
+        raise first
 
     # -- routing and failover ----------------------------------------------------------
 
@@ -225,7 +247,7 @@ class Proxy:
         return decision.headers
 
     def _order(
-        self, call: ClientCall, accounts: list[UpstreamAccount], config: Config
+        self, call: ClientCall, model: str, accounts: list[UpstreamAccount], config: Config
     ) -> list[UpstreamAccount]:
         by_id = {a.id: a for a in accounts}
         pool = [Candidate(a.id, a.priority, a.weight) for a in accounts]
@@ -234,31 +256,29 @@ class Proxy:
             pool,
             self.health,
             self.clock(),
-            strategy=strategy_for(config, call.model),
+            strategy=strategy_for(config, model),
             session=session,
         )
         if not ordered:
-            soonest = soonest_available(pool, self.health, self.clock())
-            wait = max(1, math.ceil(soonest - self.clock())) if soonest is not None else 30
-            raise ServiceUnavailable(
-                f"every upstream account for model '{call.model}' is unavailable right now "
-                f"(failing, rate limited or cooling down); retry in {wait} s",
-                headers=[("retry-after", str(wait))],
-            )
+            raise _Exhausted(unavailable_error(model, accounts, self.health, self.clock()))
         return [by_id[c.account_id] for c in ordered]
 
     async def _route(
         self,
         request: Request,
         call: ClientCall,
+        model: str,
         accounts: list[UpstreamAccount],
         config: Config,
         key: GatewayKey,
+        deadline: float,
     ) -> Response:
+        """Try ``model``'s accounts in order; raises ``_Exhausted`` when none could."""
         routing = config.routing
-        deadline = self.clock() + routing.deadline
-        ordered = self._order(call, accounts, config)
-        attempts = waits = 0
+        ordered = self._order(call, model, accounts, config)
+        earlier = request.notes.get("attempts")  # on an earlier model's accounts
+        attempts = earlier if isinstance(earlier, int) else 0
+        waits = RetryWaits(routing.max_retry_wait)
         last: _Failed | None = None
         queue = list(ordered)
         while queue and attempts < routing.max_attempts and self.clock() < deadline:
@@ -268,7 +288,7 @@ class Proxy:
             attempts += 1
             request.notes["attempts"] = attempts
             try:
-                response = await self._attempt(request, call, account, config, key)
+                response = await self._attempt(request, call, model, account, config, key)
             except _Failed as failed:
                 last = failed
                 log.warning(
@@ -283,57 +303,65 @@ class Proxy:
                 )
                 if not failed.outcome.retryable:
                     break
-                wait = failed.retry_after
-                lone = len(ordered) == 1
                 if (
-                    lone
-                    and failed.outcome is Outcome.RATE_LIMITED
-                    and wait is not None
-                    and wait <= routing.max_retry_wait
+                    len(ordered) == 1
+                    and failed.outcome in _WAITABLE
+                    and failed.retry_after is not None
                 ):
-                    # retry-after: 0 again and again must not become a busy loop
-                    wait = max(wait, _MIN_RETRY_WAIT * 2**waits)
-                    waits += 1
-                    if self.clock() + wait < deadline:
-                        await asyncio.sleep(wait + _COOLDOWN_SLACK)
+                    # all waits of one request together stay within max_retry_wait;
+                    # then the answer, retry-after included, goes to the client
+                    pause = waits.next_wait(failed.retry_after, deadline - self.clock())
+                    if pause is not None:
+                        waits = waits.after(pause)
+                        await asyncio.sleep(pause)
                         queue.append(account)
                 continue
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
             return response
         if last is None:
-            raise ServiceUnavailable(
-                f"no upstream account for model '{call.model}' could take the request"
+            raise _Exhausted(
+                ServiceUnavailable(
+                    f"no upstream account for model '{model}' could take the request"
+                )
             )
-        raise last.error
+        raise _Exhausted(last.error)
+
+    async def credential_for(self, account: UpstreamAccount) -> str:
+        """The account's clear credential (an OAuth access token, refreshed when due)."""
+        if account.type == "oauth" and self.tokens is not None:
+            return await self.tokens.access_token(account)
+        return self.credentials.for_account(account)
 
     async def _credential(self, account: UpstreamAccount) -> str:
         """The account's clear credential; a failure here is the account's, so the
         next candidate is tried."""
         try:
-            if account.type == "oauth" and self.tokens is not None:
-                return await self.tokens.access_token(account)
-            return self.credentials.for_account(account)
+            return await self.credential_for(account)
         except (OAuthError, CredentialError) as error:
             if isinstance(error, OAuthError) and not error.rejects_credentials:
                 # the token endpoint failed for now (5xx, no answer): the account's
                 # credentials are fine, so it is not taken out until someone acts
                 record(self.health, account.id, Outcome.SERVER_ERROR, self.clock())
                 raise _Failed(error, Outcome.SERVER_ERROR) from None
-            self.health.record_auth_failure(account.id, self.clock(), type(error).__name__)
-            raise _Failed(error, Outcome.AUTH_FAILED) from None
+            self.health.record_auth_failure(account.id, self.clock(), error.message)
+            told: GatewayError = error
+            if isinstance(error, ReauthorizationRequired):
+                told = UpstreamError(reauthorisation_needed(account))
+            raise _Failed(told, Outcome.AUTH_FAILED) from None
 
     async def _attempt(
         self,
         request: Request,
         call: ClientCall,
+        model: str,
         account: UpstreamAccount,
         config: Config,
         key: GatewayKey,
     ) -> Response:
         credential = await self._credential(account)
         try:
-            return await self._send(request, call, account, config, key, credential, True)
+            return await self._send(request, call, model, account, config, key, credential, True)
         except _TokenRejected:
             # An OAuth access token refused with 401: refresh once (single-flight
             # across requests) and send again; a second 401 is a credential failure.
@@ -342,12 +370,13 @@ class Proxy:
                 renewed = await self.tokens.refresh_after_401(account.id, credential)
             except OAuthError as error:
                 raise _Failed(error, Outcome.AUTH_FAILED) from None
-            return await self._send(request, call, account, config, key, renewed, False)
+            return await self._send(request, call, model, account, config, key, renewed, False)
 
     async def _send(
         self,
         request: Request,
         call: ClientCall,
+        model: str,
         account: UpstreamAccount,
         config: Config,
         key: GatewayKey,
@@ -356,11 +385,12 @@ class Proxy:
     ) -> Response:
         notes = request.notes
         notes["account_id"] = account.id
+        notes["account_name"] = account.name
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
-            prepared = prepare(call, account, credential, request, config.oauth)
+            prepared = prepare(call, account, credential, request, config.oauth, model)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
             prepared = await asyncio.to_thread(
-                prepare, call, account, credential, request, config.oauth
+                prepare, call, account, credential, request, config.oauth, model
             )
         notes["upstream_model"] = prepared.upstream_model
         started = self.clock()
@@ -431,7 +461,7 @@ class Proxy:
         outcome = classify_status(status)
         retry_after = (
             retry_after_from_headers(upstream.headers, self.wall_clock())
-            if outcome is Outcome.RATE_LIMITED
+            if outcome in _WAITABLE
             else None
         )
         record(
@@ -447,9 +477,7 @@ class Proxy:
             return relayed
         error: GatewayError
         if outcome is Outcome.AUTH_FAILED:
-            error = UpstreamError(
-                f"upstream account {account.id} rejected its credentials (HTTP {status})"
-            )
+            error = UpstreamError(credentials_rejected(account, f"upstream answered {status}"))
         else:
             error = _RelayedResponse(relayed)
         raise _Failed(error, outcome, retry_after)
@@ -601,11 +629,20 @@ def _is_event_stream(content_type: str | None) -> bool:
 
 
 async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
-    """Run ``handler``; an upstream error answer kept for relaying becomes the response."""
+    """Run ``handler``; an upstream error answer kept for relaying becomes the response.
+    Once an account was chosen, the response (or error) names it."""
     try:
         response: Response = await handler(request)
     except _RelayedResponse as relayed:
-        return relayed.response
+        response = relayed.response
+    except GatewayError as error:
+        name = request.notes.get("account_name")
+        if isinstance(name, str):
+            error.headers = [*error.headers, account_header(name)]
+        raise
+    name = request.notes.get("account_name")
+    if isinstance(name, str):
+        response.headers.append(account_header(name))
     return response
 
 

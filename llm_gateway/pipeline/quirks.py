@@ -5,6 +5,8 @@ Some OpenAI-compatible servers reject the ``developer`` role or
 the outgoing body is adjusted here. Streams: OpenAI-format upstreams report
 usage only when ``stream_options.include_usage`` is set, so the gateway asks
 for it (the stream pipe hides the extra chunk from clients that did not).
+An account's ``max_output_tokens`` caps what a request asks for (Claude Code
+asks for 32k-64k tokens, which a local model refuses), whatever the format.
 Every function returns its input object unchanged when there is nothing to do,
 so a passthrough body stays byte-identical.
 """
@@ -15,7 +17,10 @@ from typing import Any
 
 from ..config.schema import Quirks
 
-__all__ = ["adjust_outgoing", "ask_for_stream_usage"]
+__all__ = ["adjust_outgoing", "ask_for_stream_usage", "cap_output_tokens"]
+
+#: the fields through which a request in any supported format asks for output tokens
+_OUTPUT_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 _OPENAI_FORMATS = frozenset({"openai-chat", "openai-completions"})
 
@@ -53,3 +58,18 @@ def adjust_outgoing(fmt: str, body: dict[str, Any], quirks: Quirks) -> dict[str,
                 ],
             }
     return body
+
+
+def cap_output_tokens(body: dict[str, Any], cap: int) -> dict[str, Any]:
+    """``body`` asking for at most ``cap`` output tokens (and a thinking budget below it)."""
+    changes: dict[str, Any] = {}
+    for name in _OUTPUT_LIMITS:
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+            changes[name] = cap
+    thinking = body.get("thinking")
+    if changes and isinstance(thinking, dict):
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and budget >= cap:
+            changes["thinking"] = {**thinking, "budget_tokens": max(1, cap - 1)}
+    return {**body, **changes} if changes else body

@@ -23,23 +23,38 @@ follows it. ``complete`` turns true once the client has the stream's final
 event (every pipe watches its output for the client format's end marks): the
 proxy then waits only briefly for the rest of the upstream body, and a failure
 after that point is no longer the client's concern.
+
+Every error event that reaches the client passes the attempt's ``Redactor``
+(the account's credential and key-shaped strings masked): the upstream's own
+error events in the passthrough pipes (only events that mention ``"error"``
+are looked at), the converted ones, and those the pipes write themselves.
+Response ids keep the client format's style: the passthrough pipes look for
+the style in the stream's first event (``StreamFormat.id_marks``) and, when
+it is not there, hand the stream to the format's rewriter to restyle them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
+from ..formats.error_relay import Redactor
 from ..formats.unified import Usage
 from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedEvent
-from ..streaming.registry import STREAM_FORMATS, StreamFormat
-from ..streaming.sse import SSEDecoder
+from ..streaming.registry import STREAM_FORMATS, StreamFormat, StreamRewriter
+from ..streaming.sse import SSEDecoder, SSEEvent
 
 __all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "TapPipe", "make_stream_pipe"]
 
 #: bytes of one unfinished event the fast path holds before it hands over to the
 #: decoder, whose own line limit then applies
 _MAX_PENDING = 1 << 20
+#: what an event carrying an error has in its bytes (a text delta's quotes are escaped)
+_ERROR_MARK = b'"error"'
+#: a pipe made without the account's redactor still masks key-shaped strings
+_PATTERNS_ONLY = Redactor()
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 
 
 class StreamPipe(Protocol):
@@ -86,6 +101,7 @@ class _PassthroughEnd:
     __slots__ = ()
     _format: StreamFormat
     _progress: _Progress
+    _redactor: Redactor
 
     @property
     def complete(self) -> bool:
@@ -104,29 +120,50 @@ class _PassthroughEnd:
     def fail(self, kind: str, message: str) -> bytes:
         if self._progress.answered:  # the client has the whole answer already
             return b""
-        return self._format.error_event(StreamError(kind, message))
+        return self._format.error_event(StreamError(kind, self._redactor.text(message)))
+
+
+def _guarded(rewriter: StreamRewriter, redactor: Redactor) -> Callable[[SSEEvent], bytes]:
+    """``rewriter.feed``, with the events that carry an error redacted."""
+    rewrite = rewriter.feed
+
+    def feed(event: SSEEvent) -> bytes:
+        out = rewrite(event)
+        return redactor.body(out) if '"error"' in event.data else out
+
+    return feed
 
 
 class RewritePipe(_PassthroughEnd):
-    __slots__ = ("_decoder", "_format", "_progress", "_rewriter")
+    __slots__ = ("_decoder", "_format", "_progress", "_redactor", "_rewrite", "_rewriter")
 
-    def __init__(self, client_format: str, rename_to: str | None, strip_usage: bool):
+    def __init__(
+        self,
+        client_format: str,
+        rename_to: str | None,
+        strip_usage: bool,
+        redactor: Redactor = _PATTERNS_ONLY,
+    ):
         self._format = STREAM_FORMATS[client_format]
         self._progress = _Progress(self._format)
         self._decoder = SSEDecoder()
-        self._rewriter = self._format.rewriter_factory(model=rename_to, strip_usage=strip_usage)
+        self._redactor = redactor
+        self._rewriter = self._format.rewriter_factory(
+            model=rename_to, strip_usage=strip_usage, id_prefix=self._format.id_prefix
+        )
+        self._rewrite = _guarded(self._rewriter, redactor)
 
     @property
     def usage(self) -> Usage | None:
         return self._rewriter.usage
 
     def feed(self, data: bytes) -> bytes:
-        rewrite = self._rewriter.feed
+        rewrite = self._rewrite
         out = b"".join([rewrite(event) for event in self._decoder.feed(data)])
         return self._progress.seen(out)
 
     def finish(self) -> bytes:
-        rewrite = self._rewriter.feed
+        rewrite = self._rewrite
         out = b"".join([rewrite(event) for event in self._decoder.close()])
         return self._ended(out + self._rewriter.finish())
 
@@ -137,42 +174,77 @@ class TapPipe(_PassthroughEnd):
     Only whole events are passed on (a partial event waits for its end, which
     a client could not use earlier anyway), found with one ``rfind`` per chunk;
     the format's rewriter sees just the events that mention ``"usage"``, to
-    record usage and to hide the usage the gateway asked for. Streams with CR
-    line endings are handed to the full decoder instead.
+    record usage and to hide the usage the gateway asked for, and the
+    redactor those that mention ``"error"``. Streams with CR line endings, or
+    whose first event shows an id not in the client format's style, are
+    handed to the full decoder instead (with a rewriter that restyles ids).
     """
 
     __slots__ = (
         "_decoder",
         "_events",
         "_format",
+        "_head",
         "_pending",
         "_progress",
+        "_redactor",
+        "_rewrite",
         "_rewriter",
         "_strip",
     )
 
-    def __init__(self, client_format: str, strip_usage: bool):
+    def __init__(self, client_format: str, strip_usage: bool, redactor: Redactor = _PATTERNS_ONLY):
         self._format = STREAM_FORMATS[client_format]
         self._progress = _Progress(self._format)
         self._strip = strip_usage
+        self._redactor = redactor
         self._events = SSEDecoder()  # only ever fed whole events, so it holds no state
         self._pending = b""
+        #: the stream's start, until its first event shows the id style (None: seen)
+        self._head: bytes | None = b""
         self._decoder: SSEDecoder | None = None  # set once the fast path no longer applies
         self._rewriter = self._format.rewriter_factory(model=None, strip_usage=strip_usage)
+        self._rewrite = _guarded(self._rewriter, redactor)
 
     @property
     def usage(self) -> Usage | None:
         return self._rewriter.usage
 
     def feed(self, data: bytes) -> bytes:
+        if self._head is not None:
+            data = self._first_event(data)
+            if not data:
+                return b""
         return self._progress.seen(self._pass(data))
+
+    def _first_event(self, data: bytes) -> bytes:
+        """Hold the stream's bytes until its first event is whole; if that event
+        has no id in the client format's style, every event goes through a
+        rewriter that gives it one. Returns what may go on (nothing yet, or all)."""
+        assert self._head is not None
+        head = self._head + data
+        if not any(end in head for end in _EVENT_ENDS) and len(head) <= _MAX_PENDING:
+            self._head = head
+            return b""
+        return self._styled(head)
+
+    def _styled(self, head: bytes) -> bytes:
+        """``head`` (the first event) decides whether ids need restyling."""
+        self._head = None
+        if self._format.id_prefix and not any(mark in head for mark in self._format.id_marks):
+            self._decoder = SSEDecoder()
+            self._rewriter = self._format.rewriter_factory(
+                model=None, strip_usage=self._strip, id_prefix=self._format.id_prefix
+            )
+            self._rewrite = _guarded(self._rewriter, self._redactor)
+        return head
 
     def _pass(self, data: bytes) -> bytes:
         if self._decoder is None and (b"\r" in data or len(self._pending) > _MAX_PENDING):
             self._decoder = SSEDecoder()
             data, self._pending = self._pending + data, b""
         if self._decoder is not None:
-            rewrite = self._rewriter.feed
+            rewrite = self._rewrite
             return b"".join([rewrite(event) for event in self._decoder.feed(data)])
         buffer = self._pending + data if self._pending else data
         cut = buffer.rfind(b"\n\n")
@@ -180,9 +252,9 @@ class TapPipe(_PassthroughEnd):
             self._pending = buffer
             return b""
         complete, self._pending = buffer[: cut + 2], buffer[cut + 2 :]
-        if not self._needs_rewriter(complete):
+        if not self._needs_rewriter(complete) and _ERROR_MARK not in complete:
             return complete
-        return self._rewrite(complete)
+        return self._rewrite_events(complete)
 
     def _needs_rewriter(self, data: bytes) -> bool:
         """Does ``data`` carry usage (or usage the gateway must hide)?
@@ -195,14 +267,17 @@ class TapPipe(_PassthroughEnd):
             return mentions > 0
         return mentions > data.count(b'"usage":null') + data.count(b'"usage": null')
 
-    def _rewrite(self, complete: bytes) -> bytes:
-        """Whole LF-framed events: those that mention usage go through the rewriter."""
+    def _rewrite_events(self, complete: bytes) -> bytes:
+        """Whole LF-framed events: those that mention usage go through the rewriter,
+        those that mention an error through the redactor."""
         out = []
         for raw in complete.split(b"\n\n")[:-1]:
+            event = raw + b"\n\n"
             if self._needs_rewriter(raw):
-                out.append(self._decode_and_rewrite(raw + b"\n\n"))
-            else:
-                out.append(raw + b"\n\n")
+                event = self._decode_and_rewrite(event)
+            if _ERROR_MARK in raw:
+                event = self._redactor.body(event)
+            out.append(event)
         return b"".join(out)
 
     def _decode_and_rewrite(self, data: bytes) -> bytes:
@@ -211,11 +286,16 @@ class TapPipe(_PassthroughEnd):
         return b"".join([rewrite(event) for event in events])
 
     def finish(self) -> bytes:
+        out = b""
+        if self._head:  # a stream shorter than one whole event
+            out = self._pass(self._styled(self._head))
+        self._head = None
         if self._decoder is not None:
-            rewrite = self._rewriter.feed
-            out = b"".join([rewrite(event) for event in self._decoder.close()])
-        else:
-            out = self._decode_and_rewrite(self._pending) if self._pending.strip() else b""
+            rewrite = self._rewrite
+            out += b"".join([rewrite(event) for event in self._decoder.close()])
+        elif self._pending.strip():
+            event = self._decode_and_rewrite(self._pending)
+            out += self._redactor.body(event) if _ERROR_MARK in self._pending else event
         self._pending = b""
         return self._ended(out + self._rewriter.finish())
 
@@ -223,11 +303,17 @@ class TapPipe(_PassthroughEnd):
 class ConvertPipe:
     """Different formats; the renderer ends the client's stream itself."""
 
-    __slots__ = ("_decoder", "_parser", "_progress", "_renderer", "usage")
+    __slots__ = ("_decoder", "_parser", "_progress", "_redactor", "_renderer", "usage")
 
     def __init__(
-        self, client_format: str, upstream_format: str, client_model: str, include_usage: bool
+        self,
+        client_format: str,
+        upstream_format: str,
+        client_model: str,
+        include_usage: bool,
+        redactor: Redactor = _PATTERNS_ONLY,
     ):
+        self._redactor = redactor
         self._progress = _Progress(STREAM_FORMATS[client_format])
         self._decoder = SSEDecoder()
         self._parser = STREAM_FORMATS[upstream_format].parser_factory()
@@ -239,6 +325,8 @@ class ConvertPipe:
     def _render(self, unified: UnifiedEvent) -> bytes:
         if isinstance(unified, (MessageStart, MessageDelta)) and unified.usage is not None:
             self.usage = unified.usage
+        elif isinstance(unified, StreamError):
+            unified = StreamError(unified.kind, self._redactor.text(unified.message))
         return self._renderer.feed(unified)
 
     @property
@@ -260,7 +348,8 @@ class ConvertPipe:
         return b"".join(out)
 
     def fail(self, kind: str, message: str) -> bytes:
-        return self._renderer.feed(StreamError(kind, message)) + self._renderer.finish()
+        error = StreamError(kind, self._redactor.text(message))
+        return self._renderer.feed(error) + self._renderer.finish()
 
 
 def make_stream_pipe(
@@ -272,11 +361,13 @@ def make_stream_pipe(
     passthrough: bool,
     include_usage: bool,
     strip_usage: bool,
+    redactor: Redactor = _PATTERNS_ONLY,
 ) -> StreamPipe:
     if not passthrough:
-        return ConvertPipe(client_format, upstream_format, client_model, include_usage)
+        return ConvertPipe(client_format, upstream_format, client_model, include_usage, redactor)
     if rename_model or strip_usage:
         # Hiding usage means editing every OpenAI chunk ("usage": null is on
         # each): the rewriter does that cheaper than the tap's per-event path.
-        return RewritePipe(client_format, client_model if rename_model else None, strip_usage)
-    return TapPipe(client_format, strip_usage)
+        rename_to = client_model if rename_model else None
+        return RewritePipe(client_format, rename_to, strip_usage, redactor)
+    return TapPipe(client_format, strip_usage, redactor)

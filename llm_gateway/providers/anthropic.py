@@ -37,6 +37,7 @@ def _target(
     upstream_model: str,
     client_headers: Mapping[str, str],
     query: str,
+    stream: bool,
 ) -> UpstreamTarget:
     url = PROVIDER.base_url(account) + _PATHS[operation]
     if query:

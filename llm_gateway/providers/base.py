@@ -66,9 +66,10 @@ def same_headers(
     return headers
 
 
-#: ``(account, credential, operation, upstream_model, client_headers, query) -> target``
+#: ``(account, credential, operation, upstream_model, client_headers, query, stream) -> target``;
+#: ``stream`` says the client asked for a stream (a provider may use another path for it)
 TargetBuilder = Callable[
-    [UpstreamAccount, str, Operation, str, Mapping[str, str], str], UpstreamTarget
+    [UpstreamAccount, str, Operation, str, Mapping[str, str], str, bool], UpstreamTarget
 ]
 
 

@@ -30,6 +30,7 @@ def _target(
     upstream_model: str,
     client_headers: Mapping[str, str],
     query: str,
+    stream: bool,
 ) -> UpstreamTarget:
     provider = COMPATIBLE if account.provider == COMPATIBLE.name else PROVIDER
     url = provider.base_url(account) + _PATHS[operation]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .anthropic import PROVIDER as ANTHROPIC
 from .base import Provider
+from .gemini import PROVIDER as GEMINI
 from .openai import COMPATIBLE as OPENAI_COMPATIBLE
 from .openai import PROVIDER as OPENAI
 
@@ -28,7 +29,7 @@ PROVIDERS: dict[str, Provider] = {
     "anthropic": ANTHROPIC,
     "openai": OPENAI,
     "openai-compatible": OPENAI_COMPATIBLE,
-    "gemini": _reserved("gemini"),
+    "gemini": GEMINI,
     "azure": _reserved("azure"),
 }
 

@@ -2,6 +2,8 @@
 
 * ``health``: per-account circuit breaker, rate-limit cooldowns, auth exclusion.
 * ``selection``: ordering candidate accounts for failover; model globs.
+* ``models``: aliases, glob model maps and fallbacks (exact names before globs).
+* ``retry_wait``: how long one request may wait on a lone busy account.
 * ``ratelimit``: per-gateway-key request and token buckets.
 * ``retry_headers``: upstream retry-after and rate-limit reset headers.
 

@@ -15,8 +15,13 @@ An account is unavailable for any of three independent reasons:
   ``HealthPolicy.rate_limit_default`` seconds, capped at ``rate_limit_max``.
   A 429 says the upstream works but wants fewer requests, so it never counts
   toward the circuit;
-* its **credentials failed** (401/403): excluded until an operator fixes them
-  and calls ``clear_auth_failure``. This is about the account, not the
+* its **credentials failed** (401/403): excluded for ``auth_base`` seconds,
+  doubling with every further rejection up to ``auth_max``, or until an
+  operator fixes them and the caller calls ``clear_auth_failure``. When that
+  time is up the account is *due* for a credential check: exactly one request
+  (a background probe, or else a client's) may go out through the same probe
+  slot a half-open circuit uses; a success clears the mark, another rejection
+  keeps the account out for twice as long. This is about the account, not the
   provider, so it never counts toward the circuit either.
 
 A client's own mistake (a 400 for a bad request) says nothing about the
@@ -45,8 +50,8 @@ is never resolved (a caller bug), its slot lapses after
 
 529 "overloaded" is transient: it counts toward the circuit exactly like a
 5xx, and like every circuit failure it only ever opens the circuit for a
-bounded time. It never disables an account permanently; only an auth failure
-does that.
+bounded time. Nothing disables an account permanently: rejected credentials
+too are checked again after a bounded time.
 
 Latency is an exponentially weighted moving average of the latencies passed
 to ``record_success`` (the caller decides what it measures; time to the
@@ -108,6 +113,8 @@ class HealthPolicy:
     rate_limit_default: float = 30.0
     rate_limit_max: float = 600.0
     probe_lease: float = 600.0
+    auth_base: float = 60.0
+    auth_max: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
@@ -118,6 +125,13 @@ class HealthPolicy:
             raise ValueError("need 0 <= rate_limit_default <= rate_limit_max")
         if not self.probe_lease > 0.0:
             raise ValueError("probe_lease must be positive")
+        if not 0.0 < self.auth_base <= self.auth_max:
+            raise ValueError("need 0 < auth_base <= auth_max")
+
+    def auth_cooldown(self, rejections: int) -> float:
+        """How long rejected credentials keep the account out after ``rejections`` in a row."""
+        doublings = min(max(rejections - 1, 0), _MAX_DOUBLINGS)
+        return min(self.auth_base * 2.0**doublings, self.auth_max)
 
     def open_cooldown(self, reopenings: int) -> float:
         """How long the circuit stays open after ``reopenings`` failed probes in a row."""
@@ -141,6 +155,8 @@ class AccountHealth:
     open_until: float | None
     cooldown_until: float | None
     auth_error: str | None
+    #: when rejected credentials are due to be checked again
+    auth_until: float | None
     in_flight: int
     probe_in_flight: bool
     latency_ewma: float | None
@@ -169,6 +185,8 @@ class _Entry:
     probe_since: float | None = None
     cooldown_until: float | None = None
     auth_error: str | None = None
+    auth_until: float | None = None
+    auth_rejections: int = 0
     in_flight: int = 0
     latency_ewma: float | None = None
     last_error: FailureKind | None = None
@@ -192,6 +210,9 @@ class HealthTracker:
         """The upstream answered properly; ``latency`` in seconds feeds the EWMA."""
         entry = self._entry(account_id, now)
         entry.total_successes += 1
+        if entry.auth_error is not None:  # the credential check passed
+            self._clear_auth(entry)
+            entry.probe_since = None
         sample = max(latency, 0.0)
         if entry.latency_ewma is None:
             entry.latency_ewma = sample
@@ -220,20 +241,38 @@ class HealthTracker:
         self._transition(entry, _Event.RELEASE, now)
 
     def record_auth_failure(self, account_id: str, now: float, message: str) -> None:
-        """The account's credentials were refused: exclude it until cleared.
+        """The account's credentials were refused: exclude it for a bounded, growing time.
 
         ``message`` is shown to operators; it must describe, never quote, secrets.
         """
         entry = self._entry(account_id, now)
         entry.total_auth_failures += 1
         entry.auth_error = message
+        entry.auth_rejections += 1
+        entry.auth_until = now + self.policy.auth_cooldown(entry.auth_rejections)
         self._transition(entry, _Event.RELEASE, now)
+
+    def postpone_auth_check(self, account_id: str, now: float) -> None:
+        """A credential check that proved nothing (no verdict): check again later,
+        after the same time as the last rejection, and free the probe slot."""
+        entry = self._entries.get(account_id)
+        if entry is not None and entry.auth_error is not None:
+            entry.auth_until = now + self.policy.auth_cooldown(entry.auth_rejections)
+            self._transition(entry, _Event.RELEASE, now)
 
     def clear_auth_failure(self, account_id: str) -> None:
         """The credentials were fixed: the account may be tried again."""
         entry = self._entries.get(account_id)
         if entry is not None:
-            entry.auth_error = None
+            self._clear_auth(entry)
+
+    def auth_check_due(self, account_id: str, now: float) -> bool:
+        """True if rejected credentials are due to be checked and no check is out."""
+        entry = self._entries.get(account_id)
+        if entry is None or entry.auth_error is None:
+            return False
+        self._transition(entry, _Event.TICK, now)
+        return self._available(entry, now)
 
     def record_client_error(self, account_id: str, now: float) -> None:
         """A 4xx caused by the client's request: never counts against the account.
@@ -308,9 +347,13 @@ class HealthTracker:
         if entry is None:
             return now
         self._transition(entry, _Event.TICK, now)
-        if entry.auth_error is not None:
-            return None
         moment = now
+        if entry.auth_error is not None:
+            if entry.auth_until is None or (
+                now >= entry.auth_until and entry.probe_since is not None
+            ):
+                return None
+            moment = max(moment, entry.auth_until)
         if entry.cooldown_until is not None:
             moment = max(moment, entry.cooldown_until)
         if entry.state is CircuitState.OPEN and entry.open_until is not None:
@@ -334,6 +377,7 @@ class HealthTracker:
             open_until=entry.open_until,
             cooldown_until=cooling if cooling is not None and cooling > now else None,
             auth_error=entry.auth_error,
+            auth_until=entry.auth_until if entry.auth_error is not None else None,
             in_flight=entry.in_flight,
             probe_in_flight=entry.probe_since is not None,
             latency_ewma=entry.latency_ewma,
@@ -360,8 +404,17 @@ class HealthTracker:
         return entry
 
     @staticmethod
+    def _clear_auth(entry: _Entry) -> None:
+        entry.auth_error = None
+        entry.auth_until = None
+        entry.auth_rejections = 0
+
+    @staticmethod
     def _available(entry: _Entry, now: float) -> bool:
-        if entry.auth_error is not None:
+        # rejected credentials: out until due, then one check at a time
+        if entry.auth_error is not None and (
+            entry.auth_until is None or now < entry.auth_until or entry.probe_since is not None
+        ):
             return False
         if entry.cooldown_until is not None and now < entry.cooldown_until:
             return False
@@ -385,7 +438,7 @@ class HealthTracker:
                     entry.state = CircuitState.HALF_OPEN
                     entry.probe_since = None
             elif (
-                state is CircuitState.HALF_OPEN
+                (state is CircuitState.HALF_OPEN or entry.auth_error is not None)
                 and entry.probe_since is not None
                 and now - entry.probe_since >= self.policy.probe_lease
             ):
@@ -411,7 +464,8 @@ class HealthTracker:
                 self._open(entry, now)
             # OPEN: already open; a late failure changes nothing.
         elif event is _Event.PROBE:
-            if state is CircuitState.HALF_OPEN and entry.probe_since is None:
+            checking = state is CircuitState.HALF_OPEN or entry.auth_error is not None
+            if checking and entry.probe_since is None:
                 entry.probe_since = now
         elif event is _Event.RELEASE:
             entry.probe_since = None

@@ -243,8 +243,8 @@ def soonest_available(
 ) -> float | None:
     """The earliest time any candidate becomes available (``now`` if one already is).
 
-    None when no candidate will become available by waiting (credentials
-    failed, probes pending, or no candidates at all).
+    None when no candidate will become available by waiting alone (probes or
+    credential checks pending, or no candidates at all).
     """
     moments = [health.available_at(c.account_id, now) for c in candidates]
     known = [m for m in moments if m is not None]

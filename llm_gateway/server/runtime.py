@@ -34,10 +34,12 @@ from ..oauth.manager import TokenManager
 from ..pipeline.credentials import Credentials
 from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
+from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .malloc import return_large_blocks
 from .occupancy import occupant
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
@@ -58,6 +60,8 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
         open_max=routing.open_max,
         rate_limit_default=routing.rate_limit_default,
         rate_limit_max=routing.rate_limit_max,
+        auth_base=routing.credential_retry_base,
+        auth_max=routing.credential_retry_max,
     )
 
 
@@ -118,6 +122,7 @@ class Gateway:
         self._overridden: frozenset[str] = frozenset()
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._upkeep: asyncio.Task[None] | None = None
 
     async def start(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
@@ -137,6 +142,16 @@ class Gateway:
         self._prober = asyncio.ensure_future(self._probe_periodically())
         self._refresher = asyncio.ensure_future(
             self.tokens.run_background(lambda: self.state.config.upstream_accounts, interval=60)
+        )
+        self._upkeep = asyncio.ensure_future(
+            run_upkeep(
+                lambda: self.state.config,
+                self.health,
+                self.pool,
+                self.proxy.credential_for,
+                self.proxy.catalog,
+                time.monotonic,
+            )
         )
         return ports
 
@@ -200,6 +215,7 @@ class Gateway:
                 previous.api_key != account.api_key
                 or previous.oauth.access_token != account.oauth.access_token
                 or (account.enabled and not previous.enabled)
+                or previous.enabled_at != account.enabled_at  # ``upstream enable``
             )
             if renewed:
                 self.health.clear_auth_failure(account.id)
@@ -226,7 +242,7 @@ class Gateway:
                 )
 
     async def stop(self) -> None:
-        for task in (self._watcher, self._prober, self._refresher):
+        for task in (self._watcher, self._prober, self._refresher, self._upkeep):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -271,6 +287,7 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    return_large_blocks()
     bind_host = config.server.host if host is None else host
     bind_port = config.server.port if port is None else port
     held_by = occupant(bind_host, bind_port)

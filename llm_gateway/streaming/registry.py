@@ -32,12 +32,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from llm_gateway.formats.unified import Usage
-from llm_gateway.streaming import anthropic_messages, openai_chat
+from llm_gateway.streaming import anthropic_messages, gemini_generate_content, openai_chat
 from llm_gateway.streaming.anthropic_messages import (
     AnthropicMessagesParser,
     AnthropicMessagesRenderer,
 )
 from llm_gateway.streaming.events import StreamError, UnifiedEvent
+from llm_gateway.streaming.gemini_generate_content import (
+    GeminiModelRewriter,
+    GeminiStreamParser,
+    GeminiStreamRenderer,
+)
 from llm_gateway.streaming.openai_chat import OpenAIChatParser, OpenAIChatRenderer
 from llm_gateway.streaming.openai_completions import (
     OpenAICompletionsParser,
@@ -91,7 +96,9 @@ class RendererFactory(Protocol):
 
 
 class RewriterFactory(Protocol):
-    def __call__(self, *, model: str | None, strip_usage: bool) -> StreamRewriter: ...
+    def __call__(
+        self, *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+    ) -> StreamRewriter: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,10 @@ class StreamFormat:
     ``keepalive`` is what a silent stream gets now and then, between events, so
     that clients and proxies do not give up on it: something every SDK of the
     format skips (an SSE comment, or the format's own ``ping`` event).
+
+    ``id_prefix`` is the style of the format's response ids; ``id_marks`` show,
+    in a stream's first event, an id already in that style (the passthrough
+    pipes then leave ids alone).
     """
 
     name: str
@@ -117,6 +128,8 @@ class StreamFormat:
     error_event: Callable[[StreamError], bytes]
     end_marks: tuple[bytes, ...]
     answer_marks: tuple[bytes, ...]
+    id_prefix: str
+    id_marks: tuple[bytes, ...]
     keepalive: bytes = b": keepalive\n\n"
 
 
@@ -135,13 +148,30 @@ def _anthropic_renderer(*, model: str, include_usage: bool, created: int) -> Str
     return AnthropicMessagesRenderer(model=model)
 
 
-def _openai_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
-    return OpenAIModelRewriter(model=model, strip_usage=strip_usage)
+def _gemini_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    # Gemini chunks always carry usage and have no creation time.
+    return GeminiStreamRenderer(model=model)
 
 
-def _anthropic_rewriter(*, model: str | None, strip_usage: bool) -> StreamRewriter:
+def _openai_rewriter(
+    *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+) -> StreamRewriter:
+    return OpenAIModelRewriter(model=model, strip_usage=strip_usage, id_prefix=id_prefix)
+
+
+def _anthropic_rewriter(
+    *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+) -> StreamRewriter:
     # Anthropic usage is part of message_start/message_delta; nothing to strip.
-    return AnthropicModelRewriter(model=model)
+    return AnthropicModelRewriter(model=model, id_prefix=id_prefix)
+
+
+def _gemini_rewriter(
+    *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+) -> StreamRewriter:
+    # Gemini usage rides on every chunk; nothing to strip. Its response ids have
+    # no style of their own to restore.
+    return GeminiModelRewriter(model=model)
 
 
 def _marks(*texts: str) -> tuple[bytes, ...]:
@@ -166,6 +196,8 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         openai_chat.error_event,
         _OPENAI_END,
         _OPENAI_ANSWER,
+        "chatcmpl-",
+        _marks('"id":"chatcmpl-'),
     ),
     "openai-completions": StreamFormat(
         "openai-completions",
@@ -175,6 +207,8 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         openai_chat.error_event,
         _OPENAI_END,
         _OPENAI_ANSWER,
+        "cmpl-",
+        _marks('"id":"cmpl-'),
     ),
     "anthropic-messages": StreamFormat(
         "anthropic-messages",
@@ -184,6 +218,21 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         anthropic_messages.error_event,
         _marks("event:message_stop", "event:error"),
         _marks('"stop_reason":"'),
+        "msg_",
+        _marks('"id":"msg_'),
         keepalive=b'event: ping\ndata: {"type": "ping"}\n\n',
+    ),
+    "gemini-generate-content": StreamFormat(
+        "gemini-generate-content",
+        GeminiStreamParser,
+        _gemini_renderer,
+        _gemini_rewriter,
+        gemini_generate_content.error_event,
+        # No end event: an error object ends a stream, and so does the chunk
+        # with the finish reason (it is the last one Gemini sends).
+        _marks('data:{"error":', '"finishReason":"'),
+        _marks('"finishReason":"'),
+        "",
+        (),
     ),
 }

@@ -52,6 +52,8 @@ __all__ = ["ConnState", "Connection", "ResponseHead"]
 _READ_SIZE = 64 * 1024
 #: h11 events are immutable: one end-of-message serves every request
 _END = h11.EndOfMessage()
+#: a request body larger than this is written in pieces of this size
+_BODY_PIECE = 1 << 20
 
 
 class ConnState(enum.Enum):
@@ -209,6 +211,15 @@ class Connection:
             raise RuntimeError(f"cannot send on a {self._state.value} connection")
         self._requests += 1
         self._received = 0
+        if len(body) > _BODY_PIECE:
+            # in pieces, each written once the last has drained: neither a joined
+            # copy nor the transport's buffer holds a large body a second time
+            await self._send([head], Phase.SEND, budget)
+            for start in range(0, len(body), _BODY_PIECE):
+                piece = body[start : start + _BODY_PIECE]
+                await self._send([h11.Data(data=piece)], Phase.SEND, budget)
+            await self._send([_END], Phase.SEND, budget)
+            return
         events: list[h11.Event] = [head]
         if body:
             events.append(h11.Data(data=body))

@@ -1,0 +1,57 @@
+"""Google Gemini: the Gemini API (Google AI Studio) and servers that speak it.
+
+``POST {base}/models/{model}:generateContent``, or
+``{base}/models/{model}:streamGenerateContent?alt=sse`` when the client asked
+for a stream; ``GET {base}/models`` for the health probe. The model is part
+of the path (quoted; a ``models/`` prefix is not doubled), so the body
+carries none. The key goes in the ``x-goog-api-key`` header, never in the
+URL, and the client's own query string is not forwarded (a Gemini client's
+``?key=`` must not reach the upstream). Base URLs include the version, as
+Google's SDKs use them (``https://generativelanguage.googleapis.com/v1beta``);
+``--base-url`` points an account at a proxy or another server with the same
+API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import quote
+
+from ..config.schema import UpstreamAccount
+from .base import Operation, Provider, UpstreamTarget
+
+__all__ = ["PROVIDER"]
+
+_METHODS = {Operation.CHAT: ":generateContent"}
+_STREAM_METHOD = ":streamGenerateContent?alt=sse"
+
+
+def _target(
+    account: UpstreamAccount,
+    credential: str,
+    operation: Operation,
+    upstream_model: str,
+    client_headers: Mapping[str, str],
+    query: str,
+    stream: bool,
+) -> UpstreamTarget:
+    base = PROVIDER.base_url(account)
+    if operation is Operation.MODELS:
+        url = base + "/models"
+    else:
+        model = quote(upstream_model.removeprefix("models/"), safe="-._~")
+        url = f"{base}/models/{model}" + (_STREAM_METHOD if stream else _METHODS[operation])
+    headers = [("content-type", "application/json")]
+    if credential:
+        headers.append(("x-goog-api-key", credential))
+    headers.extend(account.quirks.extra_headers)
+    return UpstreamTarget(url=url, headers=tuple(headers))
+
+
+PROVIDER = Provider(
+    name="gemini",
+    wire_formats={Operation.CHAT: "gemini-generate-content"},
+    default_base_url="https://generativelanguage.googleapis.com/v1beta",
+    default_models=("gemini-*",),
+    build_target=_target,
+)
