@@ -398,21 +398,6 @@ def test_upstream_openai_compatible_needs_a_base_url(home: Path) -> None:
     assert stored(home).upstream_accounts == ()
 
 
-@pytest.mark.parametrize("provider", ["azure"])
-def test_reserved_providers_are_refused_clearly(home: Path, provider: str) -> None:
-    command = f"upstream add --type api-key --provider {provider} --name x --key k-0123456789abc"
-    result = failed(command)
-    assert result.err == (
-        f"error: provider {provider!r} is not supported yet (the name is reserved)\n"
-    )
-    assert "k-0123456789abc" not in result.output
-    assert stored(home).upstream_accounts == ()
-    account_id = add_upstream()["id"]
-    result = failed(f"upstream update {account_id} --provider {provider}")
-    assert "not supported yet" in result.err
-    assert stored(home).upstream_accounts[0].provider == "anthropic"
-
-
 def test_upstream_api_key_account_needs_a_key(home: Path) -> None:
     result = failed("upstream add --type api-key --provider openai --name x")
     assert result.err == (

@@ -40,6 +40,7 @@ __all__ = [
     "ACCOUNT_HEADER",
     "Prepared",
     "account_header",
+    "error_answer",
     "prepare",
     "relay_body",
     "relay_error",
@@ -231,6 +232,22 @@ def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage 
     )
     body = b"".join([renderer.feed(event) for event in events_of(unified)]) + renderer.finish()
     return body, unified.usage
+
+
+def error_answer(
+    prepared: Prepared, account: UpstreamAccount, status: int, data: bytes
+) -> bytes | None:
+    """The upstream body an error answer stands for, when the account's provider
+    reads it as an answer (``Provider.error_as_answer``: Azure's content filter
+    blocking a prompt is a refusal), with a fresh id and the upstream model's
+    name; None for a plain error."""
+    answer = get_provider(account.provider).error_as_answer(prepared.upstream_format, status, data)
+    if answer is None:
+        return None
+    answer["id"] = response_id(FORMATS[prepared.upstream_format].id_prefix, None)
+    answer["model"] = prepared.upstream_model
+    answer["created"] = int(time.time())
+    return dumps_bytes(answer)
 
 
 def relay_error(

@@ -77,6 +77,7 @@ from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
     account_header,
+    error_answer,
     prepare,
     relay_body,
     relay_body_as_stream,
@@ -416,7 +417,7 @@ class Proxy:
                 self.health.end_request(account.id)
                 await upstream.aclose()
                 raise _TokenRejected()
-            return await self._upstream_error(request, prepared, account, upstream)
+            return await self._upstream_error(request, call, prepared, account, upstream, key)
         if call.stream and _is_event_stream(upstream.header("content-type")):
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
@@ -433,20 +434,36 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
+        return self._answer(request, call, prepared, key, data, upstream.status, upstream.headers)
+
+    def _answer(
+        self,
+        request: Request,
+        call: ClientCall,
+        prepared: Prepared,
+        key: GatewayKey,
+        data: bytes,
+        status: int = 200,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Response:
+        """A whole upstream answer in the client's format (replayed as a stream when
+        the client asked for one)."""
         if call.stream:  # a whole answer to a streaming request: replay it as a stream
             body, usage = relay_body_as_stream(prepared, data)
             response = Response(200, list(SSE_HEADERS), body)
         else:
-            response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
+            response, usage = relay_body(prepared, status, headers or [], data)
         self._charge(request, key, usage)
         return response
 
     async def _upstream_error(
         self,
         request: Request,
+        call: ClientCall,
         prepared: Prepared,
         account: UpstreamAccount,
         upstream: UpstreamResponse,
+        key: GatewayKey,
     ) -> Response:
         try:
             data = await upstream.aread(max_bytes=1 << 20)
@@ -470,6 +487,10 @@ class Proxy:
             retry_after=retry_after,
             message=f"upstream answered {status}",
         )
+        if outcome is Outcome.CLIENT_ERROR:
+            answer = error_answer(prepared, account, status, data)
+            if answer is not None:  # e.g. a refusal: an answer in the client's format
+                return self._answer(request, call, prepared, key, answer)
         relayed = relay_error(prepared, status, upstream.headers, data)
         if outcome is Outcome.CLIENT_ERROR:
             return relayed

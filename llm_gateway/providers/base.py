@@ -66,6 +66,16 @@ def same_headers(
     return headers
 
 
+#: ``(upstream_format, status, body) -> answer``: an upstream error the provider
+#: knows to mean an answer (Azure's content filter blocking a prompt is the model
+#: refusing), as a successful body in ``upstream_format``; None for a plain error
+ErrorAnswer = Callable[[str, int, bytes], "dict[str, Any] | None"]
+
+
+def no_answer(upstream_format: str, status: int, body: bytes) -> dict[str, Any] | None:
+    return None
+
+
 #: ``(account, credential, operation, upstream_model, client_headers, query, stream) -> target``;
 #: ``stream`` says the client asked for a stream (a provider may use another path for it)
 TargetBuilder = Callable[
@@ -87,6 +97,10 @@ class Provider:
     reserved: bool = False
     adjust_body: BodyAdjuster = unchanged
     adjust_headers: HeaderAdjuster = same_headers
+    #: the upstream's model list names what clients may ask for (Azure's lists
+    #: base models, not the deployments requests must name)
+    lists_models: bool = True
+    error_as_answer: ErrorAnswer = no_answer
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url
