@@ -48,6 +48,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..formats.registry import FORMATS
+from ..formats.token_counts import COUNT_ANSWERS
 from ..formats.unified import Usage
 from ..oauth.errors import OAuthError, ReauthorizationRequired
 from ..oauth.manager import TokenManager
@@ -203,11 +204,10 @@ class Proxy:
             if not counting:
                 # Only a request the model could be sent is counted: the same
                 # checks (and 400s) as for the request itself.
-                FORMATS[endpoint.client_format].parse_request(call.body)
-                tokens = estimate_input_tokens(call.body)
-                return json_response(
-                    200, {"input_tokens": tokens}, [("x-llm-gateway-estimate", "true")]
-                )
+                unified = FORMATS[endpoint.client_format].parse_request(call.body)
+                tokens = estimate_input_tokens(unified)
+                answer = COUNT_ANSWERS[endpoint.client_format](tokens)
+                return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
             accounts = counting
         deadline = self.clock() + config.routing.deadline
         first: GatewayError | None = None
@@ -640,7 +640,7 @@ def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
 
 
 def _counts_tokens(account: UpstreamAccount) -> bool:
-    return Operation.COUNT_TOKENS in get_provider(account.provider).wire_formats
+    return get_provider(account.provider).token_counter is not None
 
 
 def _is_event_stream(content_type: str | None) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config.schema import OAuthSettings, UpstreamAccount
 
-__all__ = ["Operation", "Provider", "UpstreamTarget"]
+__all__ = ["Operation", "Provider", "TokenCounter", "UpstreamTarget"]
 
 
 class Operation(str, Enum):
@@ -84,6 +84,20 @@ TargetBuilder = Callable[
 
 
 @dataclass(frozen=True, slots=True)
+class TokenCounter:
+    """The upstream's own token counter, asked with ``Operation.COUNT_TOKENS`` at
+    the provider's target: the request is rendered in ``wire_format`` (the
+    client's bytes pass untouched when that is the client's own format), then
+    rewrapped by ``request(body, upstream_model)``; ``read(answer)`` is the
+    count in the counter's answer, or None when it holds none (see
+    ``formats.token_counts``)."""
+
+    wire_format: str
+    request: Callable[[dict[str, Any], str], dict[str, Any]]
+    read: Callable[[object], int | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     #: format name (see ``formats.registry``) spoken for each supported operation
@@ -101,6 +115,8 @@ class Provider:
     #: base models, not the deployments requests must name)
     lists_models: bool = True
     error_as_answer: ErrorAnswer = no_answer
+    #: counts a request's input tokens upstream; None: the gateway estimates
+    token_counter: TokenCounter | None = None
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from ..config.schema import UpstreamAccount
-from .base import Operation, Provider, UpstreamTarget
+from ..formats.token_counts import gemini_count_request, read_gemini_count
+from .base import Operation, Provider, TokenCounter, UpstreamTarget
 
 __all__ = ["PROVIDER"]
 
-_METHODS = {Operation.CHAT: ":generateContent"}
+_METHODS = {Operation.CHAT: ":generateContent", Operation.COUNT_TOKENS: ":countTokens"}
 _STREAM_METHOD = ":streamGenerateContent?alt=sse"
 
 
@@ -40,7 +41,8 @@ def _target(
         url = base + "/models"
     else:
         model = quote(upstream_model.removeprefix("models/"), safe="-._~")
-        url = f"{base}/models/{model}" + (_STREAM_METHOD if stream else _METHODS[operation])
+        streams = stream and operation is Operation.CHAT
+        url = f"{base}/models/{model}" + (_STREAM_METHOD if streams else _METHODS[operation])
     headers = [("content-type", "application/json")]
     if credential:
         headers.append(("x-goog-api-key", credential))
@@ -54,4 +56,5 @@ PROVIDER = Provider(
     default_base_url="https://generativelanguage.googleapis.com/v1beta",
     default_models=("gemini-*",),
     build_target=_target,
+    token_counter=TokenCounter("gemini-generate-content", gemini_count_request, read_gemini_count),
 )

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..config.schema import UpstreamAccount
-from .base import Operation, Provider, UpstreamTarget
+from ..formats.token_counts import openai_input_tokens_request, read_openai_input_tokens
+from .base import Operation, Provider, TokenCounter, UpstreamTarget
 
 __all__ = ["COMPATIBLE", "PROVIDER"]
 
@@ -20,6 +21,7 @@ _PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETIONS: "/completions",
     Operation.MODELS: "/models",
+    Operation.COUNT_TOKENS: "/responses/input_tokens",
 }
 
 
@@ -49,6 +51,9 @@ PROVIDER = Provider(
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,
+    token_counter=TokenCounter(
+        "openai-chat", openai_input_tokens_request, read_openai_input_tokens
+    ),
 )
 
 COMPATIBLE = Provider(
