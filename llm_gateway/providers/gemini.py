@@ -2,7 +2,8 @@
 
 ``POST {base}/models/{model}:generateContent``, or
 ``{base}/models/{model}:streamGenerateContent?alt=sse`` when the client asked
-for a stream; ``GET {base}/models`` for the health probe. The model is part
+for a stream; ``{base}/models/{model}:countTokens`` for token counts;
+``GET {base}/models`` for the health probe. The model is part
 of the path (quoted; a ``models/`` prefix is not doubled), so the body
 carries none. The key goes in the ``x-goog-api-key`` header, never in the
 URL, and the client's own query string is not forwarded (a Gemini client's

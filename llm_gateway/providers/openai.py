@@ -1,7 +1,8 @@
 """OpenAI and every server that speaks its wire format.
 
 ``POST {base}/chat/completions`` and ``{base}/completions`` with
-``Authorization: Bearer``. Base URLs include the version prefix, as in the
+``Authorization: Bearer``; token counts from ``{base}/responses/input_tokens``
+(OpenAI itself only: compatible servers have no such counter). Base URLs include the version prefix, as in the
 OpenAI SDK (``https://api.openai.com/v1``). ``openai-compatible`` accounts
 (Qwen, DeepSeek, vLLM, Ollama, OpenRouter, ...) reuse this module and must name
 their base URL; their differences are per-account quirk settings.
