@@ -340,4 +340,5 @@ def _gemini_sse(model: str) -> bytes:
 
 def stub_events(upstream: str) -> list[bytes]:
     """The streaming answer for ``upstream`` split into its SSE events (for slow stubs)."""
-    return [part + b"\n\n" for part in stub_answer(upstream, "sse").split(b"\n\n") if part]
+    end = b"\r\n\r\n" if upstream == GEMINI else b"\n\n"
+    return [part + end for part in stub_answer(upstream, "sse").split(end) if part]
