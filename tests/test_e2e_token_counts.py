@@ -158,3 +158,14 @@ def test_without_a_counter_the_estimate_is_marked_and_does_not_undercount(
     # the text alone, the tools' own prompt (346) and their schema come on top
     assert tokens >= 450 + 346 + 20
     assert ups.azure.requests == []
+
+
+def test_an_upstream_without_the_counter_endpoint_gets_the_estimate(ups: Upstreams) -> None:
+    # e.g. an OpenAI account whose base URL is a proxy that has no /responses/input_tokens
+    ups.openai.respond(json_reply({"error": {"message": "Not found", "type": "not_found"}}, 404))
+    raw = ups.client.messages.with_raw_response.count_tokens(
+        model="gpt-4o", system=SYSTEM, messages=[{"role": "user", "content": "2 + 2 = 4"}]
+    )
+    assert raw.headers.get("x-llm-gateway-estimate") == "true"
+    assert raw.parse().input_tokens >= 7 + 6  # the published count of the text, the system's
+    assert len(ups.openai.requests) == 1

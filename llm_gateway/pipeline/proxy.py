@@ -111,6 +111,8 @@ _PREPARE_ON_THREAD_BYTES = 1 << 20
 #: allowed before the rest of the upstream body (normally its end, already on
 #: its way, so the connection can be kept)
 _AFTER_END_WAIT = 2.0
+#: a token counter's answers that mean the upstream has no such endpoint
+_NO_COUNTER = (404, 405, 501)
 
 
 def strategy_for(config: Config, model: str) -> Strategy:
@@ -199,21 +201,18 @@ class Proxy:
         authorize(key, endpoint.permission, call.model)
         models = route_models(config.model_aliases, config.fallbacks, call.model)
         accounts = candidates(config, models[0])
-        if endpoint.operation is Operation.COUNT_TOKENS and accounts:
-            counting = [a for a in accounts if _counts_tokens(a)]
-            if not counting:
-                # Only a request the model could be sent is counted: the same
-                # checks (and 400s) as for the request itself.
-                unified = FORMATS[endpoint.client_format].parse_request(call.body)
-                tokens = estimate_input_tokens(unified)
-                answer = COUNT_ANSWERS[endpoint.client_format](tokens)
-                return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
-            accounts = counting
+        counting = endpoint.operation is Operation.COUNT_TOKENS
+        if counting and accounts:
+            accounts = [a for a in accounts if _counts_tokens(a)]
+            if not accounts:
+                return _estimated(endpoint, call)
         deadline = self.clock() + config.routing.deadline
         first: GatewayError | None = None
         for index, model in enumerate(models):
             if index:
                 accounts = candidates(config, model)
+                if counting:  # only accounts whose upstream counts tokens
+                    accounts = [a for a in accounts if _counts_tokens(a)]
             try:
                 if not accounts:
                     raise _Exhausted(no_account_error(config, model))
@@ -224,6 +223,10 @@ class Proxy:
                 if first is None or (isinstance(first, NotFound) and accounts):
                     first = exhausted.error
                 continue
+            if counting and response.status in _NO_COUNTER:
+                # the upstream has no such endpoint after all (a proxy in front
+                # of it, an older server): count locally rather than fail
+                response = _estimated(endpoint, call)
             response.headers.extend(limit_headers)
             return response
         assert first is not None
@@ -637,6 +640,14 @@ def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
     if request.header("x-debug-stream") == "true" and "admin" in key.permissions:
         return logging.INFO
     return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
+
+
+def _estimated(endpoint: Endpoint, call: ClientCall) -> Response:
+    """The local token estimate, marked as one. Only a request the model could be
+    sent is counted: the same checks (and 400s) as for the request itself."""
+    unified = FORMATS[endpoint.client_format].parse_request(call.body)
+    answer = COUNT_ANSWERS[endpoint.client_format](estimate_input_tokens(unified))
+    return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
 
 
 def _counts_tokens(account: UpstreamAccount) -> bool:
