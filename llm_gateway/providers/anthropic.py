@@ -96,4 +96,5 @@ PROVIDER = Provider(
     adjust_body=_adjust,
     adjust_headers=_present,
     token_counter=TokenCounter("anthropic-messages", anthropic_count_request, read_anthropic_count),
+    path_version="/v1",
 )

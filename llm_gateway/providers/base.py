@@ -117,6 +117,12 @@ class Provider:
     error_as_answer: ErrorAnswer = no_answer
     #: counts a request's input tokens upstream; None: the gateway estimates
     token_counter: TokenCounter | None = None
+    #: the version segment a base URL ends with, as the provider's own SDK has
+    #: it (OpenAI: "/v1"); the CLI hints when an account's base URL lacks it
+    base_url_version: str | None = None
+    #: the version segment the request paths start with (Anthropic: "/v1"); the
+    #: CLI hints when an account's base URL ends with it already
+    path_version: str | None = None
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

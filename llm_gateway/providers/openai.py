@@ -55,13 +55,17 @@ PROVIDER = Provider(
     token_counter=TokenCounter(
         "openai-chat", openai_input_tokens_request, read_openai_input_tokens
     ),
+    base_url_version="/v1",
 )
 
+#: no default models: which models a compatible server has is the account's to
+#: say (a catch-all would take a share of every other provider's traffic)
 COMPATIBLE = Provider(
     name="openai-compatible",
     wire_formats=_WIRE,
     default_base_url=None,
-    default_models=("*",),
+    default_models=(),
     build_target=_target,
     requires_base_url=True,
+    base_url_version="/v1",
 )
