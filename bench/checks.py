@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from payloads import CHUNKS, OPENAI, TEXT
+from payloads import CHUNKS, GEMINI, OPENAI, TEXT
 
 __all__ = ["check_response", "parse_sse"]
 
@@ -36,6 +36,8 @@ def check_response(
     if stream:
         if not content_type.startswith("text/event-stream"):
             return [f"content-type {content_type!r} for a stream"]
+        if client == GEMINI:
+            return _check_gemini_sse(body, model)
         return (
             _check_openai_sse(body, model)
             if client == OPENAI
@@ -49,6 +51,8 @@ def check_response(
         return [f"body is not JSON ({exc}): {body[:200]!r}"]
     if not isinstance(data, dict):
         return [f"body is not a JSON object: {body[:200]!r}"]
+    if client == GEMINI:
+        return _check_gemini_json(data, model)
     return (
         _check_openai_json(data, model) if client == OPENAI else _check_anthropic_json(data, model)
     )
@@ -155,6 +159,46 @@ def _check_anthropic_sse(body: bytes, model: str) -> list[str]:
             stop = payload["delta"].get("stop_reason")
     if stop != "end_turn":
         problems.append(f"stop_reason {stop!r}")
+    return problems + _check_pieces(pieces)
+
+
+def _gemini_text(data: dict[str, Any], model: str, problems: list[str]) -> tuple[str, object]:
+    """The text of a ``GenerateContentResponse``'s one candidate, and its finish reason."""
+    if data.get("modelVersion") != model:
+        problems.append(f"modelVersion is {data.get('modelVersion')!r}, expected {model!r}")
+    candidates = data.get("candidates")
+    if not isinstance(candidates, list) or len(candidates) != 1:
+        problems.append(f"candidates: {candidates!r}")
+        return "", None
+    parts = (candidates[0].get("content") or {}).get("parts") or []
+    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+    return text, candidates[0].get("finishReason")
+
+
+def _check_gemini_json(data: dict[str, Any], model: str) -> list[str]:
+    problems: list[str] = []
+    text, finish = _gemini_text(data, model, problems)
+    if text != TEXT:
+        problems.append(f"text: {text[:120]!r}")
+    if finish != "STOP":
+        problems.append(f"finishReason {finish!r}")
+    if not isinstance(data.get("usageMetadata"), dict):
+        problems.append("no usageMetadata")
+    return problems
+
+
+def _check_gemini_sse(body: bytes, model: str) -> list[str]:
+    problems: list[str] = []
+    pieces: list[str] = []
+    finish = None
+    for name, data in parse_sse(body):
+        if name is not None:
+            problems.append(f"named event {name!r} in a Gemini stream")
+        text, finish = _gemini_text(json.loads(data), model, problems)
+        if text:
+            pieces.append(text)
+    if finish != "STOP":
+        problems.append(f"last finishReason {finish!r}")
     return problems + _check_pieces(pieces)
 
 

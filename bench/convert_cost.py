@@ -37,17 +37,23 @@ from pathlib import Path
 from typing import Any
 
 import payloads
-from payloads import ANTHROPIC, MODELS, OPENAI, Route
+from payloads import ANTHROPIC, GEMINI, MODELS, OPENAI, Route
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 #: payloads' short names -> the gateway's format names
-FORMAT_NAMES = {OPENAI: "openai-chat", ANTHROPIC: "anthropic-messages"}
+FORMAT_NAMES = {
+    OPENAI: "openai-chat",
+    ANTHROPIC: "anthropic-messages",
+    GEMINI: "gemini-generate-content",
+}
 ROUTES = (
     Route(OPENAI, OPENAI),
     Route(ANTHROPIC, ANTHROPIC),
     Route(OPENAI, ANTHROPIC),
     Route(ANTHROPIC, OPENAI),
+    Route(OPENAI, GEMINI),
+    Route(ANTHROPIC, GEMINI),
 )
 
 

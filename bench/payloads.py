@@ -27,11 +27,13 @@ __all__ = [
     "ANTHROPIC",
     "CHUNKS",
     "FORMATS",
+    "GEMINI",
     "MODELS",
     "MODES",
     "OPENAI",
     "TEXT",
     "Route",
+    "api_path",
     "client_request",
     "endpoint",
     "stub_answer",
@@ -43,7 +45,8 @@ __all__ = [
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
-FORMATS = (OPENAI, ANTHROPIC)
+GEMINI = "gemini"  # an upstream format only: the gateway's clients here are the other two
+FORMATS = (OPENAI, ANTHROPIC, GEMINI)
 MODES = ("json", "sse")
 
 CHUNKS = tuple(f"Chunk {i:02d} of the benchmark answer; " for i in range(1, 21))
@@ -58,6 +61,8 @@ MODELS = {
     (OPENAI, "sse"): "gpt-bench-sse",
     (ANTHROPIC, "json"): "claude-bench",
     (ANTHROPIC, "sse"): "claude-bench-sse",
+    (GEMINI, "json"): "gemini-bench",
+    (GEMINI, "sse"): "gemini-bench-sse",
 }
 
 _SYSTEM = "You are a concise assistant. Answer in plain prose without lists."
@@ -91,16 +96,28 @@ def endpoint(fmt: str) -> str:
     return "/v1/chat/completions" if fmt == OPENAI else "/v1/messages"
 
 
+def api_path(fmt: str, mode: str) -> str:
+    """The API path after an upstream account's base URL (Gemini's names the model)."""
+    if fmt == GEMINI:
+        method = "streamGenerateContent" if mode == "sse" else "generateContent"
+        return f"/models/{MODELS[(fmt, mode)]}:{method}"
+    return endpoint(fmt).removeprefix("/v1") if fmt == OPENAI else endpoint(fmt)
+
+
 def client_headers(fmt: str, key: str) -> dict[str, str]:
     """The headers a format's clients send with gateway key ``key``."""
     if fmt == OPENAI:
         return {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    if fmt == GEMINI:
+        return {"content-type": "application/json", "x-goog-api-key": key}
     return {"content-type": "application/json", "x-api-key": key, "anthropic-version": "2023-06-01"}
 
 
 def stub_location(upstream: str, mode: str) -> str:
     """The stub's base URL path for one answer (what an upstream account's base URL ends in)."""
     base = f"/{upstream}/{mode}"
+    if upstream == GEMINI:
+        return base + "/v1beta"
     return base + "/v1" if upstream == OPENAI else base
 
 
@@ -121,7 +138,13 @@ def usage_option_request(model: str) -> bytes:
 
 def _request(fmt: str, model: str, stream: bool, *, include_usage: bool) -> bytes:
     body: dict[str, Any]
-    if fmt == OPENAI:
+    if fmt == GEMINI:  # the model is in the path, the stream in the method
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": _QUESTION}]}],
+            "systemInstruction": {"parts": [{"text": _SYSTEM}]},
+            "generationConfig": {"maxOutputTokens": 512, "temperature": 0.2},
+        }
+    elif fmt == OPENAI:
         body = {
             "model": model,
             "messages": [
@@ -151,6 +174,8 @@ def _request(fmt: str, model: str, stream: bool, *, include_usage: bool) -> byte
 def stub_answer(upstream: str, mode: str) -> bytes:
     """The stub's fixed answer for one (upstream format, mode)."""
     model = MODELS[(upstream, mode)]
+    if upstream == GEMINI:
+        return _gemini_sse(model) if mode == "sse" else _gemini_json(model)
     if upstream == OPENAI:
         return _openai_sse(model) if mode == "sse" else _openai_json(model)
     return _anthropic_sse(model) if mode == "sse" else _anthropic_json(model)
@@ -165,6 +190,8 @@ def wrk_markers(client: str, stream: bool) -> tuple[str, ...]:
     last = json.dumps(CHUNKS[-1])[1:-1]
     if not stream:
         return (json.dumps(TEXT)[1:-1],)
+    if client == GEMINI:
+        return (last, '"finishReason":"STOP"')
     return (last, "data: [DONE]" if client == OPENAI else "event: message_stop")
 
 
@@ -275,6 +302,43 @@ def _anthropic_sse(model: str) -> bytes:
     return "".join(events).encode()
 
 
+def _gemini_usage(final: bool) -> dict[str, int]:
+    output = OUTPUT_TOKENS if final else 0
+    usage = {"promptTokenCount": INPUT_TOKENS, "totalTokenCount": INPUT_TOKENS + output}
+    if final:
+        usage["candidatesTokenCount"] = OUTPUT_TOKENS
+    return usage
+
+
+def _gemini_response(text: str, model: str, final: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+    if final:
+        candidate["finishReason"] = "STOP"
+    candidate["index"] = 0
+    return {
+        "candidates": [candidate],
+        "usageMetadata": _gemini_usage(final),
+        "modelVersion": model,
+        "responseId": "bench0001",
+    }
+
+
+def _gemini_json(model: str) -> bytes:
+    return _dumps(_gemini_response(TEXT, model, True)).encode()
+
+
+def _gemini_sse(model: str) -> bytes:
+    """``:streamGenerateContent?alt=sse``: a whole response per event (CRLF-framed, as
+    Google sends them), the last with ``finishReason`` and the final usage."""
+    last = len(CHUNKS) - 1
+    events = [
+        f"data: {_dumps(_gemini_response(text, model, i == last))}\r\n\r\n"
+        for i, text in enumerate(CHUNKS)
+    ]
+    return "".join(events).encode()
+
+
 def stub_events(upstream: str) -> list[bytes]:
     """The streaming answer for ``upstream`` split into its SSE events (for slow stubs)."""
-    return [part + b"\n\n" for part in stub_answer(upstream, "sse").split(b"\n\n") if part]
+    end = b"\r\n\r\n" if upstream == GEMINI else b"\n\n"
+    return [part + end for part in stub_answer(upstream, "sse").split(end) if part]

@@ -74,6 +74,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "anthropic→anthropic": 1,
         "openai→anthropic": 2,
         "anthropic→openai": 3,
+        "openai→gemini": 4,
+        "anthropic→gemini": 5,
     }
     gateway_rows.sort(
         key=lambda r: (r["mode"], order.get(r["path"], 9), r["variant"], r["connections"])
@@ -149,7 +151,8 @@ def _targets(results: dict[str, Any], gateway_rows: list[Row], rows: list[Row]) 
             continue
         worst = max(r["cpu_ms_per_req"] for r in picked)
         by_conns = ", ".join(
-            f"{r['path'].replace('openai', 'O').replace('anthropic', 'A')}@{r['connections']}: "
+            f"{r['path'].replace('openai', 'O').replace('anthropic', 'A').replace('gemini', 'G')}"
+            f"@{r['connections']}: "
             f"{r['cpu_ms_per_req']:.3f}"
             for r in picked
         )

@@ -43,7 +43,7 @@ from typing import Any
 import payloads
 from gateway_proc import REPO, Gateway, build_zipapp, free_port
 from loadgen import WrkResult, probe, run_wrk
-from payloads import ANTHROPIC, FORMATS, MODELS, OPENAI, Route
+from payloads import ANTHROPIC, FORMATS, GEMINI, MODELS, OPENAI, Route
 from procstat import RssSampler, cpu_seconds, cpu_times, memory_kib
 from report import render_markdown
 from stub_nginx import NginxStub
@@ -54,6 +54,8 @@ PATHS = (
     Route(ANTHROPIC, ANTHROPIC),
     Route(OPENAI, ANTHROPIC),
     Route(ANTHROPIC, OPENAI),
+    Route(OPENAI, GEMINI),
+    Route(ANTHROPIC, GEMINI),
 )
 
 
@@ -325,7 +327,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--connections", default="1,16,64", help="comma-separated (default 1,16,64)"
     )
-    parser.add_argument("--paths", default="", help="e.g. 'openai→anthropic' (default: all four)")
+    parser.add_argument(
+        "--paths", default="", help="e.g. 'openai→anthropic,openai→gemini' (default: all six)"
+    )
     parser.add_argument("--modes", default="json,sse", help="json, sse or both (default)")
     parser.add_argument(
         "--no-usage-rows",

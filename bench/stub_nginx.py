@@ -1,10 +1,11 @@
 """The fast upstream stub: nginx serving the fixed answers of ``payloads``.
 
-Theory of operation: ``NginxStub.start`` writes the four answers (OpenAI and
-Anthropic, JSON and SSE) as files into a scratch directory, writes an nginx
+Theory of operation: ``NginxStub.start`` writes the six answers (OpenAI,
+Anthropic and Gemini, JSON and SSE) as files into a scratch directory, writes an nginx
 configuration beside them, and runs nginx in the foreground (``daemon off``)
 pinned to the load generator's core. Each API path (``/openai/json/v1/chat/
-completions``, ``/anthropic/sse/v1/messages``, ...) answers every method with
+completions``, ``/anthropic/sse/v1/messages``, ``/gemini/sse/v1beta/models/
+gemini-bench-sse:streamGenerateContent``, ...) answers every method with
 its file: nginx's static module refuses POST, so the location returns 405 and
 ``error_page 405 =200`` redirects internally (as a GET) to the file, which is
 then sent with status 200 and the content type its extension maps to
@@ -34,7 +35,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from payloads import FORMATS, MODES, endpoint, stub_answer, stub_location
+from payloads import FORMATS, GEMINI, MODES, api_path, stub_answer, stub_location
 from procstat import children
 
 __all__ = ["NginxStub"]
@@ -105,7 +106,8 @@ class NginxStub:
 
     def url(self, upstream: str, mode: str) -> str:
         """The full URL of one answer (what a direct request POSTs to)."""
-        return f"{self.base_url(upstream, mode)}{_api_suffix(upstream)}"
+        query = "?alt=sse" if upstream == GEMINI and mode == "sse" else ""
+        return f"{self.base_url(upstream, mode)}{api_path(upstream, mode)}{query}"
 
     def base_url(self, upstream: str, mode: str) -> str:
         """An upstream account's base URL for one answer."""
@@ -120,7 +122,7 @@ class NginxStub:
             for mode in MODES:
                 name = f"{upstream}-{mode}.{mode}"
                 (files / name).write_bytes(stub_answer(upstream, mode))
-                path = stub_location(upstream, mode) + _api_suffix(upstream)
+                path = stub_location(upstream, mode) + api_path(upstream, mode)
                 locations.append(_LOCATION.format(path=path, name=name))
         user = "user root root;" if os.geteuid() == 0 else ""
         config = _CONFIG.format(
@@ -185,8 +187,3 @@ def _sse_writes(write_bytes: int) -> str:
         return "            sendfile on;\n"
     lines = ("sendfile off;", f"output_buffers 64 {write_bytes};", "postpone_output 0;")
     return "".join(f"            {line}\n" for line in lines)
-
-
-def _api_suffix(upstream: str) -> str:
-    # Upstream accounts' base URLs include OpenAI's /v1 but not Anthropic's.
-    return endpoint(upstream).removeprefix("/v1") if upstream == "openai" else endpoint(upstream)

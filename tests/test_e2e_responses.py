@@ -259,11 +259,14 @@ def test_input_tokens_forwarded_or_estimated(gw: Wired) -> None:
     assert forwarded.status == 200 and forwarded.json()["input_tokens"] == 42
     assert gw.openai_up.last().path == "/v1/responses/input_tokens"
     assert forwarded.header("x-llm-gateway-estimate") is None
+    # an Anthropic account counts with its own counter, converted both ways
+    gw.anthropic_up.respond(json_reply({"input_tokens": 17}))
     body = {"model": "claude-haiku-4-5", "input": "hello there, how are you today?"}
-    estimated = post(gw, "/v1/responses/input_tokens", body)
-    assert estimated.status == 200 and estimated.json()["input_tokens"] >= 5
-    assert estimated.header("x-llm-gateway-estimate") == "true"
-    assert gw.anthropic_up.wait_for_requests(0) == []
+    counted = post(gw, "/v1/responses/input_tokens", body)
+    assert counted.status == 200
+    assert counted.json() == {"object": "response.input_tokens", "input_tokens": 17}
+    assert gw.anthropic_up.last().path == "/v1/messages/count_tokens"
+    assert counted.header("x-llm-gateway-estimate") is None
 
 
 # --- previous_response_id, kept responses -------------------------------------------------

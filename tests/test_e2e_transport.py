@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import socket
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from fake_upstream import (
     ANTHROPIC_ALIAS,
     ANTHROPIC_UPSTREAM_KEY,
     OPENAI_ALIAS,
+    OPENAI_UPSTREAM_KEY,
     SAFETY,
     Answer,
     BackgroundLoop,
@@ -557,16 +557,28 @@ def test_count_tokens_is_forwarded_to_an_anthropic_upstream(gw: Wired) -> None:
     assert received.header("x-api-key") == ANTHROPIC_UPSTREAM_KEY
 
 
-def test_count_tokens_is_estimated_for_a_model_on_an_openai_upstream(gw: Wired) -> None:
-    text = "x" * 400
+def test_count_tokens_for_a_model_on_an_openai_upstream_asks_openais_counter(gw: Wired) -> None:
+    gw.openai_up.respond(json_reply({"object": "response.input_tokens", "input_tokens": 321}))
     raw = gw.anthropic().messages.with_raw_response.count_tokens(
-        model="gpt-4o", messages=[{"role": "user", "content": text}]
+        model="gpt-4o", system="Be brief.", messages=[{"role": "user", "content": "x" * 400}]
     )
-    assert raw.headers.get("x-llm-gateway-estimate") == "true"
-    tokens = raw.parse().input_tokens
-    # characters / 4, rounded up (docs); a few characters of framing may count too
-    assert math.ceil(len(text) / 4) <= tokens <= math.ceil(len(text) / 4) + 3
-    assert gw.openai_up.requests == [] and gw.anthropic_up.requests == []
+    assert raw.parse().input_tokens == 321
+    assert raw.headers.get("x-llm-gateway-estimate") is None
+    (received,) = gw.openai_up.requests
+    assert received.path == "/v1/responses/input_tokens"
+    assert received.json() == {
+        "model": "gpt-4o",
+        "instructions": "Be brief.",
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "x" * 400}],
+            }
+        ],
+    }
+    assert received.header("authorization") == f"Bearer {OPENAI_UPSTREAM_KEY}"
+    assert gw.anthropic_up.requests == []
 
 
 @pytest.mark.parametrize(

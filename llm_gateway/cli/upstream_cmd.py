@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import ACCOUNT_TYPES
+from ..config.schema import ACCOUNT_TYPES, AZURE_URL_STYLES
 from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context
@@ -124,6 +124,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             help="this account's own outbound proxy, http://[user:pass@]host:port, for its "
             "API calls, OAuth login and token refreshes ('' removes it)",
         )
+        p.add_argument(
+            "--azure-style",
+            choices=AZURE_URL_STYLES,
+            help="azure: URLs per deployment (/openai/deployments/NAME/..., the default) "
+            "or the v1 API (/openai/v1/..., the deployment in the body)",
+        )
+        p.add_argument(
+            "--api-version",
+            help="azure: the api-version of deployment URLs (default 2024-10-21)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     adding = functools.partial(settings, adding=True)
@@ -187,6 +197,13 @@ def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
         quirks["extra_headers"] = dict(args.header)
     if not quirks:
         del entry["quirks"]
+    azure = entry.setdefault("azure", {})
+    if args.azure_style is not None:
+        azure["url_style"] = args.azure_style
+    if args.api_version is not None:
+        azure["api_version"] = args.api_version.strip()
+    if not azure:
+        del entry["azure"]
 
 
 def _validate(entry: dict[str, Any]) -> None:
@@ -197,6 +214,8 @@ def _validate(entry: dict[str, Any]) -> None:
         raise CliError("an api-key account needs --key (use --key - to read it from stdin)")
     if entry["type"] == "oauth" and entry["provider"] != "anthropic":
         raise CliError("oauth accounts are supported for provider 'anthropic' only")
+    if entry.get("azure") and entry["provider"] != "azure":
+        raise CliError("--azure-style and --api-version apply to provider 'azure' only")
 
 
 def _check_models(entry: dict[str, Any]) -> None:
@@ -301,6 +320,8 @@ def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
         "quirks": dict(entry.get("quirks") or {}),
         "created_at": entry.get("created_at", ""),
     }
+    if entry.get("azure"):
+        view["azure"] = dict(entry["azure"])
     if entry["type"] == "oauth":
         view["oauth"] = {
             "authorized": bool(oauth.get("access_token")),

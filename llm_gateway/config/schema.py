@@ -21,6 +21,8 @@ from ..routing.models import is_glob, lookup
 
 __all__ = [
     "ACCOUNT_TYPES",
+    "AZURE_URL_STYLES",
+    "AzureSettings",
     "Config",
     "EnvironmentConfig",
     "GatewayKey",
@@ -40,10 +42,11 @@ __all__ = [
     "parse_config",
 ]
 
-#: Providers the configuration accepts. azure is reserved: accepted
-#: by the schema, refused by the CLI and the router until their modules exist.
+#: Providers the configuration accepts.
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")
+#: how an Azure OpenAI account's URLs look: per deployment, or the v1 API
+AZURE_URL_STYLES = ("deployments", "v1")
 PERMISSIONS = ("read", "write", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: ``auto``: text when stderr is a terminal, JSON otherwise
@@ -186,6 +189,19 @@ class Quirks:
 
 
 @dataclass(frozen=True, slots=True)
+class AzureSettings:
+    """How an Azure OpenAI account is addressed (other providers ignore it).
+
+    ``url_style``: ``deployments`` (``/openai/deployments/{deployment}/...``
+    with ``?api-version=``) or ``v1`` (``/openai/v1/...``, the deployment in the
+    body's ``model``). ``api_version``: the deployments style's ``api-version``.
+    """
+
+    url_style: str = "deployments"
+    api_version: str = "2024-10-21"
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthState:
     """Sealed OAuth tokens and their bookkeeping (tokens stay sealed here)."""
 
@@ -250,6 +266,7 @@ class UpstreamAccount:
     max_output_tokens: int | None = None
     #: set by ``upstream enable``: a change clears a credential failure
     enabled_at: str = ""
+    azure: AzureSettings = AzureSettings()
 
     @property
     def serves_no_model(self) -> bool:
@@ -670,6 +687,23 @@ def _quirks(data: object, path: str) -> Quirks:
     return result
 
 
+def _azure(data: object, path: str) -> AzureSettings:
+    s, d = _Section(data, path), AzureSettings()
+    result = AzureSettings(
+        url_style=s.get("url_style", d.url_style, _choice(AZURE_URL_STYLES)),
+        api_version=s.get("api_version", d.api_version, _api_version),
+    )
+    s.finish()
+    return result
+
+
+def _api_version(path: str, value: object) -> str:
+    text = _str(path, value).strip()
+    if not text or not all(ch.isalnum() or ch in "-._" for ch in text):
+        raise SchemaError(path, f"must be an api-version such as 2024-10-21; got {text!r}")
+    return text
+
+
 def _oauth(data: object, path: str) -> OAuthState:
     s = _Section(data, path)
     result = OAuthState(
@@ -721,6 +755,7 @@ def _account(data: object, path: str) -> UpstreamAccount:
         created_at=s.get("created_at", "", _str),
         max_output_tokens=s.get("max_output_tokens", None, _int(1)),
         enabled_at=s.get("enabled_at", "", _str),
+        azure=_azure(s.raw("azure"), f"{path}.azure"),
     )
     s.finish()
     return result

@@ -235,7 +235,11 @@ def parse_error(status: int, body: bytes) -> tuple[str, str]:
     if isinstance(error, str):  # some compatible servers send {"error": "text"}
         return kind_for_status(status), relay_message(error, status)
     if not isinstance(error, dict):
-        return kind_for_status(status), relay_message(None, status)
+        # Azure's gateway answers some errors (a wrong key, an unknown
+        # resource) as {"statusCode": 401, "message": "..."}
+        message = data.get("message") if isinstance(data, dict) else None
+        text = message if isinstance(message, str) else None
+        return kind_for_status(status), relay_message(text, status)
     kind = kind_for_status(status)
     for key in ("code", "type"):
         value = error.get(key)

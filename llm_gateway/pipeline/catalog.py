@@ -76,11 +76,15 @@ def _usable(account: UpstreamAccount) -> bool:
 
 
 def listed_accounts(config: Config) -> list[UpstreamAccount]:
-    """The accounts whose upstream's model list is worth asking for: only globs."""
+    """The accounts whose upstream's model list is worth asking for: only globs, and
+    a provider whose list names models requests may ask for."""
     return [
         a
         for a in config.upstream_accounts
-        if _usable(a) and a.models and all(is_glob(p) for p in a.models)
+        if _usable(a)
+        and a.models
+        and all(is_glob(p) for p in a.models)
+        and get_provider(a.provider).lists_models
     ]
 
 

@@ -23,9 +23,10 @@ from ..errors import UpstreamError
 from ..formats.error_relay import Redactor, decode_json, kind_for_status, relay_message
 from ..formats.ids import response_id
 from ..formats.registry import FORMATS
+from ..formats.token_counts import COUNT_ANSWERS
 from ..formats.unified import Usage
 from ..json_text import dumps_bytes
-from ..providers.base import Operation, UpstreamTarget
+from ..providers.base import Operation, TokenCounter, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
 from ..streaming.registry import STREAM_FORMATS
@@ -40,6 +41,7 @@ __all__ = [
     "ACCOUNT_HEADER",
     "Prepared",
     "account_header",
+    "error_answer",
     "prepare",
     "relay_body",
     "relay_error",
@@ -96,6 +98,8 @@ class Prepared:
     usage_added: bool
     #: masks the account's credential in whatever error reaches the client
     redactor: Redactor
+    #: a token count asked of a counter in another format: its answer is read with this
+    count: TokenCounter | None = None
 
     def stream_pipe(self) -> StreamPipe:
         return make_stream_pipe(
@@ -129,7 +133,8 @@ def prepare(
     by default)."""
     provider = get_provider(account.provider)
     operation: Operation = call.endpoint.operation
-    upstream_format = provider.wire_formats.get(operation)
+    counter = provider.token_counter if operation is Operation.COUNT_TOKENS else None
+    upstream_format = counter.wire_format if counter else provider.wire_formats.get(operation)
     if upstream_format is None:  # e.g. legacy completions on a chat-only provider
         operation = Operation.CHAT
         upstream_format = provider.wire_formats[Operation.CHAT]
@@ -148,7 +153,9 @@ def prepare(
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
     body = adjust_outgoing(upstream_format, body, account.quirks)
-    if account.max_output_tokens is not None:
+    if counter is not None and not passthrough:
+        body = counter.request(body, upstream_model)
+    elif account.max_output_tokens is not None:
         body = cap_output_tokens(body, account.max_output_tokens)
     body = provider.adjust_body(account, operation, body)
     data = request.body if body is call.body else dumps_bytes(body)
@@ -180,6 +187,7 @@ def prepare(
         client_wants_usage=_client_wants_usage(call.body),
         usage_added=usage_added and not _client_wants_usage(call.body),
         redactor=Redactor.for_credential(credential),
+        count=None if passthrough else counter,
     )
 
 
@@ -192,6 +200,12 @@ def relay_body(
     if not isinstance(parsed, dict):
         error = _error(prepared, 502, "api_error", "the upstream returned a body that is not JSON")
         return error, None
+    if prepared.count is not None:
+        tokens = prepared.count.read(parsed)
+        if tokens is None:
+            error = _error(prepared, 502, "api_error", "the upstream's token count holds no count")
+            return error, None
+        return json_response(status, COUNT_ANSWERS[prepared.client_format](tokens)), None
     usage = usage_of_body(prepared.upstream_format, parsed)
     if prepared.passthrough:
         # the id in the client format's style (an answer without one, such as a
@@ -231,6 +245,22 @@ def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage 
     )
     body = b"".join([renderer.feed(event) for event in events_of(unified)]) + renderer.finish()
     return body, unified.usage
+
+
+def error_answer(
+    prepared: Prepared, account: UpstreamAccount, status: int, data: bytes
+) -> bytes | None:
+    """The upstream body an error answer stands for, when the account's provider
+    reads it as an answer (``Provider.error_as_answer``: Azure's content filter
+    blocking a prompt is a refusal), with a fresh id and the upstream model's
+    name; None for a plain error."""
+    answer = get_provider(account.provider).error_as_answer(prepared.upstream_format, status, data)
+    if answer is None:
+        return None
+    answer["id"] = response_id(FORMATS[prepared.upstream_format].id_prefix, None)
+    answer["model"] = prepared.upstream_model
+    answer["created"] = int(time.time())
+    return dumps_bytes(answer)
 
 
 def relay_error(

@@ -48,6 +48,7 @@ from ..errors import (
     UpstreamError,
 )
 from ..formats.registry import FORMATS
+from ..formats.token_counts import COUNT_ANSWERS
 from ..formats.unified import Usage
 from ..oauth.errors import OAuthError, ReauthorizationRequired
 from ..oauth.manager import TokenManager
@@ -81,6 +82,7 @@ from .endpoints import ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
     account_header,
+    error_answer,
     prepare,
     relay_body,
     relay_body_as_stream,
@@ -113,6 +115,8 @@ _PREPARE_ON_THREAD_BYTES = 1 << 20
 #: allowed before the rest of the upstream body (normally its end, already on
 #: its way, so the connection can be kept)
 _AFTER_END_WAIT = 2.0
+#: a token counter's answers that mean the upstream has no such endpoint
+_NO_COUNTER = (404, 405, 501)
 
 
 def strategy_for(config: Config, model: str) -> Strategy:
@@ -218,22 +222,18 @@ class Proxy:
         if endpoint.keeps_responses:
             call, owner = await self.chains.resolve(request, call, key.id, config)
             accounts = [a for a in accounts if a.id == owner] or accounts
-        if endpoint.operation is Operation.COUNT_TOKENS and accounts:
-            counting = [a for a in accounts if _counts_tokens(a, endpoint.client_format)]
-            if not counting:
-                # Only a request the model could be sent is counted: the same
-                # checks (and 400s) as for the request itself.
-                FORMATS[endpoint.client_format].parse_request(call.body)
-                tokens = estimate_input_tokens(call.body)
-                return json_response(
-                    200, {"input_tokens": tokens}, [("x-llm-gateway-estimate", "true")]
-                )
-            accounts = counting
+        counting = endpoint.operation is Operation.COUNT_TOKENS
+        if counting and accounts:
+            accounts = [a for a in accounts if _counts_tokens(a)]
+            if not accounts:
+                return _estimated(endpoint, call)
         deadline = self.clock() + config.routing.deadline
         first: GatewayError | None = None
         for index, model in enumerate(models):
             if index:
                 accounts = candidates(config, model)
+                if counting:  # only accounts whose upstream counts tokens
+                    accounts = [a for a in accounts if _counts_tokens(a)]
             try:
                 if not accounts:
                     raise _Exhausted(no_account_error(config, model))
@@ -244,6 +244,10 @@ class Proxy:
                 if first is None or (isinstance(first, NotFound) and accounts):
                     first = exhausted.error
                 continue
+            if counting and response.status in _NO_COUNTER:
+                # the upstream has no such endpoint after all (a proxy in front
+                # of it, an older server): count locally rather than fail
+                response = _estimated(endpoint, call)
             response.headers.extend(limit_headers)
             if endpoint.keeps_responses:
                 response = await self.chains.keep(request, response, call, key.id, config)
@@ -439,7 +443,7 @@ class Proxy:
                 self.health.end_request(account.id)
                 await upstream.aclose()
                 raise _TokenRejected()
-            return await self._upstream_error(request, prepared, account, upstream)
+            return await self._upstream_error(request, call, prepared, account, upstream, key)
         if call.stream and _is_event_stream(upstream.header("content-type")):
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
@@ -457,20 +461,36 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
+        return self._answer(request, call, prepared, key, data, upstream.status, upstream.headers)
+
+    def _answer(
+        self,
+        request: Request,
+        call: ClientCall,
+        prepared: Prepared,
+        key: GatewayKey,
+        data: bytes,
+        status: int = 200,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Response:
+        """A whole upstream answer in the client's format (replayed as a stream when
+        the client asked for one)."""
         if call.stream:  # a whole answer to a streaming request: replay it as a stream
             body, usage = relay_body_as_stream(prepared, data)
             response = Response(200, list(SSE_HEADERS), body)
         else:
-            response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
+            response, usage = relay_body(prepared, status, headers or [], data)
         self._charge(request, key, usage)
         return response
 
     async def _upstream_error(
         self,
         request: Request,
+        call: ClientCall,
         prepared: Prepared,
         account: UpstreamAccount,
         upstream: UpstreamResponse,
+        key: GatewayKey,
     ) -> Response:
         try:
             data = await upstream.aread(max_bytes=1 << 20)
@@ -494,6 +514,10 @@ class Proxy:
             retry_after=retry_after,
             message=f"upstream answered {status}",
         )
+        if outcome is Outcome.CLIENT_ERROR:
+            answer = error_answer(prepared, account, status, data)
+            if answer is not None:  # e.g. a refusal: an answer in the client's format
+                return self._answer(request, call, prepared, key, answer)
         relayed = relay_error(prepared, status, upstream.headers, data)
         if outcome is Outcome.CLIENT_ERROR:
             return relayed
@@ -642,9 +666,16 @@ def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
     return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
 
 
-def _counts_tokens(account: UpstreamAccount, client_format: str) -> bool:
-    """The account's provider counts tokens in the client's own format."""
-    return get_provider(account.provider).wire_formats.get(Operation.COUNT_TOKENS) == client_format
+def _estimated(endpoint: Endpoint, call: ClientCall) -> Response:
+    """The local token estimate, marked as one. Only a request the model could be
+    sent is counted: the same checks (and 400s) as for the request itself."""
+    unified = FORMATS[endpoint.client_format].parse_request(call.body)
+    answer = COUNT_ANSWERS[endpoint.client_format](estimate_input_tokens(unified))
+    return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
+
+
+def _counts_tokens(account: UpstreamAccount) -> bool:
+    return get_provider(account.provider).token_counter is not None
 
 
 def _is_event_stream(content_type: str | None) -> bool:

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config.schema import OAuthSettings, UpstreamAccount
+from ..formats.token_counts import anthropic_count_request, read_anthropic_count
 from ..oauth.identity import apply_claude_code_identity
 from ..oauth.presentation import claude_code_headers
-from .base import Operation, Provider, UpstreamTarget
+from .base import Operation, Provider, TokenCounter, UpstreamTarget
 
 __all__ = ["PROVIDER"]
 
@@ -94,5 +95,6 @@ PROVIDER = Provider(
     build_target=_target,
     adjust_body=_adjust,
     adjust_headers=_present,
+    token_counter=TokenCounter("anthropic-messages", anthropic_count_request, read_anthropic_count),
     path_version="/v1",
 )

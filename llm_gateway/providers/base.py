@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config.schema import OAuthSettings, UpstreamAccount
 
-__all__ = ["Operation", "Provider", "UpstreamTarget"]
+__all__ = ["Operation", "Provider", "TokenCounter", "UpstreamTarget"]
 
 
 class Operation(str, Enum):
@@ -67,11 +67,35 @@ def same_headers(
     return headers
 
 
+#: ``(upstream_format, status, body) -> answer``: an upstream error the provider
+#: knows to mean an answer (Azure's content filter blocking a prompt is the model
+#: refusing), as a successful body in ``upstream_format``; None for a plain error
+ErrorAnswer = Callable[[str, int, bytes], "dict[str, Any] | None"]
+
+
+def no_answer(upstream_format: str, status: int, body: bytes) -> dict[str, Any] | None:
+    return None
+
+
 #: ``(account, credential, operation, upstream_model, client_headers, query, stream) -> target``;
 #: ``stream`` says the client asked for a stream (a provider may use another path for it)
 TargetBuilder = Callable[
     [UpstreamAccount, str, Operation, str, Mapping[str, str], str, bool], UpstreamTarget
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCounter:
+    """The upstream's own token counter, asked with ``Operation.COUNT_TOKENS`` at
+    the provider's target: the request is rendered in ``wire_format`` (the
+    client's bytes pass untouched when that is the client's own format), then
+    rewrapped by ``request(body, upstream_model)``; ``read(answer)`` is the
+    count in the counter's answer, or None when it holds none (see
+    ``formats.token_counts``)."""
+
+    wire_format: str
+    request: Callable[[dict[str, Any], str], dict[str, Any]]
+    read: Callable[[object], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +112,12 @@ class Provider:
     reserved: bool = False
     adjust_body: BodyAdjuster = unchanged
     adjust_headers: HeaderAdjuster = same_headers
+    #: the upstream's model list names what clients may ask for (Azure's lists
+    #: base models, not the deployments requests must name)
+    lists_models: bool = True
+    error_as_answer: ErrorAnswer = no_answer
+    #: counts a request's input tokens upstream; None: the gateway estimates
+    token_counter: TokenCounter | None = None
     #: the version segment a base URL ends with, as the provider's own SDK has
     #: it (OpenAI: "/v1"); the CLI hints when an account's base URL lacks it
     base_url_version: str | None = None

@@ -2,7 +2,8 @@
 
 ``POST {base}/models/{model}:generateContent``, or
 ``{base}/models/{model}:streamGenerateContent?alt=sse`` when the client asked
-for a stream; ``GET {base}/models`` for the health probe. The model is part
+for a stream; ``{base}/models/{model}:countTokens`` for token counts;
+``GET {base}/models`` for the health probe. The model is part
 of the path (quoted; a ``models/`` prefix is not doubled), so the body
 carries none. The key goes in the ``x-goog-api-key`` header, never in the
 URL, and the client's own query string is not forwarded (a Gemini client's
@@ -18,11 +19,12 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from ..config.schema import UpstreamAccount
-from .base import Operation, Provider, UpstreamTarget
+from ..formats.token_counts import gemini_count_request, read_gemini_count
+from .base import Operation, Provider, TokenCounter, UpstreamTarget
 
 __all__ = ["PROVIDER"]
 
-_METHODS = {Operation.CHAT: ":generateContent"}
+_METHODS = {Operation.CHAT: ":generateContent", Operation.COUNT_TOKENS: ":countTokens"}
 _STREAM_METHOD = ":streamGenerateContent?alt=sse"
 
 
@@ -40,7 +42,8 @@ def _target(
         url = base + "/models"
     else:
         model = quote(upstream_model.removeprefix("models/"), safe="-._~")
-        url = f"{base}/models/{model}" + (_STREAM_METHOD if stream else _METHODS[operation])
+        streams = stream and operation is Operation.CHAT
+        url = f"{base}/models/{model}" + (_STREAM_METHOD if streams else _METHODS[operation])
     headers = [("content-type", "application/json")]
     if credential:
         headers.append(("x-goog-api-key", credential))
@@ -54,4 +57,5 @@ PROVIDER = Provider(
     default_base_url="https://generativelanguage.googleapis.com/v1beta",
     default_models=("gemini-*",),
     build_target=_target,
+    token_counter=TokenCounter("gemini-generate-content", gemini_count_request, read_gemini_count),
 )

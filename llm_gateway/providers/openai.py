@@ -1,7 +1,8 @@
 """OpenAI and every server that speaks its wire format.
 
 ``POST {base}/chat/completions`` and ``{base}/completions`` with
-``Authorization: Bearer``. Base URLs include the version prefix, as in the
+``Authorization: Bearer``; token counts from ``{base}/responses/input_tokens``
+(OpenAI itself only: compatible servers have no such counter). Base URLs include the version prefix, as in the
 OpenAI SDK (``https://api.openai.com/v1``). ``openai-compatible`` accounts
 (Qwen, DeepSeek, vLLM, Ollama, OpenRouter, ...) reuse this module and must name
 their base URL; their differences are per-account quirk settings.
@@ -12,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..config.schema import UpstreamAccount
-from .base import Operation, Provider, UpstreamTarget
+from ..formats.token_counts import openai_input_tokens_request, read_openai_input_tokens
+from .base import Operation, Provider, TokenCounter, UpstreamTarget
 
 __all__ = ["COMPATIBLE", "PROVIDER"]
 
@@ -49,7 +51,6 @@ _WIRE = {Operation.CHAT: "openai-chat", Operation.COMPLETIONS: "openai-completio
 _OPENAI_WIRE = {
     **_WIRE,
     Operation.RESPONSES: "openai-responses",
-    Operation.COUNT_TOKENS: "openai-responses",
 }
 
 PROVIDER = Provider(
@@ -58,6 +59,9 @@ PROVIDER = Provider(
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,
+    token_counter=TokenCounter(
+        "openai-responses", openai_input_tokens_request, read_openai_input_tokens
+    ),
     base_url_version="/v1",
 )
 
