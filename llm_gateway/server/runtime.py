@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from ..admin.routes import AdminApi, install_admin_routes
 from ..config.schema import Config, RoutingConfig
 from ..config.store import ConfigStore, Loaded
 from ..errors import ConfigError
@@ -99,6 +100,7 @@ class Gateway:
             self.state, self.pool, credentials, health=self.health, tokens=self.tokens
         )
         install_routes(self.app, self.proxy)
+        install_admin_routes(self.app, AdminApi(self.state, store))
         server = config.server
         self.server = HTTPServer(
             self.app,
