@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from conftest import run_cli, wait_until
-from fake_upstream import Answer, FakeUpstream, add_account, answering, openai_error, running_gateway
+from fake_upstream import (
+    Answer,
+    FakeUpstream,
+    add_account,
+    answering,
+    openai_error,
+    running_gateway,
+)
 
 from llm_gateway.config.store import ConfigStore
 
@@ -88,7 +95,12 @@ def admin_gateway(home: Path) -> Iterator[AdminSetup]:
             "openai", broken_up.base_url, name="broken", key=BROKEN_KEY, models="gpt-*"
         )
         healthy = add_account(
-            "openai", healthy_up.base_url, name="healthy", key=HEALTHY_KEY, models="gpt-*", priority=10
+            "openai",
+            healthy_up.base_url,
+            name="healthy",
+            key=HEALTHY_KEY,
+            models="gpt-*",
+            priority=10,
         )
         admin = run_cli("apikey", "add", "--name", "ops", "--permissions", "admin", "--json").json()
         user = run_cli("apikey", "add", "--name", "app", "--rpm", "60", "--json").json()

@@ -47,7 +47,10 @@ def test_the_api_refuses_a_missing_key_a_wrong_key_and_a_key_without_admin(
         assert status == 403
         assert error_of(raw)["message"] == "this API key lacks the 'admin' permission"
     status, _, raw = setup.call(
-        "POST", "/admin/api/accounts/enabled", setup.user_key, {"id": setup.broken, "enabled": False}
+        "POST",
+        "/admin/api/accounts/enabled",
+        setup.user_key,
+        {"id": setup.broken, "enabled": False},
     )
     assert status == 403
     assert setup.store.load().account_by_id(setup.broken).enabled  # nothing written

@@ -60,9 +60,9 @@ def browser_page(tmp_path: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
             page.on("request", lambda request: requested.append(request.url))
             page.on(
                 "console",
-                lambda message: console_errors.append(message.text)
-                if message.type == "error"
-                else None,
+                lambda message: (
+                    console_errors.append(message.text) if message.type == "error" else None
+                ),
             )
             yield page, requested, console_errors
         finally:

@@ -3,6 +3,7 @@ off on every supported interpreter. Everything is built into temporary directori
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import os
 import signal
@@ -197,6 +198,13 @@ def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: 
 
         health = wait_until(answered, 20.0, "the zipapp server to answer /health")
         assert health["status"] == "ok" and health["version"] == __version__
+        # the admin page is package data, read from inside the archive
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/admin")
+        page = conn.getresponse()
+        assert page.status == 200
+        assert page.read() == (REPO / "llm_gateway" / "admin" / "page.html").read_bytes()
+        conn.close()
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=15)
     finally:

@@ -39,6 +39,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .banner import start_line
 from .malloc import return_large_blocks
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
@@ -263,7 +264,7 @@ async def _run(
     bound = host if host is not None else gateway.state.config.server.host
     address = f"http://{bound}:{ports[0]}"
     log.info("listening", extra={"address": address})
-    err(f"llm-gateway listening on {address} (config: {gateway.store.path})")
+    err(start_line(address, str(gateway.store.path), gateway.state.config))
     await stop.wait()
     log.info("shutting down")
     await gateway.stop()
