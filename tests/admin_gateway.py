@@ -7,7 +7,7 @@ import contextlib
 import http.client
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ from fake_upstream import (
 )
 
 from llm_gateway.config.store import ConfigStore
+from llm_gateway.ledger.query import LedgerReader
+from llm_gateway.ledger.records import LedgerRecord
+from llm_gateway.ledger.store import LedgerStore
 
 MODEL = "gpt-admin-test"
 #: the broken account's upstream key: it must never be shown anywhere
@@ -79,10 +82,45 @@ class AdminSetup:
             "the broken account's failure to be recorded",
         )
 
+    def use_ledger(self, records: list[LedgerRecord]) -> None:
+        """Serve usage from a ledger file holding ``records``."""
+        path = self.store.home / "admin-test-ledger.db"
+        store = LedgerStore(path)
+        store.insert(records)
+        store.close()
+        self.gateway.admin.ledger = lambda: LedgerReader(path)
+
     def account(self, account_id: str) -> dict[str, Any]:
         rows = self.json("GET", "/admin/api/accounts", self.admin_key)["accounts"]
         found: dict[str, Any] = next(r for r in rows if r["id"] == account_id)
         return found
+
+
+def record(at: float, **changes: object) -> LedgerRecord:
+    base = LedgerRecord(
+        time=at,
+        request_id=f"req-{at}",
+        key_id="k1",
+        account_id="up-a",
+        client_format="openai-chat",
+        upstream_format="openai-chat",
+        model="gpt-a",
+        upstream_model="gpt-a",
+        status=200,
+        error_kind="",
+        attempts=1,
+        input_tokens=100,
+        output_tokens=10,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        cache_write_1h_tokens=0,
+        reasoning_tokens=0,
+        duration_ms=12.5,
+        ttfb_ms=3.0,
+        streamed=False,
+        cost=0.25,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

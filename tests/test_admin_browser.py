@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_gateway import AdminSetup, admin_gateway
+from admin_gateway import AdminSetup, admin_gateway, record
 from conftest import REPO, run_cli
 from fake_upstream import clear_proxy_environment
 
@@ -55,6 +56,7 @@ def browser_page(tmp_path: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 800})
             page.set_default_timeout(SHOWN_MS)
+            sync_api.expect.set_options(timeout=SHOWN_MS)
             requested: list[str] = []
             console_errors: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
@@ -138,3 +140,54 @@ def test_an_admin_sees_health_disables_an_account_and_the_cli_agrees(
     assert requested and all(url.startswith(origin) for url in requested), requested
     assert all(setup.admin_key not in url for url in requested)
     assert console_errors == []  # no policy violation, no script error
+
+
+def test_usage_charts_and_the_latest_requests_render(
+    setup: AdminSetup, browser_page: tuple[Any, list[str], list[str]], tmp_path: Path
+) -> None:
+    page, requested, console_errors = browser_page
+    now = time.time()
+    user_id = next(
+        k["id"] for k in setup.store.read_document()["gateway_keys"] if k["name"] == "app"
+    )
+    records = [
+        record(now - 60 * i, key_id=user_id, request_id=f"r{i}", model=model, cost=0.01 * i)
+        for i, model in enumerate(["gpt-a", "gpt-b", "gpt-a", "gpt-c"] * 6)
+    ]
+    records.append(record(now - 5, request_id="failed", status=502, error_kind="api_error"))
+    setup.use_ledger(records)
+    page.goto(f"http://127.0.0.1:{setup.port}/admin")
+    sign_in(page, setup.admin_key)
+
+    sync_api.expect(page.locator("#usage")).to_be_visible()
+    for metric in ("requests", "tokens", "cost", "errors"):
+        bars = page.locator(f"#chart-{metric} svg[data-metric='{metric}'] rect")
+        sync_api.expect(bars.first).to_be_visible()
+    requests_chart = page.locator("#chart-requests")
+    sync_api.expect(requests_chart.locator(".legend span")).to_have_text(
+        ["gpt-a", "gpt-c", "gpt-b"]  # most used first
+    )
+    # the bars' heights are drawn to scale: every bucket's stack fits the plot
+    heights = requests_chart.locator("rect").evaluate_all(
+        "rects => rects.map(r => parseFloat(r.getAttribute('height')))"
+    )
+    assert len(heights) >= 3 and max(heights) <= 144.5  # the plot is 144 units high
+    assert page.locator("#chart-errors rect").count() == 1  # one failed request
+    sync_api.expect(page.locator("#usage-total")).to_contain_text("25 requests")
+    latest = page.locator("#requests tbody tr")
+    sync_api.expect(latest).to_have_count(25)
+    sync_api.expect(latest.nth(0)).to_have_attribute("data-request", "r0")  # newest first
+    sync_api.expect(latest.nth(1).locator("td.status-bad")).to_have_text("502")
+    screenshot(page, tmp_path, "admin-usage")
+
+    page.select_option("#by", "key")
+    sync_api.expect(requests_chart.locator(".legend span")).to_have_text(["app", "k1"])
+    sync_api.expect(page.locator("#summary-group")).to_have_text("Key")
+    page.select_option("#range", "1h")
+    sync_api.expect(page.locator("#usage-total")).to_contain_text("25 requests")
+    # minute buckets: one bar per request's minute and key
+    sync_api.expect(requests_chart.locator("rect").nth(23)).to_be_attached()
+    screenshot(page, tmp_path, "admin-usage-by-key")
+    assert console_errors == []
+    origin = f"http://127.0.0.1:{setup.port}/"
+    assert all(url.startswith(origin) for url in requested), requested

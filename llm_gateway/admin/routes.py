@@ -7,6 +7,11 @@ gateway key with the ``admin`` permission, sent by the page's script as
 ``Authorization: Bearer``. The key is kept in the browser's session storage,
 never in a URL. Refusals are the usual 401/403 in OpenAI's error shape.
 
+Usage (``/admin/api/usage``: charts; ``/admin/api/requests``: the latest
+requests) is read from the usage ledger on a worker thread, so a slow disk
+never stalls the event loop; without a ledger both say ``"ledger": false``
+and the page shows no usage panels.
+
 Writes (enabling or disabling an account) go through ``ConfigStore.update``,
 the locked read-modify-write the CLI uses, on a worker thread; the handler
 then waits, at most ``APPLY_TIMEOUT`` seconds, until this process serves the
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -26,19 +32,27 @@ from .. import __version__
 from ..config.schema import GatewayKey
 from ..config.store import ConfigStore
 from ..errors import ConfigError, InvalidRequest, NotFound
+from ..ledger.query import LedgerReader
 from ..pipeline.auth import authenticate, authorize
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
-from . import page, views
+from . import page, usage, views
 
-__all__ = ["APPLY_TIMEOUT", "AdminApi", "install_admin_routes"]
+__all__ = ["APPLY_TIMEOUT", "MAX_REQUESTS", "AdminApi", "install_admin_routes"]
 
 #: seconds a write waits for this process to serve the changed file
 APPLY_TIMEOUT = 5.0
 #: seconds between two looks at the served configuration while waiting
 APPLY_POLL = 0.05
 
+#: the most requests ``/admin/api/requests`` lists at once
+MAX_REQUESTS = 500
+
 _NO_STORE = [("cache-control", "no-store")]
+
+
+def _no_ledger() -> LedgerReader | None:
+    return None
 
 
 class AdminApi:
@@ -51,11 +65,14 @@ class AdminApi:
         *,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        ledger: Callable[[], LedgerReader | None] = _no_ledger,
     ) -> None:
         self.state = state
         self.store = store
         self.wall = wall
         self.mono = mono
+        #: the usage ledger's reader, None while the ledger is off
+        self.ledger = ledger
 
     def _admin(self, request: Request) -> GatewayKey:
         key = authenticate(request.header_map, self.state.config, self.wall())
@@ -92,6 +109,59 @@ class AdminApi:
         self._admin(request)
         rows = [views.key_view(k) for k in self.state.config.gateway_keys]
         return json_response(200, {"keys": rows}, _NO_STORE)
+
+    async def usage(self, request: Request) -> Response:
+        """``?range=1h|24h|7d|30d&by=model|key|account``: chart series and totals."""
+        self._admin(request)
+        query = _query(request)
+        by = query.get("by", "model")
+        if by not in usage.BY:
+            raise InvalidRequest(
+                f"unknown 'by' {by!r}: use one of {', '.join(usage.BY)}", param="by"
+            )
+        win = usage.window(query.get("range", "24h"), self.wall())
+        reader = self.ledger()
+        if reader is None:
+            return json_response(200, {"ledger": False}, _NO_STORE)
+        points, rows, total = await asyncio.to_thread(
+            lambda: (
+                reader.series(win.since, win.until, win.step, by=by),
+                reader.summary(win.since, win.until, by=by),
+                reader.total(win.since, win.until),
+            )
+        )
+        labels = self._labels(by)
+        body = usage.chart_data(points, win, labels)
+        body["ledger"] = True
+        body["by"] = by
+        body["summary"] = [
+            {**usage.summary_view(r), "label": labels.get(r.group, r.group)} for r in rows
+        ]
+        body["total"] = usage.summary_view(total)
+        return json_response(200, body, _NO_STORE)
+
+    async def requests(self, request: Request) -> Response:
+        """``?limit=N``: the latest finished requests, newest first."""
+        self._admin(request)
+        raw = _query(request).get("limit", "50")
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_REQUESTS:
+            raise InvalidRequest(f"'limit' must be 1 to {MAX_REQUESTS}", param="limit")
+        reader = self.ledger()
+        if reader is None:
+            return json_response(200, {"ledger": False}, _NO_STORE)
+        records = await asyncio.to_thread(reader.recent, int(raw))
+        names = self._labels("key")
+        rows = [usage.record_view(r, names) for r in records]
+        return json_response(200, {"ledger": True, "requests": rows}, _NO_STORE)
+
+    def _labels(self, by: str) -> dict[str, str]:
+        """Names for the groups' ids (keys and accounts have names in the config)."""
+        config = self.state.config
+        if by == "key":
+            return {k.id: k.name for k in config.gateway_keys}
+        if by == "account":
+            return {a.id: a.name for a in config.upstream_accounts}
+        return {}
 
     async def set_account_enabled(self, request: Request) -> Response:
         """``{"id": ..., "enabled": true|false}``: what ``upstream enable|disable`` does."""
@@ -133,6 +203,12 @@ class AdminApi:
             await asyncio.sleep(APPLY_POLL)
 
 
+def _query(request: Request) -> dict[str, str]:
+    """The query string's parameters (the first value of each)."""
+    parsed = urllib.parse.parse_qs(request.query, keep_blank_values=True)
+    return {name: values[0] for name, values in parsed.items()}
+
+
 def _toggle_body(body: bytes) -> tuple[str, bool]:
     try:
         data = json.loads(body or b"null")
@@ -154,4 +230,6 @@ def install_admin_routes(app: GatewayApp, api: AdminApi) -> None:
     app.route("GET", "/admin/api/status", api.status)
     app.route("GET", "/admin/api/accounts", api.accounts)
     app.route("GET", "/admin/api/keys", api.keys)
+    app.route("GET", "/admin/api/usage", api.usage)
+    app.route("GET", "/admin/api/requests", api.requests)
     app.route("POST", "/admin/api/accounts/enabled", api.set_account_enabled)

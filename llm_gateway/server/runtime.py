@@ -101,7 +101,8 @@ class Gateway:
             self.state, self.pool, credentials, health=self.health, tokens=self.tokens
         )
         install_routes(self.app, self.proxy)
-        install_admin_routes(self.app, AdminApi(self.state, store))
+        self.admin = AdminApi(self.state, store)
+        install_admin_routes(self.app, self.admin)
         server = config.server
         self.server = HTTPServer(
             self.app,
