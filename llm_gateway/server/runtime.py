@@ -11,8 +11,8 @@ server's limits; settings read only at start are logged at warning when they
 change. A file that fails to validate, is empty or is missing is logged and
 reported in ``/health``: the last good configuration stays in force. The
 server never writes the whole configuration back (only the OAuth manager
-saves rotated tokens, through the store's locked update), so it cannot undo a
-change the CLI made.
+saves rotated tokens, and the admin page enables or disables accounts, through
+the store's locked update), so it cannot undo a change the CLI made.
 """
 
 from __future__ import annotations
