@@ -4,6 +4,7 @@ show), and account toggles that go through the config store like the CLI's."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,26 @@ def test_the_page_never_puts_the_key_in_a_url() -> None:
     html = page_html().decode()
     assert "sessionStorage" in html and "localStorage" not in html
     assert "?key=" not in html and "location.hash" not in html
+
+
+def test_the_page_polling_writes_no_access_line_and_a_toggle_writes_one(
+    setup: AdminSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llm_gateway.access")
+    for path in ("/admin", *API_PATHS):
+        setup.call("GET", path, setup.admin_key)
+    setup.json(
+        "POST",
+        "/admin/api/accounts/enabled",
+        setup.admin_key,
+        {"id": setup.broken, "enabled": False},
+    )
+    setup.call("GET", "/v1/models", setup.user_key)
+    lines = [r for r in caplog.records if r.name == "llm_gateway.access"]
+    assert [(r.method, r.path) for r in lines] == [  # type: ignore[attr-defined]
+        ("POST", "/admin/api/accounts/enabled"),
+        ("GET", "/v1/models"),
+    ]
+    assert lines[0].key_id == setup.admin_key_id  # type: ignore[attr-defined]
+    text = "\n".join(str(r.__dict__) for r in caplog.records)
+    assert setup.admin_key not in text and setup.user_key not in text

@@ -17,7 +17,8 @@ loaded (``config``) and a digest of the bytes in force (the CLI polls it after
 a change), the counts of keys and accounts, and settings waiting for a
 restart; per-account state and the pid only to loopback callers.
 
-Access log: one structured line per request, written when the response is
+Access log: one structured line per request (but ``/health`` and the admin
+page's reads, which pollers repeat every few seconds), written when the response is
 complete (for a stream, when it ends), with what the handler noted in
 ``request.notes`` (key id, model, account, attempts, tokens...).
 """
@@ -46,6 +47,8 @@ log = logging.getLogger("llm_gateway.access")
 
 Handler = Callable[[Request], Awaitable[Response]]
 _LOOPBACK = ("127.", "::1", "[::1]")
+#: reads that write no access line (the admin page's; its writes are logged)
+_UNLOGGED_READS = "/admin"
 
 
 @dataclass
@@ -147,6 +150,8 @@ class GatewayApp:
             response.headers.extend(cors.response_headers(allowed_origin))
         if request.path == "/health" or not log.isEnabledFor(logging.INFO):
             return response
+        if request.method == "GET" and request.path.startswith(_UNLOGGED_READS):
+            return response  # the admin page polls every few seconds
         if isinstance(response.body, bytes):
             self._log(request, response.status, start)
         else:
