@@ -435,3 +435,62 @@ def _answers(port: int) -> bool:
         return ok
     except OSError:
         return False
+
+
+def test_two_workers_scrape_sums_both_and_share_the_ledger(
+    home: Path, store: ConfigStore, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    import subprocess
+
+    from conftest import PYTHON, free_port, subprocess_env
+
+    add_anthropic("first", upstreams[0].port, priority=0)
+    _, key = add_key()
+    port, metrics_port = free_port(), free_port()
+    store.update(lambda d: d.update(metrics={"listen": f"127.0.0.1:{metrics_port}"}))
+    process = subprocess.Popen(
+        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2"],
+        env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning",
+                           **{v: "" for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(port), 20, "the gateway to start")
+        with ThreadPoolExecutor(6) as pool:  # a new connection each: both workers serve
+            statuses = list(pool.map(lambda i: call(port, key, stream=i % 2 == 1)[0], range(40)))
+        assert statuses == [200] * 40
+        snapshots = home / "run" / f"metrics-{port}"
+
+        def per_worker() -> list[float]:
+            counts = []
+            for path in snapshots.glob("*.json"):
+                try:
+                    snap = json.loads(path.read_text())
+                except ValueError:
+                    return []
+                samples = snap["llm_gateway_requests_total"]["samples"]
+                counts.append(sum(v for _, v in samples))
+            return counts
+
+        wait_until(lambda: len(per_worker()) == 2 and sum(per_worker()) == 40, 30,
+                   "both workers' snapshots")  # fmt: skip
+        assert all(count > 0 for count in per_worker()), "one worker served everything"
+
+        def scraped() -> float:
+            status, text = scrape(metrics_port, None)  # the metrics listener needs no key
+            assert status == 200
+            return value(parse(text), "llm_gateway_requests_total", status_class="2xx")
+
+        for _ in range(6):  # whichever worker answers, the sum over both
+            wait_until(lambda: scraped() == 40, 30, "the sum over both workers")
+        conn = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=10)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 404  # the listener serves /metrics only
+        conn.close()
+        wait_until(lambda: ledger(store).total().requests == 40, 30, "forty records")
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert b"database is locked" not in err and b"not written" not in err
+    assert ledger(store).total().cost == pytest.approx(40 * COST, rel=1e-9)

@@ -201,7 +201,7 @@ class PricesConfig:
 
 @dataclass(frozen=True, slots=True)
 class LedgerConfig:
-    """The usage ledger (SQLite in the home); read only at start but ``retention_days``."""
+    """The usage ledger (SQLite in the home); read only at start."""
 
     enabled: bool = True
     #: relative to the gateway's home
