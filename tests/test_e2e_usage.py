@@ -494,3 +494,27 @@ def test_two_workers_scrape_sums_both_and_share_the_ledger(
         _, err = process.communicate(timeout=30)
     assert b"database is locked" not in err and b"not written" not in err
     assert ledger(store).total().cost == pytest.approx(40 * COST, rel=1e-9)
+
+
+def test_config_reloads_and_their_failures_are_counted(store: ConfigStore) -> None:
+    _, admin = add_key("--permissions", "read,write,admin")
+    path = store.path
+    with running_gateway(store) as (gateway, port):
+        good = path.read_text()
+        path.write_text(good + "\nnot: [valid\n")
+        wait_until(lambda: gateway.state.config_error is not None, 15, "the bad file refused")
+        path.write_text(good + "\n# a comment\n")
+        wait_until(lambda: gateway.state.config_error is None, 15, "the good file loaded")
+        status, text = scrape(port, admin)
+    assert status == 200
+    m = parse(text)
+    assert value(m, "llm_gateway_config_reloads_total", result="failed") == 1
+    assert value(m, "llm_gateway_config_reloads_total", result="ok") == 1
+
+
+def test_metrics_can_be_turned_off(store: ConfigStore) -> None:
+    _, admin = add_key("--permissions", "read,write,admin")
+    store.update(lambda d: d.update(metrics={"enabled": False}))
+    with running_gateway(store) as (_, port):
+        status, body = scrape(port, admin)
+    assert status == 404 and "metrics.enabled" in json.loads(body)["error"]["message"]
