@@ -113,11 +113,13 @@ class Gateway:
         max_connections: int = 1024,
         max_connections_per_upstream: int = 64,
         log_level: str = "warning",
+        extra: dict[str, object] | None = None,
     ) -> None:
         """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key.
 
         Logging is at ``warning`` unless asked: at ``info`` every request writes an
-        access log line (to the gateway's log file here)."""
+        access log line (to the gateway's log file here). ``extra`` adds top-level
+        sections (``ledger``, ``metrics``, ``prices``...)."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings = {
             "server": {
@@ -127,6 +129,7 @@ class Gateway:
             },
             "proxy": {"max_connections_per_upstream": max_connections_per_upstream},
             "logging": {"level": log_level, "format": "text"},
+            **(extra or {}),
         }
         config = self.home / "config.yaml"
         config.write_text(json.dumps(settings, indent=2) + "\n")

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config.store import ConfigStore, resolve_config_path
 from ..errors import ConfigError
-from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
+from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd, usage_cmd
 from .context import CliError, Context
 from .running import wait_for_load
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd)
+COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd, usage_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

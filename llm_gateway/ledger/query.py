@@ -17,10 +17,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .budgets import period_bounds
 from .records import COLUMNS, LedgerRecord
 from .store import connect
 
-__all__ = ["GROUPS", "LedgerReader", "SeriesPoint", "SummaryRow", "status_matches"]
+__all__ = [
+    "GROUPS",
+    "BudgetUse",
+    "LedgerReader",
+    "SeriesPoint",
+    "SummaryRow",
+    "status_matches",
+]
 
 #: ``summary(by=...)`` -> the SQL expression of the group
 GROUPS = {
@@ -68,6 +76,15 @@ class SeriesPoint:
     cost: float
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """A key's spend in its current budget period (UTC)."""
+
+    spent: float
+    start: float
+    end: float
+
+
 def status_matches(pattern: str, status: int) -> bool:
     """``5xx``, ``4xx``, ``429``, ``ok`` (below 400) or ``error`` (400 and above)."""
     if pattern == "ok":
@@ -111,7 +128,8 @@ class LedgerReader:
             return
         conn = connect(self.path, readonly=True)
         try:
-            yield conn
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'requests'")
+            yield conn if found.fetchone() else None  # a file being created reads as empty
         finally:
             conn.close()
 
@@ -222,6 +240,11 @@ class LedgerReader:
             )
             value = cursor.fetchone()[0]
             return float(value or 0.0)
+
+    def budget_use(self, key_id: str, period: str, now: float) -> BudgetUse:
+        """What ``key_id`` spent in the ``period`` (day, week, month) holding ``now``."""
+        start, end = period_bounds(period, now)
+        return BudgetUse(self.spent(key_id, start), start, end)
 
 
 def _window(since: float | None, until: float | None) -> tuple[str, list[object]]:

@@ -6,7 +6,8 @@ thread takes everything queued, up to ``batch_size`` records, and commits them
 in one short transaction; it waits at most ``flush_interval`` seconds for the
 first record of a batch, so a record is on disk within about that long after
 its request finished. A slow disk therefore slows only this thread; the event
-loop never waits for SQLite. Once an hour (and at start) records older than
+loop never waits for SQLite; the file is created with the first record. Once
+an hour (and with the first batch) records older than
 the retention are deleted. ``close`` writes what is queued and stops.
 
 A process killed without warning loses at most the batch it had not yet
@@ -79,25 +80,29 @@ class LedgerWriter:
         self._thread = None
 
     def _run(self) -> None:
-        try:
-            store = LedgerStore(self.path)
-        except sqlite3.Error as error:
-            log.error("usage ledger unavailable", extra={"error": str(error)})
-            self._drain_forever()
-            return
+        store: LedgerStore | None = None  # the file is created with the first record
         next_prune = self.clock()
         try:
             while True:
                 batch, stopping = self._next_batch()
-                if batch:
+                if batch and store is None:
+                    try:
+                        store = LedgerStore(self.path)
+                    except sqlite3.Error as error:
+                        log.error("usage ledger unavailable", extra={"error": str(error)})
+                        self.dropped += len(batch)
+                        self._drain_forever()
+                        return
+                if batch and store is not None:
                     self._write(store, batch)
-                if self.retention is not None and self.clock() >= next_prune:
+                if store is not None and self.retention is not None and self.clock() >= next_prune:
                     next_prune = self.clock() + PRUNE_INTERVAL
                     self._prune(store)
                 if stopping:
                     return
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def _next_batch(self) -> tuple[list[LedgerRecord], bool]:
         batch: list[LedgerRecord] = []

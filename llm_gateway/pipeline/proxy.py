@@ -49,6 +49,7 @@ from ..errors import (
 )
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
+from ..metrics.families import GatewayMetrics
 from ..oauth.errors import OAuthError, ReauthorizationRequired
 from ..oauth.manager import TokenManager
 from ..providers.base import Operation
@@ -62,6 +63,7 @@ from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
+from .accounting import BudgetGate
 from .auth import authenticate, authorize
 from .call import ClientCall, parse_call
 from .catalog import ModelCache, list_models
@@ -162,6 +164,10 @@ class Proxy:
         self.catalog = ModelCache()
         self.clock = clock
         self.wall_clock = wall_clock
+        #: the request path only adds to these (rendered by ``/metrics``)
+        self.metrics = GatewayMetrics()
+        #: per-key spend budgets (the runtime gives it the ledger to read)
+        self.budgets = BudgetGate(None, wall_clock)
 
     # -- endpoints -----------------------------------------------------------------
 
@@ -191,10 +197,16 @@ class Proxy:
         key = authenticate(request.header_map, config, self.wall_clock())
         notes["key_id"] = key.id
         authorize(key, endpoint.permission)
-        limit_headers = self._check_rate(key)
+        try:
+            limit_headers = self._check_rate(key)
+        except RateLimited:
+            notes["rejected"] = "rate_limit"
+            raise
         call = parse_call(endpoint, request.body, request.header_map)
         notes["model"] = call.model
+        notes["streamed"] = call.stream
         authorize(key, endpoint.permission, call.model)
+        await self.budgets.admit(request, key, config, call.body)
         models = route_models(config.model_aliases, config.fallbacks, call.model)
         accounts = candidates(config, models[0])
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
@@ -284,12 +296,15 @@ class Proxy:
             account = queue.pop(0)
             if not self.health.try_acquire_probe(account.id, self.clock()):
                 continue
+            self._count_again(request, account.id)
             attempts += 1
             request.notes["attempts"] = attempts
             try:
                 response = await self._attempt(request, call, model, account, config, key)
             except _Failed as failed:
                 last = failed
+                self.metrics.attempts.inc((account.id, failed.outcome.value))
+                request.notes["failed_account"] = account.id
                 log.warning(
                     "upstream attempt failed",
                     extra={
@@ -317,6 +332,8 @@ class Proxy:
                 continue
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
+            answered = Outcome.OK if response.status < 400 else Outcome.CLIENT_ERROR
+            self.metrics.attempts.inc((account.id, answered.value))
             return response
         if last is None:
             raise _Exhausted(
@@ -325,6 +342,13 @@ class Proxy:
                 )
             )
         raise _Exhausted(last.error)
+
+    def _count_again(self, request: Request, account_id: str) -> None:
+        """A new attempt after a failed one: a retry (same account) or a failover."""
+        failed = request.notes.pop("failed_account", None)
+        if isinstance(failed, str):
+            family = self.metrics.retries if failed == account_id else self.metrics.failovers
+            family.inc((failed,))
 
     async def credential_for(self, account: UpstreamAccount) -> str:
         """The account's clear credential (an OAuth access token, refreshed when due)."""
@@ -392,6 +416,7 @@ class Proxy:
                 prepare, call, account, credential, request, config.oauth, model
             )
         notes["upstream_model"] = prepared.upstream_model
+        notes["upstream_format"] = prepared.upstream_format
         started = self.clock()
         self.health.begin_request(account.id)
         try:
@@ -483,6 +508,7 @@ class Proxy:
     def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
         if usage is None:
             return
+        request.notes["usage"] = usage
         request.notes["input_tokens"] = (
             usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
         )
@@ -522,6 +548,7 @@ class _ProxyStream:
         #: log each converted chunk at this level (None: don't)
         self.debug_level: int | None = None
         self._closed = False
+        proxy.metrics.streams.inc((), 1)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -579,6 +606,7 @@ class _ProxyStream:
             return
         self._closed = True
         proxy = self.proxy
+        proxy.metrics.streams.inc((), -1)
         proxy.health.end_request(self.account.id)
         await self.upstream.aclose()
         now = proxy.clock()

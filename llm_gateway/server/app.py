@@ -20,7 +20,9 @@ restart; per-account state and the pid only to loopback callers.
 Access log: one structured line per request (but ``/health`` and the admin
 page's reads, which pollers repeat every few seconds), written when the response is
 complete (for a stream, when it ends), with what the handler noted in
-``request.notes`` (key id, model, account, attempts, tokens...).
+``request.notes`` (key id, model, account, attempts, tokens...). At the same
+moment every ``finished`` hook is called with the request, the status and the
+duration (the usage ledger and the metrics, ``pipeline.accounting``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ __all__ = ["GatewayApp", "GatewayState", "error_for_status", "error_response"]
 log = logging.getLogger("llm_gateway.access")
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: called once per request when its response is complete: (request, status, seconds)
+Finished = Callable[[Request, int, float], None]
 _LOOPBACK = ("127.", "::1", "[::1]")
 #: reads that write no access line (the admin page's; its writes are logged)
 _UNLOGGED_READS = "/admin"
@@ -127,6 +131,7 @@ class GatewayApp:
     def __init__(self, state: GatewayState):
         self.state = state
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/health"): self.health}
+        self.finished: list[Finished] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
@@ -148,17 +153,27 @@ class GatewayApp:
             response = error_response(request, error)
         if allowed_origin is not None:
             response.headers.extend(cors.response_headers(allowed_origin))
-        if request.path == "/health" or not log.isEnabledFor(logging.INFO):
+        logging_on = log.isEnabledFor(logging.INFO)
+        if request.path == "/health" or not (logging_on or self.finished):
             return response
         if request.method == "GET" and request.path.startswith(_UNLOGGED_READS):
             return response  # the admin page polls every few seconds
         if isinstance(response.body, bytes):
-            self._log(request, response.status, start)
+            self._done(request, response.status, start, logging_on)
         else:
             response.body = _LoggedBody(
-                response.body, lambda: self._log(request, response.status, start)
+                response.body,
+                lambda: self._done(request, response.status, start, logging_on),
             )
         return response
+
+    def _done(self, request: Request, status: int, start: float, logging_on: bool) -> None:
+        if self.finished:
+            duration = time.perf_counter() - start
+            for hook in self.finished:
+                hook(request, status, duration)
+        if logging_on:
+            self._log(request, status, start)
 
     def _preflight(self, request: Request, origin: str | None) -> Response:
         headers = cors.preflight_headers(origin, request.header_map) if origin else None
