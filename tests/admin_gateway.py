@@ -30,6 +30,8 @@ MODEL = "gpt-admin-test"
 #: the broken account's upstream key: it must never be shown anywhere
 BROKEN_KEY = "sk-broken-" + "b" * 24
 HEALTHY_KEY = "sk-healthy-" + "h" * 24
+#: per million tokens
+PRICES = {"match": "gpt-*", "input": 2.0, "output": 10.0}
 
 
 @dataclass
@@ -141,8 +143,25 @@ def admin_gateway(home: Path) -> Iterator[AdminSetup]:
             priority=10,
         )
         admin = run_cli("apikey", "add", "--name", "ops", "--permissions", "admin", "--json").json()
-        user = run_cli("apikey", "add", "--name", "app", "--rpm", "60", "--json").json()
-        store.update(lambda d: d.setdefault("routing", {}).update(failure_threshold=1))
+        user = run_cli(
+            "apikey",
+            "add",
+            "--name",
+            "app",
+            "--rpm",
+            "60",
+            "--budget",
+            "5",
+            "--budget-period",
+            "day",
+            "--json",
+        ).json()
+
+        def settings(document: dict[str, Any]) -> None:
+            document.setdefault("routing", {}).update(failure_threshold=1)
+            document["prices"] = {"currency": "USD", "as_of": "2026-01-01", "models": [PRICES]}
+
+        store.update(settings)
         with running_gateway(store) as (gateway, port):
             yield AdminSetup(
                 gateway, port, store, broken, healthy, admin["key"], admin["id"], user["key"]

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from admin_gateway import AdminSetup, admin_gateway, record
+from admin_gateway import MODEL, PRICES, AdminSetup, admin_gateway, record
+from conftest import wait_until
 from fake_upstream import clear_proxy_environment
 
 from llm_gateway.admin.usage import OTHER, TOP_GROUPS, chart_data, window
@@ -124,3 +125,38 @@ def test_usage_needs_an_admin_key(setup: AdminSetup) -> None:
     for path in ("/admin/api/usage", "/admin/api/requests"):
         assert setup.call("GET", path, setup.user_key)[0] == 403
         assert setup.call("GET", path, None)[0] == 401
+
+
+def test_real_requests_reach_the_charts_the_list_and_the_key_budget(setup: AdminSetup) -> None:
+    for _ in range(2):
+        assert setup.chat() == 200
+    latest = wait_until(
+        lambda: setup.json("GET", "/admin/api/requests?limit=5", setup.admin_key)["requests"],
+        20.0,
+        "the ledger to record the requests",
+    )
+    wait_until(
+        lambda: len(setup.json("GET", "/admin/api/requests", setup.admin_key)["requests"]) == 2,
+        20.0,
+        "both requests in the ledger",
+    )
+    latest = setup.json("GET", "/admin/api/requests", setup.admin_key)["requests"]
+    first = latest[-1]  # the broken account failed, the healthy one served: two attempts
+    assert first["attempts"] == 2 and first["account_id"] == setup.healthy
+    assert first["key_name"] == "app" and first["status"] == 200 and first["model"] == MODEL
+    cost = (
+        first["input_tokens"] * PRICES["input"] + first["output_tokens"] * PRICES["output"]
+    ) / 1e6
+    assert first["input_tokens"] > 0 and first["cost"] == pytest.approx(cost)
+
+    data = setup.json("GET", "/admin/api/usage?range=1h&by=account", setup.admin_key)
+    assert data["total"]["requests"] == 2
+    assert [g["label"] for g in data["groups"]] == ["healthy"]
+    assert sum(data["series"]["requests"][setup.healthy]) == 2
+
+    keys = {k["name"]: k for k in setup.json("GET", "/admin/api/keys", setup.admin_key)["keys"]}
+    app = keys["app"]
+    assert app["budget"] == 5 and app["budget_period"] == "day"
+    assert app["budget_spent"] == pytest.approx(sum(r["cost"] for r in latest))
+    assert app["budget_resets_at"].endswith("T00:00:00+00:00")
+    assert keys["ops"]["budget"] is None and keys["ops"]["budget_spent"] is None

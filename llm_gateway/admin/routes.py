@@ -32,7 +32,7 @@ from .. import __version__
 from ..config.schema import GatewayKey
 from ..config.store import ConfigStore
 from ..errors import ConfigError, InvalidRequest, NotFound
-from ..ledger.query import LedgerReader
+from ..ledger.query import BudgetUse, LedgerReader
 from ..pipeline.auth import authenticate, authorize
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
@@ -107,7 +107,15 @@ class AdminApi:
 
     async def keys(self, request: Request) -> Response:
         self._admin(request)
-        rows = [views.key_view(k) for k in self.state.config.gateway_keys]
+        keys = self.state.config.gateway_keys
+        reader, now = self.ledger(), self.wall()
+        budgeted = [k for k in keys if k.budget is not None]
+        uses: dict[str, BudgetUse] = {}
+        if reader is not None and budgeted:
+            uses = await asyncio.to_thread(
+                lambda: {k.id: reader.budget_use(k.id, k.budget_period, now) for k in budgeted}
+            )
+        rows = [views.key_view(k, uses.get(k.id)) for k in keys]
         return json_response(200, {"keys": rows}, _NO_STORE)
 
     async def usage(self, request: Request) -> Response:

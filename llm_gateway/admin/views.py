@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config.schema import Config, GatewayKey, UpstreamAccount
+from ..ledger.query import BudgetUse
 from ..routing.health import AccountHealth, CircuitState
 
 __all__ = ["account_state", "account_view", "key_view", "status_view"]
@@ -102,8 +103,11 @@ def account_view(
     }
 
 
-def key_view(key: GatewayKey) -> dict[str, Any]:
-    """One gateway key's settings and limits: never the key, never its hash."""
+def key_view(key: GatewayKey, budget: BudgetUse | None = None) -> dict[str, Any]:
+    """One gateway key's settings and limits: never the key, never its hash.
+
+    ``budget``: what the key spent in its current budget period (from the
+    ledger), for a key with a budget."""
     return {
         "id": key.id,
         "name": key.name,
@@ -114,6 +118,10 @@ def key_view(key: GatewayKey) -> dict[str, Any]:
         "tpm": key.tpm,
         "created_at": key.created_at or None,
         "expires_at": key.expires_at,
+        "budget": key.budget,
+        "budget_period": key.budget_period if key.budget is not None else None,
+        "budget_spent": None if budget is None else round(budget.spent, 6),
+        "budget_resets_at": None if budget is None else _iso(budget.end),
     }
 
 
