@@ -114,6 +114,14 @@ def test_an_admin_sees_health_disables_an_account_and_the_cli_agrees(
     keys = page.locator("#keys tbody")
     sync_api.expect(keys).to_contain_text("ops")
     sync_api.expect(keys.locator("tr[data-key]")).to_have_count(2)
+    sync_api.expect(keys.locator("tr[data-key]", has_text="app")).to_contain_text(
+        "of 5 per day (resets "
+    )
+    # the request that failed over is in the ledger: listed (two attempts) and charted
+    served = page.locator("#requests tbody tr[data-request]")
+    sync_api.expect(served).to_have_count(1)
+    sync_api.expect(served.locator("td").nth(5)).to_have_text("2")
+    sync_api.expect(page.locator("#chart-requests svg rect")).to_have_count(1)
     screenshot(page, tmp_path, "admin-dashboard")
 
     # the key lives in this tab's session storage, never in the address

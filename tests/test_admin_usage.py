@@ -143,6 +143,7 @@ def test_real_requests_reach_the_charts_the_list_and_the_key_budget(setup: Admin
     latest = setup.json("GET", "/admin/api/requests", setup.admin_key)["requests"]
     first = latest[-1]  # the broken account failed, the healthy one served: two attempts
     assert first["attempts"] == 2 and first["account_id"] == setup.healthy
+    assert first["account_name"] == "healthy"
     assert first["key_name"] == "app" and first["status"] == 200 and first["model"] == MODEL
     cost = (
         first["input_tokens"] * PRICES["input"] + first["output_tokens"] * PRICES["output"]

@@ -158,8 +158,8 @@ class AdminApi:
         if reader is None:
             return json_response(200, {"ledger": False}, _NO_STORE)
         records = await asyncio.to_thread(reader.recent, int(raw))
-        names = self._labels("key")
-        rows = [usage.record_view(r, names) for r in records]
+        keys, accounts = self._labels("key"), self._labels("account")
+        rows = [usage.record_view(r, keys, accounts) for r in records]
         return json_response(200, {"ledger": True, "requests": rows}, _NO_STORE)
 
     def _labels(self, by: str) -> dict[str, str]:

@@ -127,7 +127,9 @@ def summary_view(row: SummaryRow) -> dict[str, Any]:
     }
 
 
-def record_view(record: LedgerRecord, key_names: Mapping[str, str]) -> dict[str, Any]:
+def record_view(
+    record: LedgerRecord, key_names: Mapping[str, str], account_names: Mapping[str, str]
+) -> dict[str, Any]:
     """One finished request for the page's list (ids and numbers, no content)."""
     moment = datetime.fromtimestamp(record.time, timezone.utc)
     return {
@@ -136,6 +138,7 @@ def record_view(record: LedgerRecord, key_names: Mapping[str, str]) -> dict[str,
         "key_id": record.key_id,
         "key_name": key_names.get(record.key_id),
         "account_id": record.account_id,
+        "account_name": account_names.get(record.account_id),
         "client_format": record.client_format,
         "model": record.model,
         "upstream_model": record.upstream_model,
