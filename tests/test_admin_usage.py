@@ -4,6 +4,7 @@ ledger file."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from fake_upstream import clear_proxy_environment
 
 from llm_gateway.admin.usage import OTHER, TOP_GROUPS, chart_data, window
 from llm_gateway.errors import InvalidRequest
-from llm_gateway.ledger.query import SeriesPoint
+from llm_gateway.ledger.query import LedgerReader, SeriesPoint
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -161,3 +162,14 @@ def test_real_requests_reach_the_charts_the_list_and_the_key_budget(setup: Admin
     assert app["budget_spent"] == pytest.approx(sum(r["cost"] for r in latest))
     assert app["budget_resets_at"].endswith("T00:00:00+00:00")
     assert keys["ops"]["budget"] is None and keys["ops"]["budget_spent"] is None
+
+
+def test_a_ledger_that_cannot_be_read_is_a_503_not_a_traceback(setup: AdminSetup) -> None:
+    broken = setup.store.home / "not-a-ledger.db"
+    broken.write_bytes(b"this is not a SQLite file" * 100)
+    setup.gateway.admin.ledger = lambda: LedgerReader(broken)
+    for path in ("/admin/api/usage", "/admin/api/requests", "/admin/api/keys"):
+        status, _, raw = setup.call("GET", path, setup.admin_key)
+        assert status == 503, (path, raw)
+        message = json.loads(raw)["error"]["message"]
+        assert message.startswith("the usage ledger cannot be read now: ")

@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import urllib.parse
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from ..config.schema import GatewayKey
 from ..config.store import ConfigStore
-from ..errors import ConfigError, InvalidRequest, NotFound
+from ..errors import ConfigError, InvalidRequest, NotFound, ServiceUnavailable
 from ..ledger.query import BudgetUse, LedgerReader
 from ..pipeline.auth import authenticate, authorize
 from ..server.app import GatewayApp, GatewayState
@@ -39,6 +40,8 @@ from ..server.messages import Request, Response, json_response
 from . import page, usage, views
 
 __all__ = ["APPLY_TIMEOUT", "MAX_REQUESTS", "AdminApi", "install_admin_routes"]
+
+T = TypeVar("T")
 
 #: seconds a write waits for this process to serve the changed file
 APPLY_TIMEOUT = 5.0
@@ -112,7 +115,7 @@ class AdminApi:
         budgeted = [k for k in keys if k.budget is not None]
         uses: dict[str, BudgetUse] = {}
         if reader is not None and budgeted:
-            uses = await asyncio.to_thread(
+            uses = await _from_ledger(
                 lambda: {k.id: reader.budget_use(k.id, k.budget_period, now) for k in budgeted}
             )
         rows = [views.key_view(k, uses.get(k.id)) for k in keys]
@@ -131,7 +134,7 @@ class AdminApi:
         reader = self.ledger()
         if reader is None:
             return json_response(200, {"ledger": False}, _NO_STORE)
-        points, rows, total = await asyncio.to_thread(
+        points, rows, total = await _from_ledger(
             lambda: (
                 reader.series(win.since, win.until, win.step, by=by),
                 reader.summary(win.since, win.until, by=by),
@@ -157,7 +160,7 @@ class AdminApi:
         reader = self.ledger()
         if reader is None:
             return json_response(200, {"ledger": False}, _NO_STORE)
-        records = await asyncio.to_thread(reader.recent, int(raw))
+        records = await _from_ledger(lambda: reader.recent(int(raw)))
         keys, accounts = self._labels("key"), self._labels("account")
         rows = [usage.record_view(r, keys, accounts) for r in records]
         return json_response(200, {"ledger": True, "requests": rows}, _NO_STORE)
@@ -209,6 +212,14 @@ class AdminApi:
             if self.mono() >= deadline:
                 return False
             await asyncio.sleep(APPLY_POLL)
+
+
+async def _from_ledger(read: Callable[[], T]) -> T:
+    """``read`` on a worker thread; a ledger that cannot be read is a 503 that says so."""
+    try:
+        return await asyncio.to_thread(read)
+    except sqlite3.Error as exc:
+        raise ServiceUnavailable(f"the usage ledger cannot be read now: {exc}") from None
 
 
 def _query(request: Request) -> dict[str, str]:
