@@ -20,6 +20,8 @@ from admin_gateway import AdminSetup, admin_gateway, record
 from conftest import REPO, run_cli
 from fake_upstream import clear_proxy_environment
 
+from llm_gateway.ledger.query import LedgerReader
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -199,3 +201,28 @@ def test_usage_charts_and_the_latest_requests_render(
     assert console_errors == []
     origin = f"http://127.0.0.1:{setup.port}/"
     assert all(url.startswith(origin) for url in requested), requested
+
+
+def test_without_usage_the_page_says_why_and_still_shows_the_accounts(
+    setup: AdminSetup, browser_page: tuple[Any, list[str], list[str]], tmp_path: Path
+) -> None:
+    page, _, _ = browser_page
+    setup.gateway.admin.ledger = lambda: None
+    page.goto(f"http://127.0.0.1:{setup.port}/admin")
+    sign_in(page, setup.admin_key)
+    sync_api.expect(page.locator("#accounts tbody tr[data-account]")).to_have_count(2)
+    note = page.locator("#no-ledger")
+    sync_api.expect(note).to_have_text("The usage ledger is off: no usage charts or request list.")
+    sync_api.expect(page.locator("#usage")).to_be_hidden()
+    sync_api.expect(page.locator("#latest")).to_be_hidden()
+    screenshot(page, tmp_path, "admin-no-ledger")
+
+    unreadable = setup.store.home / "not-a-ledger.db"
+    unreadable.write_bytes(b"this is not a SQLite file" * 100)
+    setup.gateway.admin.ledger = lambda: LedgerReader(unreadable)
+    page.reload()
+    sync_api.expect(note).to_contain_text(
+        "Usage cannot be shown: the usage ledger cannot be read now"
+    )
+    sync_api.expect(page.locator("#accounts tbody tr[data-account]")).to_have_count(2)
+    sync_api.expect(page.locator("#error")).to_be_empty()

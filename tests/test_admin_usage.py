@@ -168,8 +168,13 @@ def test_a_ledger_that_cannot_be_read_is_a_503_not_a_traceback(setup: AdminSetup
     broken = setup.store.home / "not-a-ledger.db"
     broken.write_bytes(b"this is not a SQLite file" * 100)
     setup.gateway.admin.ledger = lambda: LedgerReader(broken)
-    for path in ("/admin/api/usage", "/admin/api/requests", "/admin/api/keys"):
+    for path in ("/admin/api/usage", "/admin/api/requests"):
         status, _, raw = setup.call("GET", path, setup.admin_key)
         assert status == 503, (path, raw)
         message = json.loads(raw)["error"]["message"]
         assert message.startswith("the usage ledger cannot be read now: ")
+    # the keys are still listed; a budget's spend is left out, and why is said
+    keys = setup.json("GET", "/admin/api/keys", setup.admin_key)
+    assert keys["ledger_error"].startswith("the usage ledger cannot be read now: ")
+    app = next(k for k in keys["keys"] if k["name"] == "app")
+    assert app["budget"] == 5 and app["budget_spent"] is None

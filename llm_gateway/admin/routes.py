@@ -109,17 +109,23 @@ class AdminApi:
         return json_response(200, {"accounts": rows}, _NO_STORE)
 
     async def keys(self, request: Request) -> Response:
+        """The keys; budgets' spend from the ledger (a ledger that cannot be read
+        leaves the spend out and says why, instead of hiding the keys)."""
         self._admin(request)
         keys = self.state.config.gateway_keys
         reader, now = self.ledger(), self.wall()
         budgeted = [k for k in keys if k.budget is not None]
         uses: dict[str, BudgetUse] = {}
+        body: dict[str, Any] = {}
         if reader is not None and budgeted:
-            uses = await _from_ledger(
-                lambda: {k.id: reader.budget_use(k.id, k.budget_period, now) for k in budgeted}
-            )
-        rows = [views.key_view(k, uses.get(k.id)) for k in keys]
-        return json_response(200, {"keys": rows}, _NO_STORE)
+            try:
+                uses = await _from_ledger(
+                    lambda: {k.id: reader.budget_use(k.id, k.budget_period, now) for k in budgeted}
+                )
+            except ServiceUnavailable as exc:
+                body["ledger_error"] = exc.message
+        body["keys"] = [views.key_view(k, uses.get(k.id)) for k in keys]
+        return json_response(200, body, _NO_STORE)
 
     async def usage(self, request: Request) -> Response:
         """``?range=1h|24h|7d|30d&by=model|key|account``: chart series and totals."""
