@@ -182,6 +182,7 @@ class Proxy:
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
+        request.notes["client_format"] = endpoint.client_format
         if len(request.body) < LARGE_BODY_BYTES:
             return await self._handle(request, endpoint)
         config = self.state.config
