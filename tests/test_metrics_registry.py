@@ -85,3 +85,12 @@ def test_model_labels_are_bounded() -> None:
     assert model_label(config, "best") == "best"
     assert model_label(config, "claude-anything-at-all") == "claude-*"
     assert model_label(config, 'gpt-"injected"\n') == "other"
+
+
+def test_model_labels_follow_a_new_configuration() -> None:
+    m = GatewayMetrics()
+    account = {"id": "a", "name": "a", "type": "api-key", "provider": "openai", "models": ["m1"]}
+    first = parse_config({"upstream_accounts": [account]})
+    assert m.model_label(first, "m2") == "other"
+    second = parse_config({"upstream_accounts": [{**account, "models": ["m1", "m2"]}]})
+    assert m.model_label(second, "m2") == "m2"  # the reloaded config names it now

@@ -107,10 +107,16 @@ def model_label(config: Config, model: str) -> str:
     return OTHER
 
 
+#: requested model -> label, remembered per configuration (at most this many)
+_LABEL_CACHE = 1024
+
+
 class GatewayMetrics:
     """The families, declared once per process."""
 
     def __init__(self) -> None:
+        self._labels_for: Config | None = None
+        self._labels: dict[str, str] = {}
         r = self.registry = Registry()
         self.duration: Family = r.histogram(
             "gen_ai_client_operation_duration_seconds",
@@ -184,3 +190,12 @@ class GatewayMetrics:
             "llm_gateway_ledger_dropped_total",
             "Usage records not written (queue full or the file failing).",
         )
+
+    def model_label(self, config: Config, model: str) -> str:
+        """``model_label``, remembered until the configuration is replaced."""
+        if self._labels_for is not config or len(self._labels) >= _LABEL_CACHE:
+            self._labels_for, self._labels = config, {}
+        label = self._labels.get(model)
+        if label is None:
+            label = self._labels[model] = model_label(config, model)
+        return label

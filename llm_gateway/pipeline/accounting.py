@@ -29,7 +29,7 @@ from ..ledger.pricing import cost_of, price_rule
 from ..ledger.query import LedgerReader
 from ..ledger.records import LedgerRecord
 from ..ledger.writer import LedgerWriter
-from ..metrics.families import GatewayMetrics, model_label, status_class
+from ..metrics.families import GatewayMetrics, status_class
 from ..server.messages import Request
 from .token_estimate import estimate_input_tokens
 
@@ -179,7 +179,7 @@ class Accounting:
         m = self.metrics
         account = config.account_by_id(record.account_id)
         provider = account.provider if account is not None else ""
-        model = model_label(config, record.model)
+        model = m.model_label(config, record.model)
         gen_ai = ("chat", provider, model)
         error = record.error_kind or ("" if record.status < 400 else "UpstreamHTTPError")
         m.requests.inc(

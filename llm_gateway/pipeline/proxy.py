@@ -3,7 +3,8 @@
 Theory of operation, one request:
 
 1. *Check.* Authenticate the gateway key, apply its request-rate limit, parse
-   the JSON body once, check the key may use the model.
+   the JSON body once, check the key may use the model, and reserve its spend
+   budget (``accounting.BudgetGate``).
 2. *Route.* The requested model goes through the gateway's ``model_aliases``,
    and its ``fallbacks`` follow it (``routing.models``). For each model in
    turn, the candidates are the enabled accounts whose ``models`` patterns or
@@ -26,7 +27,8 @@ Theory of operation, one request:
    flow through a ``StreamPipe`` chunk by chunk, pulled by the server's writer.
    After the first byte went out there is no retry: a failure becomes an error
    event in the client's format and the stream ends cleanly. Token usage is
-   charged to the key's tokens-per-minute bucket when known.
+   charged to the key's tokens-per-minute bucket when known, and noted for the
+   usage ledger (``accounting``, when the response is complete).
 """
 
 from __future__ import annotations
@@ -182,6 +184,7 @@ class Proxy:
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
+        request.notes["client_format"] = endpoint.client_format
         if len(request.body) < LARGE_BODY_BYTES:
             return await self._handle(request, endpoint)
         config = self.state.config
