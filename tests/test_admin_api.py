@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from admin_gateway import BROKEN_KEY, HEALTHY_KEY, AdminSetup, admin_gateway
-from conftest import run_cli
+from conftest import PYTHON, run_cli, subprocess_env
 from fake_upstream import clear_proxy_environment
 
 from llm_gateway.admin.page import content_security_policy, page_html
@@ -129,17 +130,38 @@ def test_disabling_from_the_api_is_what_the_cli_sees_and_is_served_at_once(
     assert entry["enabled_at"]
 
 
-def test_a_page_write_and_a_cli_write_both_survive(setup: AdminSetup) -> None:
-    added = run_cli("apikey", "add", "--name", "late", "--json").json()
-    setup.json(
-        "POST",
-        "/admin/api/accounts/enabled",
-        setup.admin_key,
-        {"id": setup.broken, "enabled": False},
-    )
+def test_page_writes_and_cli_writes_at_the_same_time_all_survive(setup: AdminSetup) -> None:
+    """The CLI in separate processes adds keys while the page flips an account."""
+    env = subprocess_env(LLM_GATEWAY_HOME=str(setup.store.home), LOG_LEVEL="warning")
+    adding = [
+        subprocess.Popen(
+            [PYTHON, "-m", "llm_gateway", "apikey", "add", "--name", f"cli-{i}", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    flips = [False, True] * 3 + [False]
+    for enabled in flips:
+        answer = setup.json(
+            "POST",
+            "/admin/api/accounts/enabled",
+            setup.admin_key,
+            {"id": setup.broken, "enabled": enabled},
+        )
+        assert answer["applied"] is True
+    added = []
+    for process in adding:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        added.append(json.loads(out)["id"])
     document = setup.store.read_document()
-    assert added["id"] in [k["id"] for k in document["gateway_keys"]]
+    assert set(added) <= {k["id"] for k in document["gateway_keys"]}
     assert [a["enabled"] for a in document["upstream_accounts"]] == [False, True]
+    shown = run_cli("upstream", "show", setup.broken, "--json").json()
+    assert shown["enabled"] is False
 
 
 @pytest.mark.parametrize(
