@@ -113,7 +113,8 @@ def add_anthropic(name: str, port: int, priority: int) -> str:
 
 
 def add_key(*args: str) -> tuple[str, str]:
-    data = run_cli("apikey", "add", "--name", "k", "--json", *args).json()
+    name = f"k-{os.urandom(4).hex()}"  # key names are unique
+    data = run_cli("apikey", "add", "--name", name, "--json", *args).json()
     return data["id"], data["key"]
 
 
