@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import shlex
 import signal
 import stat
 import subprocess
@@ -213,3 +214,6 @@ def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: 
             server.communicate()
     assert server.returncode == 0, err
     assert f"listening on http://127.0.0.1:{port}" in err
+    # the next step is named as this archive is run, so it works when pasted
+    program = shlex.join([python, "-I", "-S", str(pyz)])
+    assert f"1 gateway key, 0 upstream accounts); next: {program} upstream add " in err

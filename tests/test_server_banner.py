@@ -3,6 +3,7 @@ accounts, and the next command when either is missing."""
 
 from __future__ import annotations
 
+import shlex
 import signal
 import subprocess
 from pathlib import Path
@@ -27,20 +28,26 @@ def _config(keys: int, upstreams: int) -> Config:
     )
 
 
+UPSTREAM = "upstream add --type api-key --provider anthropic --name main --key -"
+KEY = "apikey add --name NAME"
+
+
 def test_an_empty_gateway_is_told_what_to_run_next() -> None:
     line = start_line("http://127.0.0.1:3847", "/h/config.yaml", _config(0, 0))
     assert line == (
         "llm-gateway listening on http://127.0.0.1:3847 (config: /h/config.yaml; "
-        f"0 gateway keys, 0 upstream accounts); next: {NEXT_UPSTREAM}, then {NEXT_KEY}"
+        f"0 gateway keys, 0 upstream accounts); next: llm-gateway {UPSTREAM}, "
+        f"then llm-gateway {KEY}"
     )
+    assert (NEXT_UPSTREAM, NEXT_KEY) == (UPSTREAM, KEY)
 
 
-def test_counts_and_only_the_missing_step() -> None:
-    line = start_line("http://h:1", "/c", _config(1, 0))
-    assert "1 gateway key, 0 upstream accounts); next: " + NEXT_UPSTREAM in line
-    assert NEXT_KEY not in line
-    line = start_line("http://h:1", "/c", _config(0, 2))
-    assert line.endswith("0 gateway keys, 2 upstream accounts); next: " + NEXT_KEY)
+def test_counts_only_the_missing_step_and_the_command_as_run() -> None:
+    zipapp = "python3 llm-gateway.pyz"
+    line = start_line("http://h:1", "/c", _config(1, 0), zipapp)
+    assert line.endswith(f"1 gateway key, 0 upstream accounts); next: {zipapp} {UPSTREAM}")
+    line = start_line("http://h:1", "/c", _config(0, 2), zipapp)
+    assert line.endswith(f"0 gateway keys, 2 upstream accounts); next: {zipapp} {KEY}")
     line = start_line("http://h:1", "/c", _config(2, 1))
     assert line.endswith("(config: /c; 2 gateway keys, 1 upstream account)")
 
@@ -82,8 +89,9 @@ def test_server_start_prints_one_line_a_newcomer_can_act_on(home: Path) -> None:
     assert len(lines) == 1, err
     assert lines[0].startswith("llm-gateway listening on http://127.0.0.1:")
     assert f"(config: {config_file(home)}; 0 gateway keys, 0 upstream accounts)" in lines[0]
-    assert lines[0].endswith(f"next: {NEXT_UPSTREAM}, then {NEXT_KEY}")
+    program = shlex.join([PYTHON, "-m", "llm_gateway"])  # as this test runs it
+    assert lines[0].endswith(f"next: {program} {UPSTREAM}, then {program} {KEY}")
 
     assert run_cli("apikey", "add", "--name", "first").code == 0
     err = _start_and_stop(home)
-    assert err.endswith("1 gateway key, 0 upstream accounts); next: " + NEXT_UPSTREAM + "\n")
+    assert err.endswith(f"1 gateway key, 0 upstream accounts); next: {program} {UPSTREAM}\n")

@@ -346,6 +346,7 @@ async def _run(
     err: Callable[[str], None],
     *,
     reuse_port: bool = False,
+    program: str = "llm-gateway",
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -356,7 +357,7 @@ async def _run(
     bound = host if host is not None else gateway.state.config.server.host
     address = f"http://{bound}:{ports[0]}"
     log.info("listening", extra={"address": address})
-    err(start_line(address, str(gateway.store.path), gateway.state.config))
+    err(start_line(address, str(gateway.store.path), gateway.state.config, program))
     await stop.wait()
     log.info("shutting down")
     await gateway.stop()
@@ -370,13 +371,16 @@ def serve_forever(
     port: int | None,
     err: Callable[[str], None],
     workers: int = 1,
+    program: str = "llm-gateway",
 ) -> int:
-    """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
+    """Run in the foreground until SIGINT/SIGTERM; returns the exit code.
+
+    ``program``: the command that runs the CLI, for the next step the start line names."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
     return_large_blocks()
     if workers <= 1:
-        return _serve_one(store, environ, host, port, err)
+        return _serve_one(store, environ, host, port, err, program=program)
     bind_host = config.server.host if host is None else host
     bind_port = config.server.port if port is None else port
     reserved = None
@@ -388,7 +392,14 @@ def serve_forever(
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
         return _serve_one(
-            store, environ, bind_host, bind_port, quiet, reuse_port=True, metrics_dir=metrics_dir
+            store,
+            environ,
+            bind_host,
+            bind_port,
+            quiet,
+            reuse_port=True,
+            metrics_dir=metrics_dir,
+            program=program,
         )
 
     try:
@@ -407,10 +418,11 @@ def _serve_one(
     *,
     reuse_port: bool = False,
     metrics_dir: Path | None = None,
+    program: str = "llm-gateway",
 ) -> int:
     gateway = Gateway(store, environ, metrics_dir=metrics_dir)
     try:
-        asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port))
+        asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:
         err(f"error: cannot listen: {exc.strerror or exc}")
         return 1
