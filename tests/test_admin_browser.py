@@ -139,6 +139,12 @@ def test_an_admin_sees_health_disables_an_account_and_the_cli_agrees(
     assert {a["id"]: a["enabled"] for a in listed} == {setup.broken: True, setup.healthy: False}
     assert "disabled" in run_cli("upstream", "list").out
 
+    # live: a request made now (nothing left to serve it) appears without a reload
+    assert setup.chat() >= 500
+    sync_api.expect(served).to_have_count(2)
+    sync_api.expect(served.first.locator("td.status-bad")).to_be_visible()
+    sync_api.expect(page.locator("#chart-errors svg rect")).to_have_count(1)
+
     # a reload of the tab keeps the session; signing out forgets the key
     page.reload()
     sync_api.expect(healthy.locator(".state")).to_have_text("disabled")
