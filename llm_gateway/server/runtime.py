@@ -1,7 +1,8 @@
 """Running the gateway: start-up, configuration reload, signals, shutdown.
 
 Theory of operation: ``serve_forever`` loads and validates the configuration
-(refusing to start on an invalid file), configures logging, builds the
+(refusing to start on an invalid file), configures logging, raises the
+open-file limit and logs the connections it allows (``capacity.py``), builds the
 application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
 task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
 changed, the file is re-read and validated on a worker thread
@@ -44,6 +45,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
 from .malloc import return_large_blocks
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
@@ -69,6 +71,20 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
     )
 
 
+def _warn_unrouted(config: Config, before: Config | None) -> None:
+    """Warn about accounts that list no models (newly so, on a reload)."""
+    known = {a.id for a in before.upstream_accounts if a.serves_no_model} if before else set()
+    for account in config.upstream_accounts:
+        if account.serves_no_model and account.id not in known:
+            log.warning(
+                "upstream account lists no models: no request is routed to it",
+                extra={
+                    "account_id": account.id,
+                    "reason": f"set them with: upstream update {account.id} --models GLOBS",
+                },
+            )
+
+
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
@@ -86,6 +102,7 @@ class Gateway:
         config = loaded.config
         self.watcher = ConfigWatcher(store, loaded)
         self.started_config = config
+        _warn_unrouted(config, None)
         self.health = HealthTracker(health_policy(config.routing))
         self.state = GatewayState(
             config=config,
@@ -94,8 +111,9 @@ class Gateway:
             config_digest=loaded.digest,
         )
         self.app = GatewayApp(self.state)
+        capacity = plan(open_file_limit(), config.server, config.proxy)
         self.pool = ConnectionPool(
-            max_connections_per_origin=config.proxy.max_connections_per_upstream,
+            max_connections_per_origin=capacity.per_upstream,
             idle_expiry=config.proxy.idle_connection_timeout,
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
@@ -120,7 +138,7 @@ class Gateway:
                 max_header_bytes=server.max_header_bytes,
                 header_timeout=server.header_timeout,
                 keepalive_timeout=server.keepalive_timeout,
-                max_connections=server.max_connections,
+                max_connections=capacity.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
             ),
             render_error=error_for_status,
@@ -236,6 +254,7 @@ class Gateway:
     def _apply(self, loaded: Loaded) -> None:
         config, old = loaded.config, self.state.config
         self._settle_health(old, config)
+        _warn_unrouted(config, old)
         if config.environment != old.environment:
             self.pool.set_proxy(
                 ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
@@ -249,7 +268,9 @@ class Gateway:
                 max_header_bytes=config.server.max_header_bytes,
                 header_timeout=config.server.header_timeout,
                 keepalive_timeout=config.server.keepalive_timeout,
-                max_connections=config.server.max_connections,
+                max_connections=plan(
+                    open_file_limit(), config.server, config.proxy
+                ).max_connections,
                 shutdown_timeout=config.server.shutdown_timeout,
             )
         self.state.config = config
@@ -353,6 +374,11 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    files = raise_open_file_limit()  # before forking: workers inherit it
+    capacity = plan(files.soft, config.server, config.proxy)
+    log.info(describe(files, capacity))
+    for warning in overcommitted(capacity):
+        log.warning(warning)
     return_large_blocks()
     if workers <= 1:
         return _serve_one(store, environ, host, port, err)
