@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import sqlite3
@@ -112,9 +113,12 @@ def add_anthropic(name: str, port: int, priority: int) -> str:
     return account_id
 
 
+_NAMES = itertools.count(1)
+
+
 def add_key(*args: str) -> tuple[str, str]:
-    name = f"k-{os.urandom(4).hex()}"  # key names are unique
-    data = run_cli("apikey", "add", "--name", name, "--json", *args).json()
+    """A gateway key with a name of its own (names are unique)."""
+    data = run_cli("apikey", "add", "--name", f"k{next(_NAMES)}", "--json", *args).json()
     return data["id"], data["key"]
 
 
