@@ -51,6 +51,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 #: called once per request when its response is complete: (request, status, seconds)
 Finished = Callable[[Request, int, float], None]
 _LOOPBACK = ("127.", "::1", "[::1]")
+#: probes (liveness checks, clients looking for a server) are not access-logged
+_UNLOGGED = frozenset({"/health", "/"})
 #: reads that write no access line (the admin page's; its writes are logged)
 _UNLOGGED_READS = "/admin"
 
@@ -130,7 +132,11 @@ class _LoggedBody:
 class GatewayApp:
     def __init__(self, state: GatewayState):
         self.state = state
-        self.routes: dict[tuple[str, str], Handler] = {("GET", "/health"): self.health}
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/health"): self.health,
+            ("GET", "/"): self.root,
+            ("HEAD", "/"): self.root,
+        }
         self.finished: list[Finished] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
@@ -154,7 +160,7 @@ class GatewayApp:
         if allowed_origin is not None:
             response.headers.extend(cors.response_headers(allowed_origin))
         logging_on = log.isEnabledFor(logging.INFO)
-        if request.path == "/health" or not (logging_on or self.finished):
+        if request.path in _UNLOGGED or not (logging_on or self.finished):
             return response
         if request.method == "GET" and request.path.startswith(_UNLOGGED_READS):
             return response  # the admin page polls every few seconds
@@ -204,6 +210,11 @@ class GatewayApp:
                 headers=[("allow", ", ".join(methods))],
             )
         return NotFound(f"no such endpoint: {request.method} {request.path}")
+
+    async def root(self, request: Request) -> Response:
+        """What answers here, for clients that probe ``/`` (Claude Code sends ``HEAD /``)."""
+        body = {"name": "llm-gateway", "version": __version__, "health": "/health"}
+        return json_response(200, body, [("cache-control", "no-store")])
 
     async def health(self, request: Request) -> Response:
         """Liveness and a summary; per-account detail only for loopback callers."""
