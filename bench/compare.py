@@ -27,6 +27,11 @@ few seconds after the other, so both see the same machine and only their
    then the geometric mean of the ratios over all rows. Below 1 means the new
    build spends less CPU per request.
 
+What the usage ledger and the metrics cost: ``compare.py HEAD HEAD
+--accounting-off-base`` runs the same build twice, the base with
+``ledger.enabled`` and ``metrics.enabled`` false, the new one with both on and
+a price table that prices every request; the ratio is on ÷ off.
+
 The same build under two interpreters is a comparison too: ``compare.py HEAD
 HEAD --new-python python3.13`` measures what a newer Python buys (the zipapp is
 pure Python, so one build runs on any 3.10+).
@@ -193,7 +198,8 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
         ]
         for b, pyz in zip(builds, pyzs, strict=True):
             gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu, b.python)
-            gateway.configure(accounts, log_level=args.log_level)
+            off = args.accounting_off_base and b.name == "base"
+            gateway.configure(accounts, log_level=args.log_level, extra=_accounting(not off))
             gateway.start()
             b.gateway = gateway
         paths = [p for p in PATHS if p.label in args.paths]
@@ -208,6 +214,15 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
             if b.gateway is not None:
                 b.gateway.stop()
         stub.stop()
+
+
+def _accounting(on: bool) -> dict[str, object]:
+    """The ledger and the metrics on (with every stub model priced) or off."""
+    if not on:
+        return {"ledger": {"enabled": False}, "metrics": {"enabled": False}}
+    prices = {"as_of": "bench", "models": [{"match": "*", "input": 3, "output": 15,
+                                            "cache_read": 0.3, "cache_write_5m": 3.75}]}  # fmt: skip
+    return {"ledger": {"enabled": True}, "metrics": {"enabled": True}, "prices": prices}
 
 
 def _spread(values: list[float]) -> str:
@@ -266,6 +281,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--new-python", default=sys.executable, help="interpreter for the new build's gateway"
+    )
+    parser.add_argument(
+        "--accounting-off-base",
+        action="store_true",
+        help="the base gateway runs without the usage ledger and metrics (compare HEAD HEAD)",
     )
     parser.add_argument("--out", type=Path, help="default bench/results/compare-DATE.md")
     args = parser.parse_args(argv)

@@ -107,12 +107,14 @@ class Gateway:
         max_connections: int | None = None,
         max_connections_per_upstream: int | None = None,
         log_level: str = "warning",
+        extra: dict[str, object] | None = None,
     ) -> None:
         """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key.
 
         The connection limits are the gateway's defaults (sized from the open-file
         limit) unless given. Logging is at ``warning`` unless asked: at ``info``
-        every request writes an access log line (to the gateway's log file here)."""
+        every request writes an access log line (to the gateway's log file here).
+        ``extra`` adds top-level sections (``ledger``, ``metrics``, ``prices``...)."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         server: dict[str, Any] = {"host": "127.0.0.1", "port": self.port}
         proxy: dict[str, Any] = {}
@@ -124,6 +126,7 @@ class Gateway:
             "server": server,
             "proxy": proxy,
             "logging": {"level": log_level, "format": "text"},
+            **(extra or {}),
         }
         config = self.home / "config.yaml"
         config.write_text(json.dumps(settings, indent=2) + "\n")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import importlib.util
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -307,6 +309,13 @@ def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: 
 
         health = wait_until(answered, 20.0, "the zipapp server to answer /health")
         assert health["status"] == "ok" and health["version"] == __version__
+        # the admin page is package data, read from inside the archive
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/admin")
+        page = conn.getresponse()
+        assert page.status == 200
+        assert page.read() == (REPO / "llm_gateway" / "admin" / "page.html").read_bytes()
+        conn.close()
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=15)
     finally:
@@ -315,3 +324,6 @@ def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: 
             server.communicate()
     assert server.returncode == 0, err
     assert f"listening on http://127.0.0.1:{port}" in err
+    # the next step is named as this archive is run, so it works when pasted
+    program = shlex.join([python, "-I", "-S", str(pyz)])
+    assert f"1 gateway key, 0 upstream accounts); next: {program} upstream add " in err

@@ -208,7 +208,7 @@ def test_apikey_add_json(home: Path) -> None:
     view = ok("apikey add --name ci --json").json()
     assert set(view) == {
         "id", "name", "permissions", "enabled", "created_at", "expires_at",
-        "models", "rpm", "tpm", "key",
+        "models", "rpm", "tpm", "budget", "budget_period", "key",
     }  # fmt: skip
     assert GATEWAY_KEY.fullmatch(view["key"]) and parse_key_id(view["key"]) == view["id"]
     assert view["permissions"] == ["read", "write"] and view["enabled"] is True

@@ -14,10 +14,11 @@ from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..config.schema import PERMISSIONS
+from ..config.schema import BUDGET_PERIODS, PERMISSIONS
 from ..crypto.gateway_keys import generate_key, hash_key
 from .context import CliError, Context, add_actions, parse_csv, print_table
 from .entries import Entries
+from .usage_cmd import budget_use
 
 __all__ = ["register"]
 
@@ -76,6 +77,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _budget(text: str) -> float:
+    """A spend per period in the price table's currency; ``none`` (or 0) removes it."""
+    if text in ("none", "0"):
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "expected an amount such as 50 or 12.5, or 'none'"
+        ) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError("expected a positive amount, or 'none'")
+    return value
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("apikey", help="manage the gateway's own API keys")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -91,6 +107,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         p.add_argument("--expires", type=_expiry, help="30d, 12h, an ISO date, or never")
         p.add_argument("--rpm", type=_positive, help="requests per minute (none: unlimited)")
         p.add_argument("--tpm", type=_positive, help="tokens per minute (none: unlimited)")
+        p.add_argument(
+            "--budget",
+            type=_budget,
+            help="spend allowed per budget period, in the price table's currency (none: unlimited)",
+        )
+        p.add_argument(
+            "--budget-period",
+            choices=BUDGET_PERIODS,
+            help="the period a budget covers, in UTC (default: month)",
+        )
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     adding = functools.partial(settings, adding=True)
@@ -121,6 +147,8 @@ def public_view(entry: dict[str, Any]) -> dict[str, Any]:
         "models": list(entry.get("models") or []),
         "rpm": entry.get("rpm"),
         "tpm": entry.get("tpm"),
+        "budget": entry.get("budget"),
+        "budget_period": entry.get("budget_period") or "month",
     }
 
 
@@ -133,10 +161,12 @@ def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
         entry["models"] = parse_csv(args.models)
     if args.expires is not None:
         entry["expires_at"] = args.expires or None
-    for field in ("rpm", "tpm"):
+    for field in ("rpm", "tpm", "budget"):
         value = getattr(args, field)
         if value is not None:
             entry[field] = value or None
+    if args.budget_period is not None:
+        entry["budget_period"] = args.budget_period
 
 
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -153,6 +183,9 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
         "rpm": args.rpm or None,
         "tpm": args.tpm or None,
     }
+    if args.budget:
+        entry["budget"] = args.budget
+        entry["budget_period"] = args.budget_period or "month"
 
     def mutate(document: dict[str, Any]) -> None:
         ENTRIES.check_name(document, args.name, None)
@@ -168,8 +201,18 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _with_spend(ctx: Context, view: dict[str, Any]) -> dict[str, Any]:
+    """The view with ``budget_spent`` and ``budget_resets_at`` when the key has a budget."""
+    if view.get("budget") is None:
+        return view
+    use = budget_use(ctx, view["id"], view["budget_period"])
+    return {**view, "budget_spent": round(use.spent, 6), "budget_resets_at": use.resets_at}
+
+
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    document_keys = [public_view(asdict(k)) for k in ctx.store.load().gateway_keys]
+    document_keys = [
+        _with_spend(ctx, public_view(asdict(k))) for k in ctx.store.load().gateway_keys
+    ]
     if args.json:
         ctx.json(document_keys)
         return 0
@@ -194,7 +237,15 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def _limits(view: dict[str, Any]) -> str:
     parts = [f"{view[f]} {f}" for f in ("rpm", "tpm") if view.get(f)]
+    if view.get("budget") is not None:
+        parts.append(_spend(view))
     return ", ".join(parts) or "-"
+
+
+def _spend(view: dict[str, Any]) -> str:
+    if view.get("budget") is None:
+        return "-"
+    return f"{view['budget_spent']:.2f} of {view['budget']:g} spent this {view['budget_period']}"
 
 
 def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
@@ -211,7 +262,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     key = ctx.store.load().key_by_id(args.id)
     if key is None:
         raise CliError(f"no gateway key with id {args.id!r} (see '{ctx.command('apikey list')}')")
-    _print_one(ctx, public_view(asdict(key)), args.json)
+    _print_one(ctx, _with_spend(ctx, public_view(asdict(key))), args.json)
     return 0
 
 

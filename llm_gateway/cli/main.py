@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config.store import ConfigStore, resolve_config_path
 from ..errors import ConfigError
-from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
+from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd, usage_cmd
 from .context import CliError, Context
 from .invocation import invoked_as
 from .running import wait_for_load
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd)
+COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd, usage_cmd)
 #: the commands whose ID argument names a gateway key or an upstream account (by id or name)
 NAMED_BY_ID = {
     "apikey": apikey_cmd.ENTRIES,

@@ -53,5 +53,11 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
     from ..server.runtime import serve_forever
 
     return serve_forever(
-        ctx.store, ctx.environ, host=args.host, port=args.port, err=ctx.err, workers=args.workers
+        ctx.store,
+        ctx.environ,
+        host=args.host,
+        port=args.port,
+        err=ctx.err,
+        workers=args.workers,
+        program=ctx.program,
     )

@@ -26,7 +26,13 @@ __all__ = [
     "Config",
     "EnvironmentConfig",
     "GatewayKey",
+    "BUDGET_PERIODS",
+    "LedgerConfig",
     "LoggingConfig",
+    "MetricsConfig",
+    "PriceRule",
+    "PricesConfig",
+    "Rates",
     "OAuthSettings",
     "OAuthState",
     "PERMISSIONS",
@@ -176,6 +182,69 @@ class GatewayKey:
     models: tuple[str, ...] = ()
     rpm: int | None = None
     tpm: int | None = None
+    #: spend allowed per ``budget_period``, in the price table's currency
+    budget: float | None = None
+    budget_period: str = "month"
+
+
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Prices per million tokens; a rate left out is charged as ``input``
+    (cache reads and writes), ``cache_write_5m`` (one-hour writes) or ``output``
+    (reasoning)."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    reasoning: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    """The prices of the models whose name matches ``match`` (a glob)."""
+
+    match: str
+    rates: Rates
+    #: above this many input tokens (fresh, cache read and written) in one
+    #: request, ``long_context`` rates apply to the whole request
+    long_context_threshold: int | None = None
+    long_context: Rates | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PricesConfig:
+    currency: str = "USD"
+    #: when the prices were taken (shown beside costs)
+    as_of: str = ""
+    #: first match wins, on the upstream model, then the requested one
+    models: tuple[PriceRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """The usage ledger (SQLite in the home); read only at start."""
+
+    enabled: bool = True
+    #: relative to the gateway's home
+    file: str = "usage.sqlite3"
+    retention_days: float = 90.0
+    batch_size: int = 256
+    flush_interval: float = 0.5
+    queue_size: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``/metrics``: admin keys on the main port, and without a key on ``listen``."""
+
+    enabled: bool = True
+    #: host:port of a listener that serves only ``/metrics`` (read only at start)
+    listen: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +367,9 @@ class Config:
     model_aliases: tuple[tuple[str, str], ...] = ()
     #: model (exact or glob) -> models tried when all of its accounts failed
     fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    prices: PricesConfig = PricesConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def key_by_id(self, key_id: str) -> GatewayKey | None:
         for key in self.gateway_keys:
@@ -670,6 +742,8 @@ def _gateway_key(data: object, path: str) -> GatewayKey:
         models=s.get("models", (), _str_list),
         rpm=s.get("rpm", None, _int(1)),
         tpm=s.get("tpm", None, _int(1)),
+        budget=s.get("budget", None, _non_negative),
+        budget_period=s.get("budget_period", "month", _choice(BUDGET_PERIODS)),
     )
     s.finish()
     return result
@@ -761,6 +835,93 @@ def _account(data: object, path: str) -> UpstreamAccount:
     return result
 
 
+def _rate(path: str, value: object) -> float:
+    return _non_negative(path, value)
+
+
+def _rates(data: object, path: str, base: Rates | None = None) -> Rates:
+    s = _Section(data, path)
+    d = base or Rates()
+    result = Rates(
+        input=s.get("input", d.input, _rate) if base else s.require("input", _rate),
+        output=s.get("output", d.output, _rate) if base else s.require("output", _rate),
+        cache_read=s.get("cache_read", d.cache_read, _rate),
+        cache_write_5m=s.get("cache_write_5m", d.cache_write_5m, _rate),
+        cache_write_1h=s.get("cache_write_1h", d.cache_write_1h, _rate),
+        reasoning=s.get("reasoning", d.reasoning, _rate),
+    )
+    s.finish()
+    return result
+
+
+def _price_rule(data: object, path: str) -> PriceRule:
+    if not isinstance(data, Mapping):
+        raise SchemaError(path, f"must be a mapping, not {_type_name(data)}")
+    plain = {k: v for k, v in data.items() if k not in ("match", "long_context")}
+    s = _Section({k: data[k] for k in ("match", "long_context") if k in data}, path)
+    match = s.require("match", _str)
+    rates = _rates(plain, path)
+    long = s.raw("long_context")
+    threshold, long_rates = None, None
+    if long is not None:
+        if not isinstance(long, Mapping):
+            raise SchemaError(f"{path}.long_context", f"must be a mapping, not {_type_name(long)}")
+        lpath = f"{path}.long_context"
+        threshold = _int(1)(f"{lpath}.threshold", long.get("threshold"))
+        long_rates = _rates({k: v for k, v in long.items() if k != "threshold"}, lpath, rates)
+    s.finish()
+    return PriceRule(match, rates, threshold, long_rates)
+
+
+def _prices(data: object) -> PricesConfig:
+    s, d = _Section(data, "prices"), PricesConfig()
+    rules = tuple(
+        _price_rule(item, f"prices.models[{i}]")
+        for i, item in enumerate(_list(s.raw("models"), "prices.models"))
+    )
+    result = PricesConfig(
+        currency=s.get("currency", d.currency, _str),
+        as_of=s.get("as_of", d.as_of, _str),
+        models=rules,
+    )
+    s.finish()
+    return result
+
+
+def _ledger(data: object) -> LedgerConfig:
+    s, d = _Section(data, "ledger"), LedgerConfig()
+    result = LedgerConfig(
+        enabled=s.get("enabled", d.enabled, _bool),
+        file=s.get("file", d.file, _str),
+        retention_days=s.get("retention_days", d.retention_days, _seconds),
+        batch_size=s.get("batch_size", d.batch_size, _int(1, 100_000)),
+        flush_interval=s.get("flush_interval", d.flush_interval, _seconds),
+        queue_size=s.get("queue_size", d.queue_size, _int(1)),
+    )
+    s.finish()
+    return result
+
+
+def _listen_address(path: str, value: object) -> str | None:
+    text = _str(path, value).strip()
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise SchemaError(path, f"must be host:port such as 127.0.0.1:9464; got {text!r}")
+    return text
+
+
+def _metrics(data: object) -> MetricsConfig:
+    s, d = _Section(data, "metrics"), MetricsConfig()
+    result = MetricsConfig(
+        enabled=s.get("enabled", d.enabled, _bool),
+        listen=s.get("listen", d.listen, _listen_address),
+    )
+    s.finish()
+    return result
+
+
 def _model_name(path: str, value: object) -> str:
     name = _str(path, value)
     if not name or is_glob(name):
@@ -829,6 +990,9 @@ def parse_config(data: object) -> Config:
         oauth=_oauth_settings(top.raw("oauth")),
         model_aliases=_name_map("model_aliases", top.raw("model_aliases") or {}),
         fallbacks=_fallback_map("fallbacks", top.raw("fallbacks") or {}),
+        prices=_prices(top.raw("prices")),
+        ledger=_ledger(top.raw("ledger")),
+        metrics=_metrics(top.raw("metrics")),
     )
     top.finish()
     return config

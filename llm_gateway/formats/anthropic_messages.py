@@ -514,7 +514,16 @@ def _parse_usage(u: FieldReader) -> Usage:
         output_tokens=u.opt_int("output_tokens") or 0,
         cache_read_tokens=u.opt_int("cache_read_input_tokens") or 0,
         cache_write_tokens=u.opt_int("cache_creation_input_tokens") or 0,
+        cache_write_1h_tokens=_one_hour_writes(u.get("cache_creation")),
     )
+
+
+def _one_hour_writes(creation: object) -> int:
+    """``usage.cache_creation.ephemeral_1h_input_tokens``, 0 when absent."""
+    if not isinstance(creation, dict):
+        return 0
+    value = creation.get("ephemeral_1h_input_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:

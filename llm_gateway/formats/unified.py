@@ -88,6 +88,9 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    #: the part of ``cache_write_tokens`` written for one hour (Anthropic's
+    #: ``cache_creation.ephemeral_1h_input_tokens``), priced apart
+    cache_write_1h_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,8 @@ class TokenManager:
         self._failed_at: dict[str, float] = {}
         #: account id -> the sealed refresh token the provider refused
         self._refused: dict[str, str] = {}
+        #: told of each refresh at the token endpoint: (account id, succeeded)
+        self.on_refresh: Callable[[str, bool], None] = lambda account_id, ok: None
 
     # -- the public face -----------------------------------------------------------
 
@@ -342,14 +344,17 @@ class TokenManager:
                     answer.status, answer.body, now=self._clock(), previous_refresh=refresh_token
                 )
             except InvalidGrant as error:
+                self.on_refresh(account_id, False)
                 return await self._on_invalid_grant(account_id, spent, error)
             except OAuthError as error:
+                self.on_refresh(account_id, False)
                 self._failed_at[account_id] = self._clock()
                 log.warning(
                     "token refresh failed", extra={"account_id": account_id, "error": error.message}
                 )
                 await self._record_error(account_id, spent, error.message)
                 raise
+            self.on_refresh(account_id, True)
             return await self._persist(account_id, spent, tokens)
 
     def _adopt(self, account: UpstreamAccount, goal: _Goal) -> str | None:

@@ -3,7 +3,8 @@
 Theory of operation, one request:
 
 1. *Check.* Authenticate the gateway key, apply its request-rate limit, parse
-   the JSON body once, check the key may use the model.
+   the JSON body once, check the key may use the model, and reserve its spend
+   budget (``accounting.BudgetGate``).
 2. *Route.* The requested model goes through the gateway's ``model_aliases``,
    and its ``fallbacks`` follow it (``routing.models``). For each model in
    turn, the candidates are the enabled accounts whose ``models`` patterns or
@@ -26,7 +27,8 @@ Theory of operation, one request:
    flow through a ``StreamPipe`` chunk by chunk, pulled by the server's writer.
    After the first byte went out there is no retry: a failure becomes an error
    event in the client's format and the stream ends cleanly. Token usage is
-   charged to the key's tokens-per-minute bucket when known.
+   charged to the key's tokens-per-minute bucket when known, and noted for the
+   usage ledger (``accounting``, when the response is complete).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from ..errors import (
 from ..formats.registry import FORMATS
 from ..formats.token_counts import COUNT_ANSWERS
 from ..formats.unified import Usage
+from ..metrics.families import GatewayMetrics
 from ..oauth.errors import OAuthError, ReauthorizationRequired
 from ..oauth.manager import TokenManager
 from ..providers.base import Operation
@@ -66,6 +69,7 @@ from ..store.responses import ResponseStore
 from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
+from .accounting import BudgetGate
 from .auth import authenticate, authorize
 from .call import ClientCall, parse_call
 from .catalog import ModelCache, list_models
@@ -173,6 +177,10 @@ class Proxy:
         #: Responses turns kept for previous_response_id, and passthrough chains' accounts
         store = ResponseStore(credentials.home / RESPONSES_FILE, credentials.secret_key)
         self.chains = ResponseChains(store, wall_clock)
+        #: the request path only adds to these (rendered by ``/metrics``)
+        self.metrics = GatewayMetrics()
+        #: per-key spend budgets (the runtime gives it the ledger to read)
+        self.budgets = BudgetGate(None, wall_clock)
 
     # -- endpoints -----------------------------------------------------------------
 
@@ -198,6 +206,7 @@ class Proxy:
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
+        request.notes["client_format"] = endpoint.client_format
         if len(request.body) < LARGE_BODY_BYTES:
             return await self._handle(request, endpoint)
         config = self.state.config
@@ -213,10 +222,16 @@ class Proxy:
         key = authenticate(request.header_map, config, self.wall_clock())
         notes["key_id"] = key.id
         authorize(key, endpoint.permission)
-        limit_headers = self._check_rate(key)
+        try:
+            limit_headers = self._check_rate(key)
+        except RateLimited:
+            notes["rejected"] = "rate_limit"
+            raise
         call = parse_call(endpoint, request.body, request.header_map)
         notes["model"] = call.model
+        notes["streamed"] = call.stream
         authorize(key, endpoint.permission, call.model)
+        await self.budgets.admit(request, key, config, call.body)
         models = route_models(config.model_aliases, config.fallbacks, call.model)
         accounts = candidates(config, models[0])
         if endpoint.keeps_responses:
@@ -311,12 +326,15 @@ class Proxy:
             account = queue.pop(0)
             if not self.health.try_acquire_probe(account.id, self.clock()):
                 continue
+            self._count_again(request, account.id)
             attempts += 1
             request.notes["attempts"] = attempts
             try:
                 response = await self._attempt(request, call, model, account, config, key)
             except _Failed as failed:
                 last = failed
+                self.metrics.attempts.inc((account.id, failed.outcome.value))
+                request.notes["failed_account"] = account.id
                 log.warning(
                     "upstream attempt failed",
                     extra={
@@ -344,6 +362,8 @@ class Proxy:
                 continue
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
+            answered = Outcome.OK if response.status < 400 else Outcome.CLIENT_ERROR
+            self.metrics.attempts.inc((account.id, answered.value))
             return response
         if last is None:
             raise _Exhausted(
@@ -352,6 +372,13 @@ class Proxy:
                 )
             )
         raise _Exhausted(last.error)
+
+    def _count_again(self, request: Request, account_id: str) -> None:
+        """A new attempt after a failed one: a retry (same account) or a failover."""
+        failed = request.notes.pop("failed_account", None)
+        if isinstance(failed, str):
+            family = self.metrics.retries if failed == account_id else self.metrics.failovers
+            family.inc((failed,))
 
     async def credential_for(self, account: UpstreamAccount) -> str:
         """The account's clear credential (an OAuth access token, refreshed when due)."""
@@ -419,6 +446,7 @@ class Proxy:
                 prepare, call, account, credential, request, config.oauth, model
             )
         notes["upstream_model"] = prepared.upstream_model
+        notes["upstream_format"] = prepared.upstream_format
         started = self.clock()
         self.health.begin_request(account.id)
         try:
@@ -531,6 +559,7 @@ class Proxy:
     def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
         if usage is None:
             return
+        request.notes["usage"] = usage
         request.notes["input_tokens"] = (
             usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
         )
@@ -570,6 +599,7 @@ class _ProxyStream:
         #: log each converted chunk at this level (None: don't)
         self.debug_level: int | None = None
         self._closed = False
+        proxy.metrics.streams.inc((), 1)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -627,6 +657,7 @@ class _ProxyStream:
             return
         self._closed = True
         proxy = self.proxy
+        proxy.metrics.streams.inc((), -1)
         proxy.health.end_request(self.account.id)
         await self.upstream.aclose()
         now = proxy.clock()

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import UpstreamError
+from ..formats.fields import FieldReader
+from ..formats.gemini_generate_content import parse_usage as gemini_usage
 from ..formats.unified import Usage
 from ..streaming.anthropic_messages import usage_from_anthropic
 from ..streaming.openai_chat import usage_from_openai
@@ -32,11 +35,22 @@ def _responses(body: dict[str, Any]) -> Usage | None:
     return usage_from_responses(raw) if isinstance(raw, dict) else None
 
 
+def _gemini(body: dict[str, Any]) -> Usage | None:
+    raw = body.get("usageMetadata")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return gemini_usage(FieldReader(raw, "usageMetadata", error=UpstreamError))
+    except UpstreamError:
+        return None
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], Usage | None]] = {
     "anthropic-messages": _anthropic,
     "openai-chat": _openai,
     "openai-completions": _openai,
     "openai-responses": _responses,
+    "gemini-generate-content": _gemini,
 }
 
 

@@ -17,9 +17,12 @@ loaded (``config``) and a digest of the bytes in force (the CLI polls it after
 a change), the counts of keys and accounts, and settings waiting for a
 restart; per-account state and the pid only to loopback callers.
 
-Access log: one structured line per request, written when the response is
+Access log: one structured line per request (but ``/health`` and the admin
+page's reads, which pollers repeat every few seconds), written when the response is
 complete (for a stream, when it ends), with what the handler noted in
-``request.notes`` (key id, model, account, attempts, tokens...).
+``request.notes`` (key id, model, account, attempts, tokens...). At the same
+moment every ``finished`` hook is called with the request, the status and the
+duration (the usage ledger and the metrics, ``pipeline.accounting``).
 """
 
 from __future__ import annotations
@@ -45,9 +48,13 @@ __all__ = ["GatewayApp", "GatewayState", "error_for_status", "error_response"]
 log = logging.getLogger("llm_gateway.access")
 
 Handler = Callable[[Request], Awaitable[Response]]
+#: called once per request when its response is complete: (request, status, seconds)
+Finished = Callable[[Request, int, float], None]
 _LOOPBACK = ("127.", "::1", "[::1]")
 #: probes (liveness checks, clients looking for a server) are not access-logged
 _UNLOGGED = frozenset({"/health", "/"})
+#: reads that write no access line (the admin page's; its writes are logged)
+_UNLOGGED_READS = "/admin"
 
 
 @dataclass
@@ -132,6 +139,7 @@ class GatewayApp:
         }
         #: (method, path prefix) -> handler, for paths that end in an id
         self.prefix_routes: dict[tuple[str, str], Handler] = {}
+        self.finished: list[Finished] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
@@ -168,15 +176,27 @@ class GatewayApp:
             response = error_response(request, error)
         if allowed_origin is not None:
             response.headers.extend(cors.response_headers(allowed_origin))
-        if request.path in _UNLOGGED or not log.isEnabledFor(logging.INFO):
+        logging_on = log.isEnabledFor(logging.INFO)
+        if request.path in _UNLOGGED or not (logging_on or self.finished):
             return response
+        if request.method == "GET" and request.path.startswith(_UNLOGGED_READS):
+            return response  # the admin page polls every few seconds
         if isinstance(response.body, bytes):
-            self._log(request, response.status, start)
+            self._done(request, response.status, start, logging_on)
         else:
             response.body = _LoggedBody(
-                response.body, lambda: self._log(request, response.status, start)
+                response.body,
+                lambda: self._done(request, response.status, start, logging_on),
             )
         return response
+
+    def _done(self, request: Request, status: int, start: float, logging_on: bool) -> None:
+        if self.finished:
+            duration = time.perf_counter() - start
+            for hook in self.finished:
+                hook(request, status, duration)
+        if logging_on:
+            self._log(request, status, start)
 
     def _preflight(self, request: Request, origin: str | None) -> Response:
         headers = cors.preflight_headers(origin, request.header_map) if origin else None

@@ -36,6 +36,13 @@ START_ONLY = (
     "proxy.max_connections_per_upstream",
     "logging.level",
     "logging.format",
+    "ledger.enabled",
+    "ledger.file",
+    "ledger.retention_days",
+    "ledger.batch_size",
+    "ledger.flush_interval",
+    "ledger.queue_size",
+    "metrics.listen",
 )
 
 

@@ -12,9 +12,10 @@ server's limits; settings read only at start are logged at warning when they
 change. A file that fails to validate, is empty or is missing is logged and
 reported in ``/health``: the last good configuration stays in force. The
 server never writes the whole configuration back (only the OAuth manager
-saves rotated tokens, through the store's locked update), so it cannot undo a
-change the CLI made. Before binding, it refuses to start on an address
-that something already serves (``occupancy.py``), ``--workers`` included.
+saves rotated tokens, and the admin page enables or disables accounts, through
+the store's locked update), so it cannot undo a change the CLI made. Before
+binding, it refuses to start on an address that something already serves
+(``occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
+from ..admin.routes import AdminApi, install_admin_routes
 from ..config.schema import Config, RoutingConfig
 from ..config.store import ConfigStore, Loaded
 from ..errors import ConfigError
+from ..ledger.query import LedgerReader
+from ..ledger.writer import LedgerWriter
 from ..logs import configure
+from ..metrics.shared import PUBLISH_INTERVAL, SharedSnapshots
 from ..oauth.manager import TokenManager
+from ..pipeline.accounting import Accounting, BudgetGate
 from ..pipeline.credentials import Credentials
+from ..pipeline.metrics_route import MetricsApp, MetricsEndpoint
 from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
@@ -40,6 +48,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .banner import start_line
 from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
 from .malloc import return_large_blocks
 from .occupancy import occupant
@@ -84,7 +93,13 @@ def _warn_unrouted(config: Config, before: Config | None) -> None:
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
-    def __init__(self, store: ConfigStore, environ: Mapping[str, str]):
+    def __init__(
+        self,
+        store: ConfigStore,
+        environ: Mapping[str, str],
+        *,
+        metrics_dir: Path | None = None,
+    ):
         self.store = store
         self.environ = environ
         store.remove_stale_temporaries()
@@ -119,6 +134,10 @@ class Gateway:
             self.state, self.pool, credentials, health=self.health, tokens=self.tokens
         )
         install_routes(self.app, self.proxy)
+        self.ledger = self._accounting(config, metrics_dir)
+        usage = LedgerReader(store.home / config.ledger.file) if config.ledger.enabled else None
+        self.admin = AdminApi(self.state, store, ledger=lambda: usage)
+        install_admin_routes(self.app, self.admin)
         server = config.server
         self.server = HTTPServer(
             self.app,
@@ -141,6 +160,42 @@ class Gateway:
         self._prober: asyncio.Task[None] | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._upkeep: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
+        self.metrics_server: HTTPServer | None = None
+
+    def _accounting(self, config: Config, metrics_dir: Path | None) -> LedgerWriter | None:
+        """The usage ledger, budgets and ``/metrics`` (``ledger``, ``metrics``: read at start)."""
+        ledger: LedgerWriter | None = None
+        reader: LedgerReader | None = None
+        settings = config.ledger
+        if settings.enabled:
+            path = self.store.home / settings.file
+            ledger = LedgerWriter(
+                path,
+                batch_size=settings.batch_size,
+                flush_interval=settings.flush_interval,
+                queue_size=settings.queue_size,
+                retention=settings.retention_days * 86400,
+            )
+            reader = LedgerReader(path)
+        self.proxy.budgets = BudgetGate(reader)
+        accounting = Accounting(
+            lambda: self.state.config, self.proxy.metrics, ledger=ledger, budgets=self.proxy.budgets
+        )
+        if ledger is not None or config.metrics.enabled:
+            self.app.finished.append(accounting.finished)
+        self.tokens.on_refresh = lambda account_id, ok: self.proxy.metrics.oauth.inc(
+            (account_id, "ok" if ok else "failed")
+        )
+        self.metrics_endpoint = MetricsEndpoint(
+            self.state,
+            self.proxy.metrics,
+            connections=lambda: self.server.active_connections,
+            dropped=lambda: ledger.dropped + ledger.failed_batches if ledger else 0,
+            shared=SharedSnapshots(metrics_dir) if metrics_dir is not None else None,
+        )
+        self.app.route("GET", "/metrics", self.metrics_endpoint.scrape)
+        return ledger
 
     async def start(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
@@ -156,6 +211,9 @@ class Gateway:
             config.port if port is None else port,
             reuse_port=reuse_port,
         )
+        if self.ledger is not None:
+            self.ledger.start()
+        await self._start_metrics(reuse_port)
         self._watcher = asyncio.ensure_future(self._watch_config())
         self._prober = asyncio.ensure_future(self._probe_periodically())
         self._refresher = asyncio.ensure_future(
@@ -173,6 +231,20 @@ class Gateway:
         )
         return ports
 
+    async def _start_metrics(self, reuse_port: bool) -> None:
+        settings = self.state.config.metrics
+        if self.metrics_endpoint.shared is not None:
+            self._publisher = asyncio.ensure_future(
+                self.metrics_endpoint.publish_periodically(PUBLISH_INTERVAL)
+            )
+        if not settings.enabled or settings.listen is None:
+            return
+        host, _, port = settings.listen.rpartition(":")
+        self.metrics_server = HTTPServer(
+            MetricsApp(self.metrics_endpoint), ServerLimits(max_connections=64)
+        )
+        await self.metrics_server.start(host.strip("[]"), int(port), reuse_port=reuse_port)
+
     async def reload(self) -> bool:
         """Re-read the config when the file changed, reading and parsing on a worker
         thread; True when a new one took effect."""
@@ -182,10 +254,12 @@ class Gateway:
         if outcome is None:
             return False
         if isinstance(outcome, ConfigError):
+            self.proxy.metrics.reloads.inc(("failed",))
             self.state.config_error = error_detail(self.store, outcome)
             log.error("configuration not reloaded", extra={"error": str(outcome)})
             return False
         self._apply(outcome)
+        self.proxy.metrics.reloads.inc(("ok",))
         return True
 
     def _apply(self, loaded: Loaded) -> None:
@@ -263,14 +337,20 @@ class Gateway:
                 )
 
     async def stop(self) -> None:
-        for task in (self._watcher, self._prober, self._refresher, self._upkeep):
+        for task in (self._watcher, self._prober, self._refresher, self._upkeep, self._publisher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.tokens.aclose()
         await self.server.shutdown()
+        if self.metrics_server is not None:
+            await self.metrics_server.shutdown()
         await self.pool.aclose()
+        if self.ledger is not None:
+            await asyncio.to_thread(self.ledger.close)
+        if self.metrics_endpoint.shared is not None:
+            self.metrics_endpoint.shared.remove()
 
 
 async def _run(
@@ -280,6 +360,7 @@ async def _run(
     err: Callable[[str], None],
     *,
     reuse_port: bool = False,
+    program: str = "llm-gateway",
 ) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -290,7 +371,7 @@ async def _run(
     bound = host if host is not None else gateway.state.config.server.host
     address = f"http://{bound}:{ports[0]}"
     log.info("listening", extra={"address": address})
-    err(f"llm-gateway listening on {address} (config: {gateway.store.path})")
+    err(start_line(address, str(gateway.store.path), gateway.state.config, program))
     await stop.wait()
     log.info("shutting down")
     await gateway.stop()
@@ -304,8 +385,11 @@ def serve_forever(
     port: int | None,
     err: Callable[[str], None],
     workers: int = 1,
+    program: str = "llm-gateway",
 ) -> int:
-    """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
+    """Run in the foreground until SIGINT/SIGTERM; returns the exit code.
+
+    ``program``: the command that runs the CLI, for the next step the start line names."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
     files = raise_open_file_limit()  # before forking: workers inherit it
@@ -321,15 +405,25 @@ def serve_forever(
         err(f"error: {held_by}")
         return 1
     if workers <= 1:
-        return _serve_one(store, environ, host, port, err)
+        return _serve_one(store, environ, host, port, err, program=program)
     reserved = None
     if bind_port == 0:
         reserved, bind_port = reserve_port(bind_host)
     err(f"llm-gateway starting {workers} workers on {bind_host}:{bind_port}")
+    metrics_dir = fresh_metrics_dir(store.home, bind_port)
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
-        return _serve_one(store, environ, bind_host, bind_port, quiet, reuse_port=True)
+        return _serve_one(
+            store,
+            environ,
+            bind_host,
+            bind_port,
+            quiet,
+            reuse_port=True,
+            metrics_dir=metrics_dir,
+            program=program,
+        )
 
     try:
         return run_workers(workers, serve)
@@ -346,11 +440,23 @@ def _serve_one(
     err: Callable[[str], None],
     *,
     reuse_port: bool = False,
+    metrics_dir: Path | None = None,
+    program: str = "llm-gateway",
 ) -> int:
-    gateway = Gateway(store, environ)
+    gateway = Gateway(store, environ, metrics_dir=metrics_dir)
     try:
-        asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port))
+        asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:
         err(f"error: cannot listen: {exc.strerror or exc}")
         return 1
     return 0
+
+
+def fresh_metrics_dir(home: Path, port: int) -> Path:
+    """The directory where ``--workers`` processes leave their metric snapshots
+    (one per port), emptied of an earlier run's files."""
+    directory = home / "run" / f"metrics-{port}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.json"):
+        old.unlink(missing_ok=True)
+    return directory

@@ -96,7 +96,16 @@ def usage_from_anthropic(raw: dict[str, Any], base: Usage | None = None) -> Usag
         cache_read_tokens=count("cache_read_input_tokens", base.cache_read_tokens),
         cache_write_tokens=count("cache_creation_input_tokens", base.cache_write_tokens),
         reasoning_tokens=base.reasoning_tokens,
+        cache_write_1h_tokens=_one_hour(raw.get("cache_creation"), base.cache_write_1h_tokens),
     )
+
+
+def _one_hour(creation: object, default: int) -> int:
+    """``cache_creation.ephemeral_1h_input_tokens`` (one-hour cache writes)."""
+    if not isinstance(creation, dict):
+        return default
+    value = creation.get("ephemeral_1h_input_tokens")
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def error_event(error: StreamError) -> bytes:

@@ -1,0 +1,128 @@
+"""Per-key spend budgets: periods, running totals and reservations (pure).
+
+Theory of operation: a key's spend in its current period is what the ledger
+held when the period was first looked at (``load``), plus the cost of every
+request finished since (``settle``). A request is admitted only while
+``spent + reserved`` is below the budget, and then reserves an estimate of its
+own cost (the larger of its input tokens priced and the key's last request's
+cost); when it finishes, its reservation is replaced by its real cost. So
+concurrent requests see each other's reservations, and a nearly spent budget
+is overshot by at most about one request's cost. With ``--workers``, each
+process re-reads the ledger every ``REFRESH`` seconds, so the others' spend
+counts within that time (and the ledger's flush interval). Periods are calendar days,
+ISO weeks (from Monday) and months, in UTC; a new period starts from zero.
+Time is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["REFRESH", "BudgetBook", "Decision", "period_bounds"]
+
+#: seconds between two reads of a key's total from the ledger
+REFRESH = 5.0
+
+
+def period_bounds(period: str, now: float) -> tuple[float, float]:
+    """The start and end (seconds since the epoch, UTC) of the period holding ``now``."""
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif period == "month":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        raise ValueError(f"unknown budget period {period!r}")
+    return start.timestamp(), end.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    spent: float
+    reserved: float
+    #: seconds until the period ends (when refused: when to retry)
+    reset_in: float
+
+
+@dataclass(slots=True)
+class _Account:
+    start: float
+    end: float
+    spent: float = 0.0
+    reserved: float = 0.0
+    last_cost: float = 0.0
+    loaded_at: float = 0.0
+    #: cost settled here since the current ledger read began
+    settled_since_load: float = 0.0
+
+
+@dataclass
+class BudgetBook:
+    """Running totals and reservations per key, for one process."""
+
+    accounts: dict[str, _Account] = field(default_factory=dict)
+
+    def known(self, key_id: str, now: float) -> bool:
+        """The key's total for the current period is known (maybe due a refresh)."""
+        account = self.accounts.get(key_id)
+        return account is not None and account.start <= now < account.end
+
+    def due(self, key_id: str, period: str, now: float) -> float | None:
+        """The period start to read the ledger from, when this key's total is not
+        known for the current period or is ``REFRESH`` old; None otherwise. A
+        returned start marks the read as begun."""
+        account = self.accounts.get(key_id)
+        if account is not None and account.start <= now < account.end:
+            if now - account.loaded_at < REFRESH:
+                return None
+            account.loaded_at = now
+            account.settled_since_load = 0.0
+            return account.start
+        return period_bounds(period, now)[0]
+
+    def load(self, key_id: str, period: str, now: float, spent: float) -> None:
+        """The ledger's total for the key's current period (``spent``), read now."""
+        start, end = period_bounds(period, now)
+        account = self.accounts.get(key_id)
+        if account is not None and account.start == start:
+            # reservations stay; what finished while the ledger was read counts
+            account.spent = max(account.spent, spent + account.settled_since_load)
+            return
+        self.accounts[key_id] = _Account(start, end, spent, loaded_at=now)
+
+    def reserve(self, key_id: str, budget: float, estimate: float, now: float) -> Decision:
+        account = self.accounts[key_id]
+        held = account.spent + account.reserved
+        reset_in = max(0.0, account.end - now)
+        if held >= budget:
+            return Decision(False, account.spent, account.reserved, reset_in)
+        account.reserved += max(estimate, account.last_cost)
+        return Decision(True, account.spent, account.reserved, reset_in)
+
+    def reservation(self, key_id: str, estimate: float) -> float:
+        """What ``reserve`` holds for ``estimate`` (to release it later)."""
+        account = self.accounts.get(key_id)
+        return max(estimate, account.last_cost) if account else estimate
+
+    def settle(self, key_id: str, reserved: float, cost: float, now: float) -> None:
+        """A request finished: its reservation goes, its real cost counts."""
+        account = self.accounts.get(key_id)
+        if account is None:
+            return
+        account.reserved = max(0.0, account.reserved - reserved)
+        if account.start <= now < account.end:
+            account.spent += cost
+            account.settled_since_load += cost
+            if cost > 0:
+                account.last_cost = cost
+
+    def spent(self, key_id: str) -> float | None:
+        account = self.accounts.get(key_id)
+        return None if account is None else account.spent
