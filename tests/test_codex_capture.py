@@ -74,4 +74,3 @@ def test_captured_codex_request_converts_to_chat() -> None:
     text = json.dumps(body)
     for responses_only in ("client_metadata", "encrypted_content", "web_search", '"store"'):
         assert responses_only not in text
-
