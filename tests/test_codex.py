@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fake_upstream import (
@@ -42,7 +41,6 @@ pytestmark = pytest.mark.skipif(
     CODEX is None or not Path(CODEX).exists(), reason="Codex is not installed"
 )
 MARKER = "hello-from-codex"
-CAPTURE = os.environ.get("CODEX_CAPTURE")
 
 
 def codex_home(root: Path, port: int, model: str) -> Path:
@@ -60,7 +58,9 @@ def codex_home(root: Path, port: int, model: str) -> Path:
     return home
 
 
-def run_codex(root: Path, port: int, key: str, model: str, prompt: str) -> subprocess.CompletedProcess[str]:
+def run_codex(
+    root: Path, port: int, key: str, model: str, prompt: str
+) -> subprocess.CompletedProcess[str]:
     home = codex_home(root, port, model)
     workdir = root / "project"
     workdir.mkdir()
@@ -76,7 +76,6 @@ def run_codex(root: Path, port: int, key: str, model: str, prompt: str) -> subpr
          "-C", str(workdir), prompt],
         env=env, cwd=workdir, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
 
 
 def upstream_turn(request: Received) -> Reply:
