@@ -59,9 +59,18 @@ def codex_home(root: Path, port: int, model: str) -> Path:
 
 
 def run_codex(
-    root: Path, port: int, key: str, model: str, prompt: str
+    root: Path, port: int, key: str, model: str, prompt: str, *, builtin: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    home = codex_home(root, port, model)
+    """``codex exec`` through the gateway: as the README's ``gw`` provider, or as
+    Codex's built-in OpenAI provider pointed at the gateway (``builtin``)."""
+    if builtin:
+        home = root / "codex-home"
+        home.mkdir()
+        (home / "config.toml").write_text(
+            f'model = "{model}"\nopenai_base_url = "http://127.0.0.1:{port}/v1"\n'
+        )
+    else:
+        home = codex_home(root, port, model)
     workdir = root / "project"
     workdir.mkdir()
     env = {
@@ -71,6 +80,12 @@ def run_codex(
         "GW_KEY": key,
     }
     assert CODEX is not None
+    if builtin:  # the built-in provider takes its key from a login, not the environment
+        login = subprocess.run(
+            [CODEX, "login", "--with-api-key"],
+            env=env, input=key, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert login.returncode == 0, login.stdout + login.stderr
     return subprocess.run(
         [CODEX, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
          "-C", str(workdir), prompt],
@@ -160,3 +175,20 @@ def test_codex_runs_a_shell_command_round_trip(
             assert tool and tool[0]["tool_call_id"] == "call_codex_1"
             assert MARKER in tool[0]["content"]
         assert "exec_command" in names and "multi_agent_v1--spawn_agent" in names
+
+
+def test_codex_builtin_openai_provider_falls_back_to_http_at_once(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codex's own OpenAI provider tries a WebSocket first; the gateway's 426 makes it
+    use HTTP straight away instead of reconnecting five times."""
+    clear_proxy_environment(monkeypatch)
+    with FakeUpstream() as up:
+        up.respond(upstream_turn)
+        key = wired(up, "anthropic")
+        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
+            result = run_codex(tmp_path, port, key, "claude-sonnet-4-5", "Say hello.", builtin=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.strip() == "Hello from the gateway."
+        assert "Reconnecting" not in result.stderr
+        assert [r.path for r in up.requests if r.method == "POST"] == ["/v1/messages"]
