@@ -36,6 +36,7 @@ __all__ = [
     "SchemaError",
     "ServerConfig",
     "UpstreamAccount",
+    "WIRES",
     "default_document",
     "parse_config",
 ]
@@ -44,6 +45,8 @@ __all__ = [
 #: by the schema, refused by the CLI and the router until their modules exist.
 PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")
+#: the APIs an account may declare for chat-like requests (``UpstreamAccount.wire``)
+WIRES = ("chat", "responses")
 PERMISSIONS = ("read", "write", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("json", "text")
@@ -238,10 +241,22 @@ class UpstreamAccount:
     max_output_tokens: int | None = None
     #: set by ``upstream enable``: a change clears a credential failure
     enabled_at: str = ""
+    #: the API chat-like requests use on this account (``chat`` or ``responses``,
+    #: for providers that serve both; ``None``: the provider's own choice), and the
+    #: upstream models (exact or glob) that always use the Responses API
+    wire: str | None = None
+    responses_models: tuple[str, ...] = ()
 
     def upstream_model(self, client_model: str) -> str:
         """The name sent upstream: ``model_map`` (exact names, then globs) or unchanged."""
         return lookup(self.model_map, client_model) or client_model
+
+    def declared_wire(self, upstream_model: str) -> str | None:
+        """``responses`` or ``chat`` when this account says which API serves
+        ``upstream_model``; ``None`` leaves the choice to the provider."""
+        if lookup(tuple((p, True) for p in self.responses_models), upstream_model):
+            return "responses"
+        return self.wire
 
     def maps(self, client_model: str) -> bool:
         """True if ``model_map`` has an entry (exact or glob) for ``client_model``."""
@@ -683,6 +698,8 @@ def _account(data: object, path: str) -> UpstreamAccount:
         created_at=s.get("created_at", "", _str),
         max_output_tokens=s.get("max_output_tokens", None, _int(1)),
         enabled_at=s.get("enabled_at", "", _str),
+        wire=s.get("wire", None, _choice(WIRES)),
+        responses_models=s.get("responses_models", (), _str_list),
     )
     s.finish()
     return result

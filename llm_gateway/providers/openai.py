@@ -52,12 +52,20 @@ _OPENAI_WIRE = {
     Operation.COUNT_TOKENS: "openai-responses",
 }
 
+#: an account may say which API serves its chat turns (``--wire``, ``responses_models``):
+#: Responses-only models, or servers that speak the Responses API too
+_DECLARABLE = {
+    "chat": (Operation.CHAT, "openai-chat"),
+    "responses": (Operation.RESPONSES, "openai-responses"),
+}
+
 PROVIDER = Provider(
     name="openai",
     wire_formats=_OPENAI_WIRE,
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,
+    declarable_wires=_DECLARABLE,
 )
 
 COMPATIBLE = Provider(
@@ -67,4 +75,5 @@ COMPATIBLE = Provider(
     default_models=("*",),
     build_target=_target,
     requires_base_url=True,
+    declarable_wires=_DECLARABLE,
 )
