@@ -49,7 +49,10 @@ ACCOUNT_TYPES = ("api-key", "oauth")
 WIRES = ("chat", "responses")
 PERMISSIONS = ("read", "write", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("json", "text")
+#: ``auto``: text when stderr is a terminal, JSON otherwise
+LOG_FORMATS = ("auto", "json", "text")
+#: the value of a limit that the gateway sizes itself (None in the dataclasses)
+AUTO = "auto"
 
 
 class SchemaError(ValueError):
@@ -63,15 +66,23 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
+    #: loopback by default: listening on every interface (0.0.0.0) is a deliberate choice
+    host: str = "127.0.0.1"
     port: int = 3847
     max_body_bytes: int = 32 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
-    max_connections: int = 4096
+    #: None (``auto``): sized at start from the open-file limit (``server/capacity.py``)
+    max_connections: int | None = None
     shutdown_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
+    #: a request body must arrive within this many seconds, plus its size at
+    #: ``body_min_rate`` bytes per second (0: no allowance for size)
+    body_timeout: float = 30.0
+    body_min_rate: int = 65536
+    #: seconds of upstream silence after which a stream gets a keepalive (0: never)
+    stream_keepalive: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,8 @@ class ProxyConfig:
     stream_idle_timeout: float = 300.0
     request_timeout: float = 600.0
     idle_connection_timeout: float = 60.0
-    max_connections_per_upstream: int = 512
+    #: None (``auto``): no cap below what the open-file limit allows (``server/capacity.py``)
+    max_connections_per_upstream: int | None = None
     max_response_bytes: int = 64 * 1024 * 1024
     #: bytes of memory large requests (1 MiB and more) may hold at once while
     #: parsed, converted and sent (estimated); the others wait their turn
@@ -135,7 +147,7 @@ class ResponsesConfig:
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "info"
-    format: str = "json"
+    format: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +259,12 @@ class UpstreamAccount:
     wire: str | None = None
     responses_models: tuple[str, ...] = ()
 
+    @property
+    def serves_no_model(self) -> bool:
+        """No ``models`` and no ``model_map``: routing never picks this account
+        (an account written without models gets none, not every model)."""
+        return not self.models and not self.model_map
+
     def upstream_model(self, client_model: str) -> str:
         """The name sent upstream: ``model_map`` (exact names, then globs) or unchanged."""
         return lookup(self.model_map, client_model) or client_model
@@ -303,8 +321,11 @@ def default_document() -> dict[str, Any]:
             "max_header_bytes": server.max_header_bytes,
             "header_timeout": server.header_timeout,
             "keepalive_timeout": server.keepalive_timeout,
-            "max_connections": server.max_connections,
+            "max_connections": AUTO,
             "shutdown_timeout": server.shutdown_timeout,
+            "body_timeout": server.body_timeout,
+            "body_min_rate": server.body_min_rate,
+            "stream_keepalive": server.stream_keepalive,
             "cors_origins": [],
         },
         "proxy": {
@@ -314,7 +335,7 @@ def default_document() -> dict[str, Any]:
             "stream_idle_timeout": proxy.stream_idle_timeout,
             "request_timeout": proxy.request_timeout,
             "idle_connection_timeout": proxy.idle_connection_timeout,
-            "max_connections_per_upstream": proxy.max_connections_per_upstream,
+            "max_connections_per_upstream": AUTO,
             "max_response_bytes": proxy.max_response_bytes,
             "large_request_memory": proxy.large_request_memory,
         },
@@ -328,7 +349,7 @@ def default_document() -> dict[str, Any]:
         },
         "gateway_keys": [],
         "upstream_accounts": [],
-        "logging": {"level": "info", "format": "json"},
+        "logging": {"level": "info", "format": "auto"},
         "environment": {"http_proxy": None, "https_proxy": None, "no_proxy": None},
     }
 
@@ -408,6 +429,20 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str, object], in
     return check
 
 
+def _int_or_auto(minimum: int) -> Callable[[str, object], int | None]:
+    """A whole number, or ``auto`` (None): the runtime derives the value."""
+    whole = _int(minimum)
+
+    def check(path: str, value: object) -> int | None:
+        if value == AUTO:
+            return None
+        if isinstance(value, str):
+            raise SchemaError(path, f"must be a whole number or {AUTO}, not {value!r}")
+        return whole(path, value)
+
+    return check
+
+
 def _seconds(path: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SchemaError(path, f"must be a number of seconds, not {_type_name(value)}")
@@ -466,9 +501,12 @@ def _server(data: object) -> ServerConfig:
         max_header_bytes=s.get("max_header_bytes", d.max_header_bytes, _int(1024)),
         header_timeout=s.get("header_timeout", d.header_timeout, _seconds),
         keepalive_timeout=s.get("keepalive_timeout", d.keepalive_timeout, _seconds),
-        max_connections=s.get("max_connections", d.max_connections, _int(1)),
+        max_connections=s.get("max_connections", d.max_connections, _int_or_auto(1)),
         shutdown_timeout=s.get("shutdown_timeout", d.shutdown_timeout, _seconds),
         cors_origins=s.get("cors_origins", d.cors_origins, _str_list),
+        body_timeout=s.get("body_timeout", d.body_timeout, _seconds),
+        body_min_rate=s.get("body_min_rate", d.body_min_rate, _int(0)),
+        stream_keepalive=s.get("stream_keepalive", d.stream_keepalive, _non_negative),
     )
     s.finish()
     return result
@@ -486,7 +524,7 @@ def _proxy(data: object) -> ProxyConfig:
             "idle_connection_timeout", d.idle_connection_timeout, _seconds
         ),
         max_connections_per_upstream=s.get(
-            "max_connections_per_upstream", d.max_connections_per_upstream, _int(1)
+            "max_connections_per_upstream", d.max_connections_per_upstream, _int_or_auto(1)
         ),
         max_response_bytes=s.get("max_response_bytes", d.max_response_bytes, _int(1)),
         large_request_memory=s.get("large_request_memory", d.large_request_memory, _int(1 << 20)),

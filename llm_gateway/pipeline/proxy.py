@@ -62,6 +62,7 @@ from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
+from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
@@ -443,7 +444,8 @@ class Proxy:
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
-            return Response(200, list(SSE_HEADERS), stream)
+            keepalive = STREAM_FORMATS[prepared.client_format].keepalive
+            return Response(200, list(SSE_HEADERS), stream, keepalive)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:

@@ -1,7 +1,8 @@
 """Running the gateway: start-up, configuration reload, signals, shutdown.
 
 Theory of operation: ``serve_forever`` loads and validates the configuration
-(refusing to start on an invalid file), configures logging, builds the
+(refusing to start on an invalid file), configures logging, raises the
+open-file limit and logs the connections it allows (``capacity.py``), builds the
 application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
 task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
 changed, the file is re-read and validated on a worker thread
@@ -12,7 +13,8 @@ change. A file that fails to validate, is empty or is missing is logged and
 reported in ``/health``: the last good configuration stays in force. The
 server never writes the whole configuration back (only the OAuth manager
 saves rotated tokens, through the store's locked update), so it cannot undo a
-change the CLI made.
+change the CLI made. Before binding, it refuses to start on an address
+that something already serves (``occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
 from .malloc import return_large_blocks
+from .occupancy import occupant
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
@@ -63,6 +67,20 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
     )
 
 
+def _warn_unrouted(config: Config, before: Config | None) -> None:
+    """Warn about accounts that list no models (newly so, on a reload)."""
+    known = {a.id for a in before.upstream_accounts if a.serves_no_model} if before else set()
+    for account in config.upstream_accounts:
+        if account.serves_no_model and account.id not in known:
+            log.warning(
+                "upstream account lists no models: no request is routed to it",
+                extra={
+                    "account_id": account.id,
+                    "reason": f"set them with: upstream update {account.id} --models GLOBS",
+                },
+            )
+
+
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
@@ -74,6 +92,7 @@ class Gateway:
         config = loaded.config
         self.watcher = ConfigWatcher(store, loaded)
         self.started_config = config
+        _warn_unrouted(config, None)
         self.health = HealthTracker(health_policy(config.routing))
         self.state = GatewayState(
             config=config,
@@ -82,8 +101,9 @@ class Gateway:
             config_digest=loaded.digest,
         )
         self.app = GatewayApp(self.state)
+        capacity = plan(open_file_limit(), config.server, config.proxy)
         self.pool = ConnectionPool(
-            max_connections_per_origin=config.proxy.max_connections_per_upstream,
+            max_connections_per_origin=capacity.per_upstream,
             idle_expiry=config.proxy.idle_connection_timeout,
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
@@ -107,8 +127,11 @@ class Gateway:
                 max_header_bytes=server.max_header_bytes,
                 header_timeout=server.header_timeout,
                 keepalive_timeout=server.keepalive_timeout,
-                max_connections=server.max_connections,
+                max_connections=capacity.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
+                body_timeout=server.body_timeout,
+                body_min_rate=server.body_min_rate,
+                stream_keepalive=server.stream_keepalive,
             ),
             render_error=error_for_status,
         )
@@ -168,6 +191,7 @@ class Gateway:
     def _apply(self, loaded: Loaded) -> None:
         config, old = loaded.config, self.state.config
         self._settle_health(old, config)
+        _warn_unrouted(config, old)
         if config.environment != old.environment:
             self.pool.set_proxy(
                 ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
@@ -181,8 +205,13 @@ class Gateway:
                 max_header_bytes=config.server.max_header_bytes,
                 header_timeout=config.server.header_timeout,
                 keepalive_timeout=config.server.keepalive_timeout,
-                max_connections=config.server.max_connections,
+                max_connections=plan(
+                    open_file_limit(), config.server, config.proxy
+                ).max_connections,
                 shutdown_timeout=config.server.shutdown_timeout,
+                body_timeout=config.server.body_timeout,
+                body_min_rate=config.server.body_min_rate,
+                stream_keepalive=config.server.stream_keepalive,
             )
         self.state.config = config
         self.state.config_digest, self.state.config_error = loaded.digest, None
@@ -279,11 +308,20 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    files = raise_open_file_limit()  # before forking: workers inherit it
+    capacity = plan(files.soft, config.server, config.proxy)
+    log.info(describe(files, capacity))
+    for warning in overcommitted(capacity):
+        log.warning(warning)
     return_large_blocks()
-    if workers <= 1:
-        return _serve_one(store, environ, host, port, err)
     bind_host = config.server.host if host is None else host
     bind_port = config.server.port if port is None else port
+    held_by = occupant(bind_host, bind_port)
+    if held_by is not None:  # SO_REUSEPORT would let two servers share the port
+        err(f"error: {held_by}")
+        return 1
+    if workers <= 1:
+        return _serve_one(store, environ, host, port, err)
     reserved = None
     if bind_port == 0:
         reserved, bind_port = reserve_port(bind_host)
