@@ -422,3 +422,21 @@ def test_passthrough_chain_stays_on_its_account(
             owner = gw.openai_up if first.output_text == "one" else second
             sent = owner.last().json()
             assert sent["previous_response_id"] == first.id  # untouched: OpenAI keeps its own
+
+
+def test_an_unwritable_store_loses_only_the_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolate_environment(monkeypatch, tmp_path / "home")
+
+    def block_the_store() -> None:
+        (tmp_path / "home" / "responses.sqlite3").write_bytes(b"not a database" * 100)
+
+    with wired_gateway(before_start=block_the_store) as gw:
+        gw.anthropic_up.respond(answering_as(Answer(text="still answered"), "u"))
+        client = gw.openai()
+        assert client.responses.create(model="claude-haiku-4-5", input="hi").output_text == (
+            "still answered"
+        )
+        with client.responses.stream(model="claude-haiku-4-5", input="hi") as stream:
+            assert stream.get_final_response().output_text == "still answered"

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from ..config.schema import Config, UpstreamAccount
-from ..errors import NotFound
+from ..errors import NotFound, SecretKeyError
 from ..json_text import dumps_bytes
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
@@ -186,7 +187,8 @@ class _Turn:
             await self.chains.store.aput(
                 self.key_id, record, max_stored=limits.max_stored, max_age=limits.max_age
             )
-        except (OSError, ValueError) as error:  # the answer stands; only the chain is lost
+        except (OSError, ValueError, sqlite3.Error, SecretKeyError) as error:
+            # the answer stands; only its chain is lost
             log.warning("could not keep a response", extra={"reason": str(error)})
 
 
