@@ -28,6 +28,7 @@ from fake_upstream import (
     ToolCall,
     answering,
     clear_proxy_environment,
+    openai_error,
     running_gateway,
 )
 
@@ -101,3 +102,63 @@ def test_claude_code_runs_a_tool_round_trip_over_an_openai_upstream(
         tool_messages = [m for m in second["messages"] if m["role"] == "tool"]
         assert tool_messages and MARKER in json.dumps(tool_messages)
         assert any(m.get("tool_calls") for m in second["messages"] if m["role"] == "assistant")
+
+
+def responses_turn(request: Received) -> Reply:
+    """A Responses-only upstream: the first turn asks for Bash, the next reports."""
+    if request.path != "/v1/responses":
+        return openai_error(404, "invalid_request_error", "only supported in v1/responses")
+    items = request.json().get("input", [])
+    if any(i.get("type") == "function_call_output" for i in items):
+        return answering(Answer(text=f"The command printed {MARKER}."))(request)
+    if request.json().get("tools"):
+        call = ToolCall("call_1", "Bash", {"command": f"echo {MARKER}", "description": "echo"})
+        return answering(Answer(tool_calls=(call,)))(request)
+    return answering(Answer(text="ok"))(request)
+
+
+def test_claude_code_runs_a_tool_round_trip_over_a_responses_only_upstream(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_proxy_environment(monkeypatch)
+    with FakeUpstream() as up:
+        up.respond(responses_turn)
+        added = run_cli("upstream", "add", "--type", "api-key", "--provider", "openai",
+                        "--name", "pro", "--key", "sk-openai-" + "p" * 24,
+                        "--base-url", up.base_url + "/v1", "--models", "*",
+                        "--wire", "responses")  # fmt: skip
+        assert added.code == 0, added.output
+        key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
+        workdir = tmp_path / "project"
+        workdir.mkdir()
+        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path / "cc-home"),
+                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": key,
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1",
+                "DISABLE_AUTOUPDATER": "1",
+            }
+            assert CLAUDE is not None
+            result = subprocess.run(
+                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
+                 "--allowedTools", "Bash", "--output-format", "json", "--model", "gpt-5-pro"],
+                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcome: dict[str, Any] = json.loads(result.stdout)
+        assert outcome["is_error"] is False
+        assert outcome["result"] == f"The command printed {MARKER}."
+        posts = [r for r in up.requests if r.method == "POST"]
+        assert posts and all(r.path == "/v1/responses" for r in posts)
+        turns = [r.json() for r in posts if r.json().get("tools")]
+        assert len(turns) >= 2
+        first, second = turns[0], turns[-1]
+        assert len(first["tools"]) >= 20 and first["store"] is False
+        text = json.dumps(first)
+        for anthropic_only in ("cache_control", "context_management", "input_schema"):
+            assert anthropic_only not in text
+        outputs = [i for i in second["input"] if i.get("type") == "function_call_output"]
+        assert outputs and outputs[0]["call_id"] == "call_1" and MARKER in json.dumps(outputs[0])

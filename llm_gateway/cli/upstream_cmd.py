@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import ACCOUNT_TYPES, AZURE_URL_STYLES
+from ..config.schema import ACCOUNT_TYPES, AZURE_URL_STYLES, WIRES
 from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context
@@ -91,6 +91,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             type=int,
             help="cap the output tokens a request asks this account for (0: no cap)",
         )
+        p.add_argument(
+            "--wire",
+            choices=(*WIRES, "default"),
+            help="the API chat requests use: chat (/chat/completions) or responses "
+            "(/responses, for Responses-only models); default: the provider's choice",
+        )
+        p.add_argument(
+            "--responses-models",
+            help="comma-separated glob patterns of upstream models always sent to "
+            "/responses ('' clears)",
+        )
         p.add_argument("--priority", type=int, help="lower numbers are tried first (default 0)")
         p.add_argument("--weight", type=int, help="share of traffic within a priority (default 1)")
         p.add_argument(
@@ -161,6 +172,22 @@ def _read_key(args: argparse.Namespace, ctx: Context) -> str | None:
     return key
 
 
+def _apply_wire(entry: dict[str, Any], args: argparse.Namespace) -> None:
+    """``--wire`` and ``--responses-models``, for providers that serve more than one API."""
+    if args.wire is None and args.responses_models is None:
+        return
+    if not get_provider(entry["provider"]).declarable_wires:
+        raise CliError(f"provider {entry['provider']} serves one API only: --wire does not apply")
+    if args.wire == "default":
+        entry.pop("wire", None)
+    elif args.wire is not None:
+        entry["wire"] = args.wire
+    if args.responses_models is not None:
+        entry.pop("responses_models", None)
+        if parse_csv(args.responses_models):
+            entry["responses_models"] = parse_csv(args.responses_models)
+
+
 def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
     if args.base_url is not None:
         check_base_url(args.base_url)
@@ -182,6 +209,7 @@ def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
         entry.pop("max_output_tokens", None)
         if args.max_output_tokens:
             entry["max_output_tokens"] = args.max_output_tokens
+    _apply_wire(entry, args)
     if args.verify_tls is not None:
         entry["verify_tls"] = args.verify_tls
     if args.proxy:
@@ -311,6 +339,8 @@ def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
         "models": list(entry.get("models") or []),
         "model_map": dict(entry.get("model_map") or {}),
         "max_output_tokens": entry.get("max_output_tokens"),
+        "wire": entry.get("wire"),
+        "responses_models": list(entry.get("responses_models") or []),
         "priority": entry.get("priority", 0),
         "weight": entry.get("weight", 1),
         "enabled": entry.get("enabled", True),

@@ -44,6 +44,7 @@ __all__ = [
     "SchemaError",
     "ServerConfig",
     "UpstreamAccount",
+    "WIRES",
     "default_document",
     "parse_config",
 ]
@@ -53,6 +54,8 @@ PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")
 #: how an Azure OpenAI account's URLs look: per deployment, or the v1 API
 AZURE_URL_STYLES = ("deployments", "v1")
+#: the APIs an account may declare for chat-like requests (``UpstreamAccount.wire``)
+WIRES = ("chat", "responses")
 PERMISSIONS = ("read", "write", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 #: ``auto``: text when stderr is a terminal, JSON otherwise
@@ -336,6 +339,11 @@ class UpstreamAccount:
     #: set by ``upstream enable``: a change clears a credential failure
     enabled_at: str = ""
     azure: AzureSettings = AzureSettings()
+    #: the API chat-like requests use on this account (``chat`` or ``responses``,
+    #: for providers that serve both; ``None``: the provider's own choice), and the
+    #: upstream models (exact or glob) that always use the Responses API
+    wire: str | None = None
+    responses_models: tuple[str, ...] = ()
 
     @property
     def serves_no_model(self) -> bool:
@@ -346,6 +354,13 @@ class UpstreamAccount:
     def upstream_model(self, client_model: str) -> str:
         """The name sent upstream: ``model_map`` (exact names, then globs) or unchanged."""
         return lookup(self.model_map, client_model) or client_model
+
+    def declared_wire(self, upstream_model: str) -> str | None:
+        """``responses`` or ``chat`` when this account says which API serves
+        ``upstream_model``; ``None`` leaves the choice to the provider."""
+        if lookup(tuple((p, True) for p in self.responses_models), upstream_model):
+            return "responses"
+        return self.wire
 
     def maps(self, client_model: str) -> bool:
         """True if ``model_map`` has an entry (exact or glob) for ``client_model``."""
@@ -830,6 +845,8 @@ def _account(data: object, path: str) -> UpstreamAccount:
         max_output_tokens=s.get("max_output_tokens", None, _int(1)),
         enabled_at=s.get("enabled_at", "", _str),
         azure=_azure(s.raw("azure"), f"{path}.azure"),
+        wire=s.get("wire", None, _choice(WIRES)),
+        responses_models=s.get("responses_models", (), _str_list),
     )
     s.finish()
     return result

@@ -103,7 +103,9 @@ class ResponseChains:
 
     def _passthrough(self, account: UpstreamAccount, call: ClientCall) -> bool:
         endpoint = call.endpoint
-        wire = get_provider(account.provider).wire_formats.get(endpoint.operation)
+        provider = get_provider(account.provider)
+        upstream_model = account.upstream_model(call.model)
+        _, wire = provider.upstream_operation(account, endpoint.operation, upstream_model)
         return wire == endpoint.client_format
 
     def remember_owner(self, response_id: str, account_id: str) -> None:

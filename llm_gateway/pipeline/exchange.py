@@ -132,14 +132,20 @@ def prepare(
     ``model``: the name routed to, after aliases and fallbacks, the client's own
     by default)."""
     provider = get_provider(account.provider)
-    operation: Operation = call.endpoint.operation
-    counter = provider.token_counter if operation is Operation.COUNT_TOKENS else None
-    upstream_format = counter.wire_format if counter else provider.wire_formats.get(operation)
-    if upstream_format is None:  # e.g. legacy completions on a chat-only provider
-        operation = Operation.CHAT
-        upstream_format = provider.wire_formats[Operation.CHAT]
-    client_format: str = call.endpoint.client_format
     upstream_model = account.upstream_model(call.model if model is None else model)
+    counter = provider.token_counter if call.endpoint.operation is Operation.COUNT_TOKENS else None
+    operation: Operation
+    upstream_format: str | None
+    if counter is not None:
+        operation, upstream_format = Operation.COUNT_TOKENS, counter.wire_format
+    else:
+        operation, upstream_format = provider.upstream_operation(
+            account, call.endpoint.operation, upstream_model
+        )
+    if upstream_format is None:  # e.g. legacy completions on a chat-only provider
+        operation, chat = provider.upstream_operation(account, Operation.CHAT, upstream_model)
+        upstream_format = chat or provider.wire_formats[Operation.CHAT]
+    client_format: str = call.endpoint.client_format
     passthrough = upstream_format == client_format
     body: dict[str, Any]
     if passthrough:

@@ -11,7 +11,7 @@ one module and one registry line.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -28,6 +28,10 @@ class Operation(str, Enum):
     COUNT_TOKENS = "count_tokens"  # token counting in the client's own format
     RESPONSES = "responses"  # OpenAI Responses: chat where the provider has no Responses API
     MODELS = "models"  # GET the model list: the active health check's probe
+
+
+#: operations an account's declared wire applies to: requests for one chat turn
+_CHAT_LIKE = frozenset({Operation.CHAT, Operation.RESPONSES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,23 @@ class Provider:
     #: the version segment the request paths start with (Anthropic: "/v1"); the
     #: CLI hints when an account's base URL ends with it already
     path_version: str | None = None
+    #: the APIs an account may declare (``UpstreamAccount.wire``: ``chat`` or
+    #: ``responses``) for chat-like requests: the operation sent upstream and its
+    #: wire format; empty: the provider serves one API only
+    declarable_wires: Mapping[str, tuple[Operation, str]] = field(default_factory=dict)
+
+    def upstream_operation(
+        self, account: UpstreamAccount, operation: Operation, upstream_model: str
+    ) -> tuple[Operation, str | None]:
+        """The operation sent upstream for a client's ``operation`` and its wire format
+        (``None``: not served): the provider's own, unless the account declares which
+        API serves chat-like requests for ``upstream_model``."""
+        declared = account.declared_wire(upstream_model)
+        if declared is not None and operation in _CHAT_LIKE:
+            chosen = self.declarable_wires.get(declared)
+            if chosen is not None:
+                return chosen
+        return operation, self.wire_formats.get(operation)
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

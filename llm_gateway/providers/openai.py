@@ -53,6 +53,13 @@ _OPENAI_WIRE = {
     Operation.RESPONSES: "openai-responses",
 }
 
+#: an account may say which API serves its chat turns (``--wire``, ``responses_models``):
+#: Responses-only models, or servers that speak the Responses API too
+_DECLARABLE = {
+    "chat": (Operation.CHAT, "openai-chat"),
+    "responses": (Operation.RESPONSES, "openai-responses"),
+}
+
 PROVIDER = Provider(
     name="openai",
     wire_formats=_OPENAI_WIRE,
@@ -63,6 +70,7 @@ PROVIDER = Provider(
         "openai-responses", openai_input_tokens_request, read_openai_input_tokens
     ),
     base_url_version="/v1",
+    declarable_wires=_DECLARABLE,
 )
 
 #: no default models: which models a compatible server has is the account's to
@@ -75,4 +83,5 @@ COMPATIBLE = Provider(
     build_target=_target,
     requires_base_url=True,
     base_url_version="/v1",
+    declarable_wires=_DECLARABLE,
 )

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -102,6 +102,12 @@ def error_for_status(status: int, message: str, path: str) -> Response:
     return _render(_client_format(path), error)
 
 
+def _asks_for_websocket(headers: Mapping[str, str]) -> bool:
+    """A WebSocket upgrade (Codex tries one on ``/v1/responses`` first). It is refused
+    at once with 426, the status on which Codex falls back to HTTP without retrying."""
+    return "websocket" in headers.get("upgrade", "").lower()
+
+
 def _utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
 
@@ -168,6 +174,11 @@ class GatewayApp:
             return self._preflight(request, allowed_origin)
         handler = self._lookup(request.method, request.path)
         try:
+            if _asks_for_websocket(request.header_map):
+                raise InvalidRequest(
+                    "this gateway does not serve WebSocket connections; send the request over HTTP",
+                    status=426,
+                )
             if handler is None:
                 raise self._no_route(request)
             response = await handler(request)
