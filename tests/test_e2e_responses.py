@@ -20,7 +20,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import exchange, raw_request, run
+from conftest import exchange, raw_request, run, wait_until
 from fake_upstream import (
     OPENAI_ALIAS,
     OPENAI_MAPPED,
@@ -360,6 +360,8 @@ def test_kept_responses_are_bounded_and_per_key(own: Wired) -> None:
     from fake_upstream import openai_client
 
     other = openai_client(own.port, other_key)
+    # the running gateway serves the new key once it has reloaded its file
+    wait_until(lambda: _key_works(other), 10, "the new key to be served")
     try:
         with pytest.raises(openai.NotFoundError):
             other.responses.retrieve(ids[4])
@@ -372,6 +374,14 @@ def test_kept_responses_are_bounded_and_per_key(own: Wired) -> None:
         client.responses.retrieve(ids[4])
     kept = (Path(os.environ["LLM_GATEWAY_HOME"]) / "responses.sqlite3").read_bytes()
     assert b"n3" not in kept and b"ok" not in kept  # sealed, not readable on disk
+
+
+def _key_works(client: Any) -> bool:
+    try:
+        client.models.list()
+    except openai.AuthenticationError:
+        return False
+    return True
 
 
 def test_store_false_keeps_nothing(own: Wired) -> None:

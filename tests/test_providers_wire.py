@@ -40,8 +40,6 @@ def test_the_schema_reads_and_checks_the_declared_wire() -> None:
          (Operation.RESPONSES, "openai-responses")),
         ({"responses_models": ["gpt-5*-pro"]}, "gpt-5.1", Operation.CHAT,
          (Operation.CHAT, "openai-chat")),
-        ({"wire": "responses"}, "gpt-4o", Operation.COUNT_TOKENS,
-         (Operation.COUNT_TOKENS, "openai-responses")),
         ({"wire": "responses"}, "text-davinci", Operation.COMPLETIONS,
          (Operation.COMPLETIONS, "openai-completions")),
     ],
@@ -50,6 +48,12 @@ def test_openai_accounts_use_the_declared_api(
     fields: dict[str, object], model: str, operation: Operation, expected: tuple[Operation, str]
 ) -> None:
     assert OPENAI.upstream_operation(openai_account(**fields), operation, model) == expected
+
+
+def test_openai_counts_tokens_with_responses_input_tokens_whatever_the_wire() -> None:
+    # token counts are the provider's counter's, not a wire the account declares
+    assert OPENAI.token_counter is not None
+    assert OPENAI.token_counter.wire_format == "openai-responses"
 
 
 def test_compatible_servers_may_declare_responses_too() -> None:
