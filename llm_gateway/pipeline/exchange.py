@@ -28,6 +28,7 @@ from ..json_text import dumps_bytes
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
+from ..streaming.json_array import JSONArrayFramer
 from ..streaming.registry import STREAM_FORMATS
 from ..streaming.replay import events_of
 from ..upstream.timeouts import Timeouts
@@ -96,6 +97,10 @@ class Prepared:
     usage_added: bool
     #: masks the account's credential in whatever error reaches the client
     redactor: Redactor
+    #: the client wants its stream as a JSON array, not SSE
+    json_array: bool = False
+    #: the request counts tokens: the answer is a count, not a response
+    counting: bool = False
 
     def stream_pipe(self) -> StreamPipe:
         return make_stream_pipe(
@@ -107,6 +112,7 @@ class Prepared:
             include_usage=self.client_wants_usage,
             strip_usage=self.usage_added,
             redactor=self.redactor,
+            json_array=self.json_array,
         )
 
 
@@ -139,10 +145,15 @@ def prepare(
     body: dict[str, Any]
     if passthrough:
         body = call.body
-        if upstream_model != call.model:
+        # a format that names the model in the path (Gemini) has none in the body
+        if upstream_model != call.model and "model" in body:
             body = {**body, "model": upstream_model}
     else:
         unified = FORMATS[client_format].parse_request(call.body)
+        if call.stream and not unified.stream:
+            # the path asked for the stream (the Gemini API), and such streams
+            # carry usage: ask the upstream for both
+            unified = replace(unified, stream=True, stream_include_usage=True)
         body = FORMATS[upstream_format].render_request(replace(unified, model=upstream_model))
     usage_added = False
     if call.stream and account.quirks.stream_usage:
@@ -158,7 +169,7 @@ def prepare(
         operation,
         upstream_model,
         request.header_map,
-        request.query,
+        request.query if call.endpoint.forward_query else "",
         call.stream,
     )
     headers = [
@@ -180,6 +191,8 @@ def prepare(
         client_wants_usage=_client_wants_usage(call.body),
         usage_added=usage_added and not _client_wants_usage(call.body),
         redactor=Redactor.for_credential(credential),
+        json_array=call.json_array,
+        counting=operation is Operation.COUNT_TOKENS,
     )
 
 
@@ -193,6 +206,13 @@ def relay_body(
         error = _error(prepared, 502, "api_error", "the upstream returned a body that is not JSON")
         return error, None
     usage = usage_of_body(prepared.upstream_format, parsed)
+    if prepared.counting and not prepared.passthrough:
+        tokens = FORMATS[prepared.upstream_format].token_count.parse(parsed)
+        if tokens is None:
+            error = _error(prepared, 502, "api_error", "the upstream's token count is unreadable")
+            return error, None
+        answer = FORMATS[prepared.client_format].token_count.render(tokens)
+        return json_response(status, answer), None
     if prepared.passthrough:
         # the id in the client format's style (an answer without one, such as a
         # token count, gets none)
@@ -230,6 +250,9 @@ def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage 
         created=unified.created or int(time.time()),
     )
     body = b"".join([renderer.feed(event) for event in events_of(unified)]) + renderer.finish()
+    if prepared.json_array:
+        framer = JSONArrayFramer()
+        body = framer.feed(body) + framer.finish()
     return body, unified.usage
 
 

@@ -60,10 +60,12 @@ from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
+from ..server.paths import PathPattern
+from ..streaming.json_array import CONTENT_TYPE as JSON_ARRAY_TYPE
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
-from .call import ClientCall, parse_call
+from .call import ClientCall, consume_query, parse_call
 from .catalog import ModelCache, list_models
 from .credentials import CredentialError, Credentials
 from .eligibility import (
@@ -73,7 +75,7 @@ from .eligibility import (
     reauthorisation_needed,
     unavailable_error,
 )
-from .endpoints import ENDPOINTS, Endpoint
+from .endpoints import ENDPOINTS, MODEL_ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
     account_header,
@@ -83,6 +85,7 @@ from .exchange import (
     relay_error,
     timeouts_of,
 )
+from .gemini_models import gemini_model, gemini_models
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
@@ -98,6 +101,8 @@ SSE_HEADERS = [
     ("cache-control", "no-cache"),
     ("x-accel-buffering", "no"),
 ]
+#: a stream written as a JSON array (``ClientCall.json_array``)
+JSON_ARRAY_HEADERS = [("content-type", JSON_ARRAY_TYPE), ("cache-control", "no-cache")]
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: upstream answers whose retry-after a lone account's request may wait out
 _WAITABLE = (Outcome.RATE_LIMITED, Outcome.OVERLOADED)
@@ -174,8 +179,27 @@ class Proxy:
         listing = list_models(config, key, anthropic_shape=anthropic, cache=self.catalog)
         return json_response(200, listing)
 
+    async def gemini_models(self, request: Request) -> Response:
+        """``GET /v1beta/models`` (the Gemini API's list)."""
+        key = self._reader_key(request)
+        return json_response(200, gemini_models(self.state.config, key, self.catalog))
+
+    async def gemini_model(self, request: Request, pattern: PathPattern) -> Response:
+        """``GET /v1beta/models/{model}``."""
+        key = self._reader_key(request)
+        name = pattern.match(request.path) or ""
+        return json_response(200, gemini_model(self.state.config, key, self.catalog, name))
+
+    def _reader_key(self, request: Request) -> GatewayKey:
+        consume_query(request, "key")
+        key = authenticate(request.header_map, self.state.config, self.wall_clock())
+        request.notes["key_id"] = key.id
+        authorize(key, "read")
+        return key
+
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
+        consume_query(request, endpoint.key_query)
         if len(request.body) < LARGE_BODY_BYTES:
             return await self._handle(request, endpoint)
         config = self.state.config
@@ -192,7 +216,9 @@ class Proxy:
         notes["key_id"] = key.id
         authorize(key, endpoint.permission)
         limit_headers = self._check_rate(key)
-        call = parse_call(endpoint, request.body, request.header_map)
+        call = parse_call(
+            endpoint, request.body, request.header_map, path=request.path, query=request.query
+        )
         notes["model"] = call.model
         authorize(key, endpoint.permission, call.model)
         models = route_models(config.model_aliases, config.fallbacks, call.model)
@@ -204,9 +230,8 @@ class Proxy:
                 # checks (and 400s) as for the request itself.
                 FORMATS[endpoint.client_format].parse_request(call.body)
                 tokens = estimate_input_tokens(call.body)
-                return json_response(
-                    200, {"input_tokens": tokens}, [("x-llm-gateway-estimate", "true")]
-                )
+                answer = FORMATS[endpoint.client_format].token_count.render(tokens)
+                return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
             accounts = counting
         deadline = self.clock() + config.routing.deadline
         first: GatewayError | None = None
@@ -421,7 +446,7 @@ class Proxy:
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
-            return Response(200, list(SSE_HEADERS), stream)
+            return Response(200, _stream_headers(call), stream)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:
@@ -435,7 +460,7 @@ class Proxy:
         record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
         if call.stream:  # a whole answer to a streaming request: replay it as a stream
             body, usage = relay_body_as_stream(prepared, data)
-            response = Response(200, list(SSE_HEADERS), body)
+            response = Response(200, _stream_headers(call), body)
         else:
             response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
         self._charge(request, key, usage)
@@ -622,6 +647,10 @@ def _counts_tokens(account: UpstreamAccount) -> bool:
     return Operation.COUNT_TOKENS in get_provider(account.provider).wire_formats
 
 
+def _stream_headers(call: ClientCall) -> list[tuple[str, str]]:
+    return list(JSON_ARRAY_HEADERS if call.json_array else SSE_HEADERS)
+
+
 def _is_event_stream(content_type: str | None) -> bool:
     return content_type is not None and "text/event-stream" in content_type
 
@@ -649,4 +678,11 @@ def install_routes(app: GatewayApp, proxy: Proxy) -> None:
     for path, endpoint in ENDPOINTS.items():
         handler = functools.partial(proxy.handle, endpoint=endpoint)
         app.route("POST", path, functools.partial(_relaying, handler))
+    for endpoint in MODEL_ENDPOINTS.values():
+        assert endpoint.pattern is not None
+        handler = functools.partial(proxy.handle, endpoint=endpoint)
+        app.route_pattern("POST", endpoint.pattern, functools.partial(_relaying, handler))
     app.route("GET", "/v1/models", proxy.models)
+    app.route("GET", "/v1beta/models", proxy.gemini_models)
+    one_model = PathPattern.parse("/v1beta/models/{model}")
+    app.route_pattern("GET", one_model, functools.partial(proxy.gemini_model, pattern=one_model))

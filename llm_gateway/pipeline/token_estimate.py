@@ -1,7 +1,9 @@
-"""A documented estimate for ``/v1/messages/count_tokens`` when no Anthropic upstream can count.
+"""A documented estimate for ``/v1/messages/count_tokens`` (and the Gemini API's
+``:countTokens``) when no upstream can count.
 
 The estimate is the number of characters of every text the request carries
-(system, message text, tool results, tool definitions as JSON) divided by
+(system, message text, tool results, tool definitions as JSON; Gemini's
+``systemInstruction`` and ``contents`` alike, inline media left out) divided by
 four, rounded up: the usual rule of thumb for English text with BPE
 tokenisers. It is an estimate, and the response says so in
 ``x-llm-gateway-estimate: true``.
@@ -24,14 +26,16 @@ def _text_of(value: Any) -> int:
     if isinstance(value, list):
         return sum(_text_of(item) for item in value)
     if isinstance(value, dict):
-        if value.get("type") == "image":
+        if value.get("type") == "image" or "inlineData" in value:
             return 0
         return sum(_text_of(v) for k, v in value.items() if k not in ("type", "cache_control"))
     return 0
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    chars = _text_of(body.get("system")) + _text_of(body.get("messages"))
+    chars = sum(
+        _text_of(body.get(name)) for name in ("system", "messages", "systemInstruction", "contents")
+    )
     tools = body.get("tools")
     if tools:
         chars += len(json.dumps(tools, separators=(",", ":")))

@@ -1,11 +1,13 @@
 """The application: routes a ``Request`` to its handler and renders errors.
 
 Theory of operation: one explicit route table maps (method, path) to an async
-handler. CORS preflights are answered first, before any authentication.
-Handlers raise ``GatewayError`` for anything a client should hear about; this
-module renders it in the client's own format (Anthropic's for ``/v1/messages``
-paths and for ``/v1/models`` asked with ``anthropic-version``, OpenAI's
-elsewhere) through the format registry. Errors the server raises before a
+handler; paths with a variable segment (``/v1beta/models/{model}:generateContent``)
+are ``PathPattern`` routes, tried in order when no exact path matches. CORS
+preflights are answered first, before any authentication. Handlers raise
+``GatewayError`` for anything a client should hear about; this module renders
+it in the client's own format (Anthropic's for ``/v1/messages`` paths and for
+``/v1/models`` asked with ``anthropic-version``, Google's for the Gemini API's
+``/v1beta/`` paths, OpenAI's elsewhere) through the format registry. Errors the server raises before a
 request reaches the application (malformed HTTP, 408, 413, 431) are rendered
 the same way, from the path alone (``error_for_status``). The gateway's changing
 state (configuration, account health) lives in ``GatewayState``; the runtime
@@ -39,6 +41,7 @@ from ..formats.registry import FORMATS
 from ..routing.health import HealthTracker
 from . import cors
 from .messages import Request, Response, json_response
+from .paths import PathPattern
 
 __all__ = ["GatewayApp", "GatewayState", "error_for_status", "error_response"]
 
@@ -66,9 +69,19 @@ class GatewayState:
     restart_needed: tuple[str, ...] = ()
 
 
+#: path prefixes whose errors are in another format than OpenAI's
+_FORMAT_BY_PREFIX = (
+    ("/v1/messages", "anthropic-messages"),
+    ("/v1beta/", "gemini-generate-content"),
+)
+
+
 def _client_format(path: str, anthropic_version: bool = False) -> str:
-    if path.startswith("/v1/messages") or (anthropic_version and path == "/v1/models"):
+    if anthropic_version and path == "/v1/models":
         return "anthropic-messages"
+    for prefix, name in _FORMAT_BY_PREFIX:
+        if path.startswith(prefix):
+            return name
     return "openai-chat"
 
 
@@ -124,9 +137,25 @@ class GatewayApp:
     def __init__(self, state: GatewayState):
         self.state = state
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/health"): self.health}
+        #: routes with a variable segment, tried in order after the exact paths
+        self.patterns: list[tuple[str, PathPattern, Handler]] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
+
+    def route_pattern(self, method: str, pattern: PathPattern, handler: Handler) -> None:
+        """Route ``method`` on every path ``pattern`` matches (its handler reads the
+        variable segment from ``request.path`` with the same pattern)."""
+        self.patterns.append((method, pattern, handler))
+
+    def _lookup(self, method: str, path: str) -> Handler | None:
+        handler = self.routes.get((method, path))
+        if handler is not None or not self.patterns:
+            return handler
+        for known, pattern, candidate in self.patterns:
+            if known == method and pattern.match(path) is not None:
+                return candidate
+        return None
 
     async def __call__(self, request: Request) -> Response:
         start = time.perf_counter()
@@ -135,7 +164,7 @@ class GatewayApp:
         allowed_origin = origin if cors.origin_allowed(origin, origins) else None
         if cors.is_preflight(request.method, request.header_map):
             return self._preflight(request, allowed_origin)
-        handler = self.routes.get((request.method, request.path))
+        handler = self._lookup(request.method, request.path)
         try:
             if handler is None:
                 raise self._no_route(request)
@@ -176,7 +205,10 @@ class GatewayApp:
         log.info("request", extra=extra)
 
     def _no_route(self, request: Request) -> GatewayError:
-        methods = sorted(m for m, p in self.routes if p == request.path)
+        methods = sorted(
+            {m for m, p in self.routes if p == request.path}
+            | {m for m, pattern, _ in self.patterns if pattern.match(request.path) is not None}
+        )
         if methods:
             return InvalidRequest(
                 f"method {request.method} is not allowed on {request.path}; use {', '.join(methods)}",
