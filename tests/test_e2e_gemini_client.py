@@ -218,6 +218,7 @@ def test_same_format_passes_the_body_through_untouched_and_renames_only_the_path
         ),
     )
     assert response.text == TEXT
+    assert response.model_version == "gem-alias"  # the name the client asked for
     sent = gw.gemini_up.last()
     assert sent.path == "/v1beta/models/gemini-2.5-pro:generateContent"
     body = sent.json()

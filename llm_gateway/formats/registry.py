@@ -84,6 +84,8 @@ class Format:
     * ``request_shape``: what every request must look like, checked before any
       upstream call (``formats.validate.check_request``).
     * ``token_count``: the shape of a token-count answer in this format.
+    * ``model_field``: the response field naming the model (a passthrough
+      answer shows the client's name there).
     """
 
     name: str
@@ -96,6 +98,7 @@ class Format:
     id_prefix: str
     request_shape: RequestShape
     token_count: TokenCount = INPUT_TOKENS
+    model_field: str = "model"
 
 
 class Codec(Protocol):
@@ -140,6 +143,7 @@ FORMATS: dict[str, Format] = {
         token_count=TokenCount(
             gemini_generate_content.render_token_count, gemini_generate_content.parse_token_count
         ),
+        model_field="modelVersion",
     ),
 }
 

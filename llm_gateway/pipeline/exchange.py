@@ -223,8 +223,9 @@ def relay_body(
             return Response(status, [("content-type", "application/json")], data), usage
         if restyle:
             parsed["id"] = response_id(prefix, given if isinstance(given, str) else None)
-        if "model" in parsed:
-            parsed["model"] = prepared.client_model
+        model_field = FORMATS[prepared.client_format].model_field
+        if model_field in parsed:
+            parsed[model_field] = prepared.client_model
         return json_response(status, parsed), usage
     unified = FORMATS[prepared.upstream_format].parse_response(parsed)
     if not unified.created:
