@@ -387,8 +387,24 @@ def test_count_tokens_from_an_anthropic_counter(gw: Setup) -> None:
     )
     assert counted.total_tokens == 321
     sent = gw.up("anthropic").last()
-    assert sent.json()["messages"] == [{"role": "user", "content": "How many tokens is this?"}]
+    # only what Anthropic's counter takes: no max_tokens (it refuses output settings)
+    assert sent.json() == {
+        "model": MODELS["anthropic"],
+        "messages": [{"role": "user", "content": "How many tokens is this?"}],
+    }
     assert "x-llm-gateway-estimate" not in counted.sdk_http_response.headers
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "Count me."}]}],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "generationConfig": {"temperature": 0.2, "maxOutputTokens": 99, "stopSequences": ["x"]},
+    }
+    result = post(gw, "/v1beta/models/claude-haiku-4-5:countTokens", json.dumps(body).encode())
+    assert (result.status, result.json()) == (200, {"totalTokens": 321})
+    assert gw.up("anthropic").last().json() == {
+        "model": MODELS["anthropic"],
+        "messages": [{"role": "user", "content": "Count me."}],
+        "system": "Be brief.",
+    }
 
 
 def test_count_tokens_estimated_where_no_counter_exists(gw: Setup) -> None:

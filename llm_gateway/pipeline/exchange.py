@@ -23,7 +23,7 @@ from ..errors import UpstreamError
 from ..formats.error_relay import Redactor, decode_json, kind_for_status, relay_message
 from ..formats.ids import response_id
 from ..formats.registry import FORMATS
-from ..formats.unified import Usage
+from ..formats.unified import ChatRequest, Usage
 from ..json_text import dumps_bytes
 from ..providers.base import Operation, UpstreamTarget
 from ..providers.registry import get_provider
@@ -154,7 +154,12 @@ def prepare(
             # the path asked for the stream (the Gemini API), and such streams
             # carry usage: ask the upstream for both
             unified = replace(unified, stream=True, stream_include_usage=True)
+        if operation is Operation.COUNT_TOKENS:
+            unified = _what_counts(unified)
         body = FORMATS[upstream_format].render_request(replace(unified, model=upstream_model))
+        if operation is Operation.COUNT_TOKENS:  # a renderer's default output limit
+            for name in FORMATS[upstream_format].request_shape.max_tokens:
+                body.pop(name, None)
     usage_added = False
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
@@ -193,6 +198,29 @@ def prepare(
         redactor=Redactor.for_credential(credential),
         json_array=call.json_array,
         counting=operation is Operation.COUNT_TOKENS,
+    )
+
+
+def _what_counts(unified: ChatRequest) -> ChatRequest:
+    """A converted token count carries the prompt only (system, messages, tools,
+    thinking): counters refuse output and sampling settings."""
+    return replace(
+        unified,
+        max_tokens=None,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        stop=(),
+        stream=False,
+        stream_include_usage=False,
+        response_format=None,
+        seed=None,
+        frequency_penalty=None,
+        presence_penalty=None,
+        logit_bias=None,
+        service_tier=None,
+        user=None,
+        parallel_tool_calls=None,
     )
 
 
