@@ -44,6 +44,7 @@ from llm_gateway.formats.gemini_carry import (
     signature_from_client,
 )
 from llm_gateway.formats.gemini_schema import to_gemini_schema
+from llm_gateway.formats.ids import response_id
 from llm_gateway.formats.unified import (
     EMPTY_OBJECT,
     Base64Source,
@@ -603,7 +604,7 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
         "candidates": [candidate],
         "usageMetadata": render_usage(resp.usage),
         "modelVersion": model,
-        "responseId": resp.id,
+        "responseId": response_id(ID_PREFIX, resp.id),
     }
 
 
