@@ -137,3 +137,33 @@ def test_token_count_answers_per_format(fmt: Any, body: Any, count: int | None) 
 def test_the_model_field_of_each_format() -> None:
     assert GEMINI.model_field == "modelVersion"
     assert OPENAI.model_field == ANTHROPIC.model_field == "model"
+
+
+def test_a_thinking_budget_without_an_output_limit_fits_anthropics_default() -> None:
+    def thinking(model: str, generation: dict[str, Any]) -> Any:
+        body = {
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": generation,
+        }
+        request = GEMINI.parse_request(body)
+        from dataclasses import replace
+
+        rendered = ANTHROPIC.render_request(replace(request, model=model))
+        return rendered["max_tokens"], rendered.get("thinking")
+
+    budget = {"thinkingConfig": {"thinkingBudget": 8192, "includeThoughts": True}}
+    # the Gemini CLI's request: a budget, no maxOutputTokens
+    assert thinking("claude-sonnet-4-5", budget) == (
+        64000,
+        {"type": "enabled", "budget_tokens": 8192},
+    )
+    assert thinking("some-claude-alias", budget) == (
+        4096,
+        {"type": "enabled", "budget_tokens": 2048},
+    )
+    # an explicit output limit is the client's: its budget goes as given
+    explicit = {**budget, "maxOutputTokens": 4000}
+    assert thinking("some-claude-alias", explicit) == (
+        4000,
+        {"type": "enabled", "budget_tokens": 8192},
+    )

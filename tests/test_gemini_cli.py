@@ -127,6 +127,9 @@ def test_a_plain_prompt(upstream: Any, tmp_path: Path) -> None:
     body = sent[-1].json()
     assert body["stream"] is True
     assert "Say pong." in json.dumps(body["messages"])
+    if provider == "anthropic":  # what Anthropic requires of the CLI's thinking budget
+        thinking = body.get("thinking")
+        assert thinking is None or thinking["budget_tokens"] < body["max_tokens"]
     for request in sent:
         assert key not in json.dumps([request.headers, request.path, request.query])
         assert request.query == ""
