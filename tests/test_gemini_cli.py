@@ -57,8 +57,14 @@ def has_tool_result(body: dict[str, Any]) -> bool:
     return False
 
 
+#: what the CLI's model router (a JSON-schema request) gets back
+ROUTE = {"complexity_reasoning": "A one-word answer.", "complexity_score": 5}
+
+
 def upstream_turn(request: Received) -> Reply:
     body = request.json()
+    if "response_format" in body:
+        return answering(Answer(text=json.dumps(ROUTE)))(request)
     if has_tool_result(body):
         return answering(Answer(text=f"The command printed {MARKER}."))(request)
     prompt = json.dumps(body.get("messages", []))
@@ -68,7 +74,9 @@ def upstream_turn(request: Received) -> Reply:
     return answering(Answer(text="pong from the gateway"))(request)
 
 
-def run_gemini(prompt: str, port: int, key: str, tmp_path: Path) -> dict[str, Any]:
+def run_gemini(
+    prompt: str, port: int, key: str, tmp_path: Path, model: str | None = MODEL
+) -> dict[str, Any]:
     home = tmp_path / "cli-home"
     settings = home / ".gemini" / "settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
@@ -93,8 +101,8 @@ def run_gemini(prompt: str, port: int, key: str, tmp_path: Path) -> dict[str, An
     }
     assert GEMINI_CLI is not None
     result = subprocess.run(
-        [GEMINI_CLI, "-p", prompt, "-m", MODEL, "--output-format", "json",
-         "--approval-mode", "yolo"],
+        [GEMINI_CLI, "-p", prompt, *(["-m", model] if model else []),
+         "--output-format", "json", "--approval-mode", "yolo"],
         env=env, cwd=workdir, capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -154,3 +162,20 @@ def test_a_tool_round_trip(upstream: Any, tmp_path: Path) -> None:
         uses = [b for b in second["messages"][-2]["content"] if b["type"] == "tool_use"]
         results = [b for b in second["messages"][-1]["content"] if b["type"] == "tool_result"]
         assert [r["tool_use_id"] for r in results] == [u["id"] for u in uses]
+
+
+@pytest.mark.parametrize("upstream", ["openai"], indirect=True)
+def test_the_default_model_router_asks_for_json_through_generate_content(
+    upstream: Any, tmp_path: Path
+) -> None:
+    """Without ``-m`` the CLI first asks a small model to rate the task
+    (``:generateContent`` with a response schema), then streams the answer."""
+    provider, up, port, key = upstream
+    outcome = run_gemini("Say pong.", port, key, tmp_path, model=None)
+    assert outcome["response"] == "pong from the gateway"
+    sent = [r.json() for r in up.requests if r.method == "POST"]
+    routers = [b for b in sent if "response_format" in b]
+    assert len(routers) == 1  # answered at the first try: its JSON was readable
+    assert routers[0]["response_format"]["type"] == "json_schema"
+    assert "stream" not in routers[0]
+    assert sent[-1]["stream"] is True
