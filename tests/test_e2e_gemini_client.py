@@ -18,15 +18,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import exchange, raw_request
+from conftest import connect, exchange, raw_request, read_chunk, read_head
 from fake_upstream import (
     ANTHROPIC_UPSTREAM_KEY,
     OPENAI_UPSTREAM_KEY,
     THINKING_SIGNATURE,
     Answer,
     FakeUpstream,
+    Gate,
     Received,
     Reply,
+    Stream,
     ToolCall,
     Wired,
     add_account,
@@ -34,10 +36,17 @@ from fake_upstream import (
     anthropic_error,
     isolate_environment,
     json_reply,
+    openai_chat_events,
     openai_error,
     wired_gateway,
 )
-from gemini_fake import GEMINI_UPSTREAM_KEY, THOUGHT_SIGNATURE, answering_gemini, gemini_error
+from gemini_fake import (
+    GEMINI_UPSTREAM_KEY,
+    THOUGHT_SIGNATURE,
+    answering_gemini,
+    gemini_error,
+    gemini_events,
+)
 
 genai = pytest.importorskip("google.genai")
 from google.genai import errors as genai_errors  # noqa: E402
@@ -85,6 +94,9 @@ class Setup:
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), ("x-goog-api-key", self.key)]
 
     def answer(self, provider: str, answer: Answer) -> None:
         up = self.up(provider)
@@ -525,15 +537,42 @@ def test_a_key_in_the_query_is_accepted_and_neither_logged_nor_forwarded(
 def test_a_stream_without_alt_sse_is_a_json_array_written_as_it_comes(
     gw: Setup, provider: str
 ) -> None:
-    gw.answer(provider, Answer(text=TEXT, input_tokens=3, output_tokens=2))
+    answer = Answer(text=TEXT, input_tokens=3, output_tokens=2)
+    model = MODELS[provider]
+    if provider == "gemini":
+        events: list[Any] = gemini_events(answer, model)
+        held = 1  # after the first text chunk
+    else:
+        events = openai_chat_events(answer, model, include_usage=True)
+        held = 2  # after the role chunk and the first text piece
+    gate = Gate()
+    gw.up(provider).respond(Stream([*events[:held], gate, *events[held:]]))
     body = b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}'
-    result = post(gw, f"/v1beta/models/{MODELS[provider]}:streamGenerateContent", body)
-    assert result.status == 200
-    assert result.header("content-type") == "application/json; charset=utf-8"
-    assert result.body.startswith(b"[{") and result.body.endswith(b"}]")
-    assert b",\n{" in result.body
-    assert len(result.chunks) > 2  # element by element, not one body at the end
-    elements = json.loads(result.body)
+    path = f"/v1beta/models/{model}:streamGenerateContent"
+
+    async def scenario() -> tuple[Any, bytes, bytes]:
+        reader, writer = await connect(gw.port)
+        try:
+            writer.write(raw_request("POST", path, headers=gw.headers(), body=body))
+            await writer.drain()
+            head = await read_head(reader)
+            first = await read_chunk(reader)  # while the upstream holds the rest back
+            assert first is not None and not gate.timed_out
+            gate.open()
+            rest = []
+            while (chunk := await read_chunk(reader)) is not None:
+                rest.append(chunk)
+            return head, first, b"".join(rest)
+        finally:
+            writer.close()
+
+    head, first, rest = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert head.status == 200
+    assert head.header("content-type") == "application/json; charset=utf-8"
+    assert first.startswith(b"[{") and TEXT.split()[0].encode() in first
+    whole = first + rest
+    assert whole.endswith(b"}]") and b",\n{" in whole
+    elements = json.loads(whole)
     text = "".join(
         p.get("text", "") for e in elements for p in e["candidates"][0]["content"]["parts"]
     )
