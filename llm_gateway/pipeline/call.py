@@ -82,8 +82,7 @@ def consume_query(request: Request, key_query: str | None) -> None:
     kept = [(name, value) for name, value in pairs if name != key_query]
     request.query = urlencode(kept)
     if keys[0] and presented_key(request.header_map) is None:
-        request.headers.append((QUERY_KEY_HEADER, keys[0]))
-        request._index = None
+        request.add_header(QUERY_KEY_HEADER, keys[0])
 
 
 def _asks(query: str, parameter: str) -> bool:

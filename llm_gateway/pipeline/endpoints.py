@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from ..providers.base import Operation
 from ..server.paths import PathPattern
 
-__all__ = ["ENDPOINTS", "MODEL_ENDPOINTS", "Endpoint"]
+__all__ = ["ENDPOINTS", "KEY_QUERY", "MODEL_ENDPOINTS", "Endpoint"]
+
+#: the query parameter a Gemini API client may put its key in (``?key=``)
+KEY_QUERY = "key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,7 @@ def _gemini(method: str, operation: Operation, stream: bool) -> Endpoint:
         "write",
         stream=stream,
         sse_query="alt=sse",
-        key_query="key",
+        key_query=KEY_QUERY,
         forward_query=False,
         pattern=PathPattern.parse(template),
     )

@@ -75,7 +75,7 @@ from .eligibility import (
     reauthorisation_needed,
     unavailable_error,
 )
-from .endpoints import ENDPOINTS, MODEL_ENDPOINTS, Endpoint
+from .endpoints import ENDPOINTS, KEY_QUERY, MODEL_ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
     account_header,
@@ -191,7 +191,7 @@ class Proxy:
         return json_response(200, gemini_model(self.state.config, key, self.catalog, name))
 
     def _reader_key(self, request: Request) -> GatewayKey:
-        consume_query(request, "key")
+        consume_query(request, KEY_QUERY)
         key = authenticate(request.header_map, self.state.config, self.wall_clock())
         request.notes["key_id"] = key.id
         authorize(key, "read")
