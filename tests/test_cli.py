@@ -36,13 +36,16 @@ from llm_gateway.config.schema import Config, Quirks
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.crypto.gateway_keys import hash_key, parse_key_id, verify_key
 from llm_gateway.crypto.sealing import is_sealed, load_secret_key, unseal
+from llm_gateway.providers.registry import PROVIDERS
 
 ANTHROPIC_KEY = "sk-ant-api03-" + "Q7x" * 12 + "TAIL"
 OPENAI_KEY = "sk-proj-" + "m2Zp" * 10 + "WXYZ"
 GATEWAY_KEY = re.compile(r"lgw-[0-9a-f]{8}-[A-Za-z0-9_-]{43}")
 OTHER_SECRET_KEY = "ab" * 32
-NO_KEY_ERROR = "no gateway key with id 'deadbeef' (see 'llm-gateway apikey list')"
-NO_ACCOUNT_ERROR = "no upstream account with id 'up-nothere' (see 'llm-gateway upstream list')"
+NO_KEY_ERROR = "no gateway key with id or name 'deadbeef' (see 'llm-gateway apikey list')"
+NO_ACCOUNT_ERROR = (
+    "no upstream account with id or name 'up-nothere' (see 'llm-gateway upstream list')"
+)
 CANNOT_DECRYPT = "(sealed: cannot decrypt with this secret key)"
 
 
@@ -177,7 +180,9 @@ def test_entry_point_runs_as_a_module(home: Path) -> None:
     assert "unrecognized arguments: --bogus" in usage.stderr
     missing = run("apikey", "show", "deadbeef")
     assert missing.returncode == 1
-    assert missing.stderr == f"error: {NO_KEY_ERROR}\n"
+    # the hint names the command as it was run
+    hint = NO_KEY_ERROR.replace("llm-gateway", shlex.join([PYTHON, "-m", "llm_gateway"]))
+    assert missing.stderr == f"error: {hint}\n"
 
 
 # --- apikey -------------------------------------------------------------------
@@ -258,7 +263,7 @@ def test_apikey_list_and_show_never_print_the_key_or_its_hash(home: Path) -> Non
         ok(f"apikey show {key_id} --json"),
         ok(f"apikey disable {key_id}"),
         ok(f"apikey enable {key_id} --json"),
-        ok(f"apikey update {key_id} --name ci"),
+        ok(f"apikey update {key_id} --name ci-renamed"),
         ok(f"apikey update {key_id} --tpm 9 --json"),
         failed("status --json"),  # no gateway runs: exit 1
     ]
@@ -398,18 +403,22 @@ def test_upstream_openai_compatible_needs_a_base_url(home: Path) -> None:
     assert stored(home).upstream_accounts == ()
 
 
-@pytest.mark.parametrize("provider", ["azure"])
-def test_reserved_providers_are_refused_clearly(home: Path, provider: str) -> None:
+RESERVED = [name for name, provider in PROVIDERS.items() if provider.reserved]
+
+
+@pytest.mark.parametrize("provider", RESERVED)
+def test_reserved_providers_are_not_offered(home: Path, provider: str) -> None:
+    assert provider not in ok("upstream add --help").out
     command = f"upstream add --type api-key --provider {provider} --name x --key k-0123456789abc"
-    result = failed(command)
-    assert result.err == (
-        f"error: provider {provider!r} is not supported yet (the name is reserved)\n"
-    )
+    result = failed(command, code=2)
+    assert "argument --provider: invalid choice:" in result.err
+    choices = result.err.partition("choose from")[2]
+    assert "openai-compatible" in choices and provider not in choices
     assert "k-0123456789abc" not in result.output
     assert stored(home).upstream_accounts == ()
     account_id = add_upstream()["id"]
-    result = failed(f"upstream update {account_id} --provider {provider}")
-    assert "not supported yet" in result.err
+    result = failed(f"upstream update {account_id} --provider {provider}", code=2)
+    assert "invalid choice" in result.err
     assert stored(home).upstream_accounts[0].provider == "anthropic"
 
 
@@ -440,8 +449,9 @@ def test_upstream_oauth_account(home: Path) -> None:
     view = ok(f"upstream show {account.id} --json").json()
     assert view["key"] is None
     assert view["oauth"] == {"authorized": False, "expires_at": None, "needs_reauth": False}
-    assert "state:       not authorised" in ok(f"upstream show {account.id}").out
-    assert "not authorised" in ok("upstream list").out.splitlines()[1]
+    start = f"needs oauth start: llm-gateway oauth start {account.id}"
+    assert f"state:       {start}" in ok(f"upstream show {account.id}").out
+    assert start in ok("upstream list").out.splitlines()[1]
 
 
 def test_upstream_oauth_refusals(home: Path) -> None:
@@ -588,7 +598,7 @@ def test_upstream_key_rotation(home: Path) -> None:
 
 def test_sealed_key_is_bound_to_its_account(home: Path) -> None:
     first = add_upstream()["id"]
-    second = add_upstream(key=OPENAI_KEY)["id"]
+    second = add_upstream("--name second", key=OPENAI_KEY)["id"]
     one, two = stored(home).upstream_accounts
     assert unseal(secret_key(home), two.api_key or "", context=api_key_context(second)) == (
         OPENAI_KEY
@@ -652,18 +662,83 @@ def test_secret_key_from_the_environment_is_used_when_set(
 # --- env ----------------------------------------------------------------------
 
 
+NO_PROXY_VARIABLES = {
+    name: None
+    for base in ("http_proxy", "https_proxy", "no_proxy")
+    for name in (base, base.upper())
+}
+UNSET = {"config": None, "environment": None, "variable": None, "in_effect": None, "source": None}
+
+
+def env_cli(command: str, environ: dict[str, str | None]) -> CliResult:
+    result = run_cli(*shlex.split(command), env={**NO_PROXY_VARIABLES, **environ})
+    assert result.code == 0, result.output
+    return result
+
+
 def test_env_defaults(home: Path) -> None:
-    assert ok("env list").out.splitlines() == [
-        "NAME         VALUE",
-        "http_proxy   -",
-        "https_proxy  -",
-        "no_proxy     -",
+    assert env_cli("env list", {}).out.splitlines() == [
+        "NAME         CONFIG  ENVIRONMENT  USED",
+        "http_proxy   -       -            none",
+        "https_proxy  -       -            none",
+        "no_proxy     -       -            none",
+        "The gateway uses the config's value where one is set, else the environment's; "
+        "the environment shown is this shell's (a gateway started elsewhere has its own).",
     ]
-    assert ok("env list --json").json() == {
-        "http_proxy": None,
-        "https_proxy": None,
-        "no_proxy": None,
+    assert env_cli("env list --json", {}).json() == {
+        "http_proxy": UNSET,
+        "https_proxy": UNSET,
+        "no_proxy": UNSET,
     }
+
+
+def test_env_list_shows_the_proxy_variables_of_the_environment_masked(home: Path) -> None:
+    environ: dict[str, str | None] = {
+        "HTTPS_PROXY": "http://bob:env/s3cret@corp-proxy:8080",  # a "/" in the password
+        "http_proxy": "tok3n-only@plain-proxy:3128",  # bare host:port, user name only
+        "NO_PROXY": "localhost,.internal",
+    }
+    ok("env set --https-proxy http://alice:cfg-s3cret@cfg-proxy:3128")
+    listing = env_cli("env list", environ)
+    assert "s3cret" not in listing.output
+    assert "tok3n-only" not in listing.output
+    rows = {line.split()[0]: line.split() for line in listing.out.splitlines()[1:4]}
+    assert rows["http_proxy"] == [
+        "http_proxy",
+        "-",
+        "http_proxy=****@plain-proxy:3128",
+        "environment",
+    ]
+    assert rows["https_proxy"] == [
+        "https_proxy", "http://alice:****@cfg-proxy:3128",
+        "HTTPS_PROXY=http://bob:****@corp-proxy:8080", "config",
+    ]  # fmt: skip
+    assert rows["no_proxy"] == ["no_proxy", "-", "NO_PROXY=localhost,.internal", "environment"]
+    data = env_cli("env list --json", environ).json()
+    assert "s3cret" not in json.dumps(data)
+    assert data["https_proxy"] == {
+        "config": "http://alice:****@cfg-proxy:3128",
+        "environment": "http://bob:****@corp-proxy:8080",
+        "variable": "HTTPS_PROXY",
+        "in_effect": "http://alice:****@cfg-proxy:3128",
+        "source": "config",
+    }
+    assert data["http_proxy"]["in_effect"] == "****@plain-proxy:3128"
+    assert data["no_proxy"]["in_effect"] == "localhost,.internal"
+    # the lower-case variable wins over the upper-case one, as in the gateway
+    both = {"https_proxy": "http://lower:3128", "HTTPS_PROXY": "http://upper:3128"}
+    ok("env unset --name https_proxy")
+    row = env_cli("env list --json", both).json()["https_proxy"]
+    assert (row["variable"], row["in_effect"], row["source"]) == (
+        "https_proxy",
+        "http://lower:3128",
+        "environment",
+    )
+    # an empty config value means "no proxy", whatever the environment says
+    ok("env set --https-proxy=")
+    row = env_cli("env list --json", both).json()["https_proxy"]
+    assert (row["config"], row["in_effect"], row["source"]) == ("", None, "config")
+    assert "(empty: no proxy)" in env_cli("env list", both).out
 
 
 def test_env_set_show_unset_with_the_password_masked(home: Path) -> None:
@@ -672,8 +747,8 @@ def test_env_set_show_unset_with_the_password_masked(home: Path) -> None:
     outputs = [
         ok("env set --no-proxy=localhost,127.0.0.1 --http-proxy", proxy),
         ok("env set --json", f"--https-proxy={proxy}"),
-        ok("env list"),
-        ok("env list --json"),
+        env_cli("env list", {}),
+        env_cli("env list --json", {}),
         ok("env show --name http_proxy"),
         ok("env show --name=https-proxy --json"),
         failed("status"),  # no gateway runs: exit 1
@@ -683,8 +758,10 @@ def test_env_set_show_unset_with_the_password_masked(home: Path) -> None:
         assert "s3cr3t-pw" not in result.output
     assert masked in outputs[0].out and "localhost,127.0.0.1" in outputs[0].out
     both = {"http_proxy": masked, "https_proxy": masked, "no_proxy": "localhost,127.0.0.1"}
-    assert outputs[1].json() == both
-    assert outputs[3].json() == both
+    listed = {name: row["config"] for name, row in outputs[3].json().items()}
+    assert listed == both
+    assert {name: row["in_effect"] for name, row in outputs[3].json().items()} == both
+    assert outputs[1].json()["https_proxy"]["config"] == masked
     assert outputs[4].out == masked + "\n"
     assert outputs[5].json() == {"name": "https_proxy", "value": masked}
     assert stored(home).environment.http_proxy == proxy  # stored whole: the server needs it

@@ -117,7 +117,8 @@ def add_openai(name: str, base_url: str, *, priority: int = 0, weight: int = 1) 
 
 
 def add_key(*args: str) -> tuple[str, str]:
-    data = run_cli("apikey", "add", "--name", "k", "--json", *args).json()
+    name = f"k-{os.urandom(4).hex()}"  # key names are unique
+    data = run_cli("apikey", "add", "--name", name, "--json", *args).json()
     return data["id"], data["key"]
 
 

@@ -291,7 +291,7 @@ def test_start_and_completion_in_separate_processes(
     url = lines[2]
     assert lines[-2:] == [
         "Then paste the code shown (CODE#STATE) into:",
-        f"  llm-gateway oauth start {account} --code 'CODE#STATE'",
+        f"  {PYTHON} -m llm_gateway oauth start {account} --code 'CODE#STATE'",  # as run
     ]
     pasted = oauth_server.authorize(url)
     second = run("start", account, "--code", pasted)
@@ -555,7 +555,7 @@ def test_only_oauth_accounts_are_accepted(home: Path, action: str) -> None:
     assert config_file(home).read_bytes() == before
     result = failed("oauth", action, "up-nothere")
     assert result.err == (
-        "error: no upstream account with id 'up-nothere' (see 'llm-gateway upstream list')\n"
+        "error: no upstream account with id or name 'up-nothere' (see 'llm-gateway upstream list')\n"
     )
 
 

@@ -7,6 +7,7 @@ names and settings, never a key or a hash.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import re
 from dataclasses import asdict
@@ -152,7 +153,12 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
         "rpm": args.rpm or None,
         "tpm": args.tpm or None,
     }
-    ctx.store.update(lambda document: document.setdefault("gateway_keys", []).append(entry))
+
+    def mutate(document: dict[str, Any]) -> None:
+        ENTRIES.check_name(document, args.name, None)
+        document.setdefault("gateway_keys", []).append(entry)
+
+    ctx.store.update(mutate)
     if args.json:
         ctx.json({**public_view(entry), "key": key})
     else:
@@ -168,7 +174,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         ctx.json(document_keys)
         return 0
     if not document_keys:
-        ctx.out("No gateway keys. Create one with: llm-gateway apikey add --name NAME")
+        ctx.out("No gateway keys. Create one with: " + ctx.command("apikey add --name NAME"))
         return 0
     rows = [
         [
@@ -204,15 +210,20 @@ def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     key = ctx.store.load().key_by_id(args.id)
     if key is None:
-        raise CliError(f"no gateway key with id {args.id!r} (see 'llm-gateway apikey list')")
+        raise CliError(f"no gateway key with id {args.id!r} (see '{ctx.command('apikey list')}')")
     _print_one(ctx, public_view(asdict(key)), args.json)
     return 0
 
 
 def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
     def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = ENTRIES.find(document, args.id)
+        entry = ENTRIES.find(document, args.id, ctx)
+        before = copy.deepcopy(entry)
+        if args.name is not None:
+            ENTRIES.check_name(document, args.name, entry["id"])
         _apply(entry, args)
+        if entry == before:
+            raise CliError(f"nothing changed: gateway key {entry['id']} already has these settings")
         return public_view(entry)
 
     view = ctx.store.update(mutate)

@@ -30,12 +30,18 @@ class Context:
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+    #: the words that start the CLI, as the user typed them (for hints)
+    program: str = "llm-gateway"
 
     def out(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
 
     def err(self, text: str) -> None:
         self.stderr.write(text + "\n")
+
+    def command(self, text: str) -> str:
+        """``text`` as a command to paste: ``llm-gateway upstream list``, ``python3 llm-gateway.pyz ...``."""
+        return f"{self.program} {text}"
 
     def json(self, value: Any) -> None:
         self.stdout.write(json.dumps(value, indent=2, sort_keys=False) + "\n")

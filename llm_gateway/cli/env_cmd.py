@@ -1,7 +1,11 @@
 """``llm-gateway env ...``: outbound proxy settings for upstream requests.
 
 Proxy URLs may carry credentials (``http://user:pass@proxy:3128``); they are
-shown with the password masked.
+shown with the password masked (a lone user name too: it may be a token).
+``env list`` shows the proxy variables of the environment beside the config's,
+and which of the two the gateway uses: the config's value where one is set,
+else the environment's (lower-case name first), as ``ProxySettings.from_sources``
+decides.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..upstream.proxy import ProxySettings
 from .context import CliError, Context, print_table
 
 __all__ = ["register"]
@@ -18,14 +23,18 @@ NAMES = ("http_proxy", "https_proxy", "no_proxy")
 
 
 def masked_url(value: str | None) -> str | None:
-    """``http://user:secret@host:3128`` -> ``http://user:****@host:3128``."""
+    """``http://user:secret@host:3128`` -> ``http://user:****@host:3128``;
+    ``http://token@host`` -> ``http://****@host``; a bare ``user:pw@host:3128`` too."""
     if not value or "@" not in value:
         return value
-    parts = urlsplit(value)
-    if parts.password is None:
-        return value
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{parts.username}:****@{host}").geturl()
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    # everything up to the last "@" is credentials: a password may hold "/" or "@"
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:****" if colon else "****"
+    return f"{scheme}{sep}{hidden}@{host}"
 
 
 def _name(text: str) -> str:
@@ -66,12 +75,53 @@ def _views(ctx: Context) -> dict[str, str | None]:
     return {name: masked_url(value) for name, value in env.as_mapping().items()}
 
 
+def _from_environment(ctx: Context, name: str) -> tuple[str, str] | None:
+    """The variable (lower-case name first) and its value, as the gateway reads them."""
+    for variable in (name, name.upper()):
+        value = ctx.environ.get(variable)
+        if value:
+            return variable, value
+    return None
+
+
+def _listing(ctx: Context) -> dict[str, dict[str, str | None]]:
+    config = ctx.store.load().environment.as_mapping()
+    effective = ProxySettings.from_sources(config, ctx.environ)
+    rows: dict[str, dict[str, str | None]] = {}
+    for name in NAMES:
+        found = _from_environment(ctx, name)
+        if config.get(name) is not None:
+            source = "config"
+        elif found is not None:
+            source = "environment"
+        else:
+            source = None
+        rows[name] = {
+            "config": masked_url(config.get(name)),
+            "environment": masked_url(found[1]) if found else None,
+            "variable": found[0] if found else None,
+            "in_effect": masked_url(getattr(effective, name)),
+            "source": source,
+        }
+    return rows
+
+
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    views = _views(ctx)
+    rows = _listing(ctx)
     if args.json:
-        ctx.json(views)
-    else:
-        print_table(ctx, ["name", "value"], [[k, v or "-"] for k, v in views.items()])
+        ctx.json(rows)
+        return 0
+    table = []
+    for name, row in rows.items():
+        environment = f"{row['variable']}={row['environment']}" if row["variable"] else "-"
+        used = f"{row['source']}" if row["source"] else "none"
+        config = "(empty: no proxy)" if row["config"] == "" else row["config"] or "-"
+        table.append([name, config, environment, used])
+    print_table(ctx, ["name", "config", "environment", "used"], table)
+    ctx.out(
+        "The gateway uses the config's value where one is set, else the environment's; "
+        "the environment shown is this shell's (a gateway started elsewhere has its own)."
+    )
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 
@@ -20,11 +21,18 @@ from ..config.store import ConfigStore, resolve_config_path
 from ..errors import ConfigError
 from . import apikey_cmd, env_cmd, oauth_cmd, server_cmd, status_cmd, upstream_cmd
 from .context import CliError, Context
+from .invocation import invoked_as
 from .running import wait_for_load
 
 __all__ = ["build_parser", "main"]
 
 COMMANDS = (server_cmd, apikey_cmd, upstream_cmd, oauth_cmd, env_cmd, status_cmd)
+#: the commands whose ID argument names a gateway key or an upstream account (by id or name)
+NAMED_BY_ID = {
+    "apikey": apikey_cmd.ENTRIES,
+    "upstream": upstream_cmd.ENTRIES,
+    "oauth": upstream_cmd.ENTRIES,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,10 +60,13 @@ def main(argv: Sequence[str] | None = None, *, context: Context | None = None) -
         return exc.code if isinstance(exc.code, int) else 2
     if context is None:
         path = resolve_config_path(args.config, os.environ)
-        context = Context(store=ConfigStore(path), environ=os.environ)
+        context = Context(store=ConfigStore(path), environ=os.environ, program=_program())
     elif args.config:
         context.store = ConfigStore(resolve_config_path(args.config, context.environ))
     try:
+        entries = NAMED_BY_ID.get(args.command)
+        if entries is not None and getattr(args, "id", None) is not None:
+            args.id = entries.resolve_id(context.store.read_document(), args.id, context)
         code = int(args.handler(args, context))
         if context.store.writes and getattr(args, "waits_for_gateway", True):
             wait_for_load(context)
@@ -65,6 +76,12 @@ def main(argv: Sequence[str] | None = None, *, context: Context | None = None) -
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _program() -> str:
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    orig_argv = getattr(sys, "orig_argv", sys.argv)
+    return invoked_as(sys.argv, orig_argv, package_dir, shutil.which)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -92,6 +92,11 @@ def _oauth_account(config: Config, account_id: str) -> UpstreamAccount:
     return account
 
 
+def _start(ctx: Context, account_id: str, *options: str) -> str:
+    """The ``oauth start`` command for an account, as the user runs the CLI."""
+    return ctx.command(" ".join(("oauth start", account_id, *options)))
+
+
 def _pasted_code_flow(account: UpstreamAccount) -> PastedCodeFlow:
     flow = FLOWS[account.provider]
     if not isinstance(flow, PastedCodeFlow):
@@ -166,7 +171,7 @@ def _owner_text(part: dict[str, str] | None, label: str) -> str:
 
 def _print_status(ctx: Context, view: dict[str, Any]) -> None:
     if view["needs_reauth"]:
-        state = f"needs re-authorisation (llm-gateway oauth start {view['id']})"
+        state = f"needs re-authorisation ({_start(ctx, view['id'])})"
     elif view["authorized"]:
         state = "authorised"
     else:
@@ -187,7 +192,7 @@ def _print_status(ctx: Context, view: dict[str, Any]) -> None:
         ("last error", view["last_error"] or "-"),
     ]
     if view["pending"]:
-        rows.append(("pending", f"yes: llm-gateway oauth start {view['id']} --code CODE#STATE"))
+        rows.append(("pending", "yes: " + _start(ctx, view["id"], "--code CODE#STATE")))
     for label, value in rows:
         ctx.out(f"{label + ':':14}{value}")
 
@@ -236,7 +241,7 @@ def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
 
     ctx.store.update(mutate)
     opened = not args.no_browser and _display_available(ctx.environ) and _open_browser(url)
-    finish = f"llm-gateway oauth start {args.id} --code 'CODE#STATE'"
+    finish = _start(ctx, args.id, "--code 'CODE#STATE'")
     if args.json:
         ctx.json(
             {"id": args.id, "authorize_url": url, "browser_opened": opened, "complete_with": finish}
@@ -293,14 +298,14 @@ def _complete(
     if pending is None:
         raise CliError(
             f"no authorisation in progress for account {args.id}: "
-            f"run 'llm-gateway oauth start {args.id}' first"
+            f"run '{_start(ctx, args.id)}' first"
         )
     expected_state, verifier = pending
     if not secrets.compare_digest(state.encode(), expected_state.encode()):
         raise CliError(
             "the pasted code does not belong to the authorisation started last for account "
             f"{args.id} (state mismatch); nothing was stored. Paste the code shown for the "
-            f"latest URL, or run 'llm-gateway oauth start {args.id}' again"
+            f"latest URL, or run '{_start(ctx, args.id)}' again"
         )
     request = flow.exchange_request(config, code, state, verifier)
     proxy = _oauth_account(config, args.id).proxy  # the login goes the account's way too
@@ -309,7 +314,7 @@ def _complete(
     except InvalidGrant:
         raise CliError(
             "the provider refused the code (invalid_grant): it may have expired or been used "
-            f"already; run 'llm-gateway oauth start {args.id}' again"
+            f"already; run '{_start(ctx, args.id)}' again"
         ) from None
     except OAuthError as exc:
         raise CliError(f"the code exchange failed: {exc.message}") from None
@@ -356,8 +361,7 @@ def cmd_refresh(args: argparse.Namespace, ctx: Context) -> int:
     account = _oauth_account(config, args.id)
     if not account.oauth.refresh_token:
         raise CliError(
-            f"upstream account {args.id} is not authorised yet: "
-            f"run 'llm-gateway oauth start {args.id}'"
+            f"upstream account {args.id} is not authorised yet: run '{_start(ctx, args.id)}'"
         )
     try:
         asyncio.run(_refresh(config, ctx, args.id))

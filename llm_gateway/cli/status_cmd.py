@@ -51,7 +51,10 @@ def probe(config: Config, timeout: float = 3.0) -> dict[str, Any] | None:
 
 
 def summary(
-    config: Config, health: dict[str, Any] | None, url: str | None = None
+    config: Config,
+    health: dict[str, Any] | None,
+    url: str | None = None,
+    program: str = "llm-gateway",
 ) -> dict[str, Any]:
     address = show_address(url) if url else f"{config.server.host}:{config.server.port}"
     return {
@@ -71,22 +74,22 @@ def summary(
                 "provider": a.provider,
                 "type": a.type,
                 "enabled": a.enabled,
-                "state": _account_state(a, health),
+                "state": _account_state(a, health, program),
             }
             for a in config.upstream_accounts
         ],
     }
 
 
-def _account_state(account: UpstreamAccount, health: dict[str, Any] | None) -> str:
+def _account_state(account: UpstreamAccount, health: dict[str, Any] | None, program: str) -> str:
     account_id = account.id
     if not account.enabled:
         return "disabled"
     if account.type == "oauth":
         if account.oauth.needs_reauth:
-            return "needs re-authorisation (llm-gateway oauth start " + account_id + ")"
+            return f"needs re-authorisation ({program} oauth start {account_id})"
         if not account.oauth.access_token:
-            return "not authorised (llm-gateway oauth start " + account_id + ")"
+            return f"not authorised ({program} oauth start {account_id})"
     if health is None:
         return "unknown (gateway not running)"
     accounts = health.get("accounts") or {}
@@ -109,7 +112,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         config, problem = ctx.store.load(create=False), None
     url = _target(args, config)
     health = fetch_health(url, 3.0)
-    info = summary(config or Config(), health, url if args.url else None)
+    info = summary(config or Config(), health, url if args.url else None, ctx.program)
     same = serves_file(health, ctx.store.path) if health is not None else None
     info["config"] = {"path": str(ctx.store.path), "error": problem, "served": same}
     if config is None:  # nothing to list from a file this command cannot read

@@ -8,18 +8,20 @@ proxy (``--proxy``) is shown without its credentials.
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import ACCOUNT_TYPES, PROVIDERS
+from ..config.schema import ACCOUNT_TYPES
 from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context
-from ..providers.registry import get_provider
+from ..providers.registry import PROVIDERS, get_provider
 from ..upstream.proxy import parse_proxy_url, redact_proxy_url
 from .apikey_cmd import now_iso
+from .base_url import base_url_hints, check_base_url
 from .context import CliError, Context, add_actions, parse_csv, print_table
 from .entries import Entries
 from .sealed import check_secret_key
@@ -28,6 +30,8 @@ from .status_cmd import probe
 __all__ = ["register"]
 
 ENTRIES = Entries("upstream_accounts", "upstream account", "upstream")
+#: the providers an account can be added for: reserved names stay out until served
+SERVED = tuple(name for name, provider in PROVIDERS.items() if not provider.reserved)
 
 
 def _model_map(text: str) -> dict[str, str]:
@@ -68,11 +72,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     def settings(p: argparse.ArgumentParser, *, adding: bool) -> None:
         p.add_argument("--type", choices=ACCOUNT_TYPES, required=adding, help="account type")
-        p.add_argument("--provider", choices=PROVIDERS, required=adding, help="provider family")
+        p.add_argument("--provider", choices=SERVED, required=adding, help="provider family")
         p.add_argument("--name", required=adding, help="a label for the account")
         p.add_argument("--key", help="the provider API key, or - to read it from standard input")
         p.add_argument("--base-url", help="API base URL (required for openai-compatible)")
-        p.add_argument("--models", help="comma-separated glob patterns of models served")
+        p.add_argument(
+            "--models",
+            help="comma-separated glob patterns of models served (required for providers "
+            "without default models, such as openai-compatible)",
+        )
         p.add_argument(
             "--model-map",
             type=_model_map,
@@ -143,12 +151,9 @@ def _read_key(args: argparse.Namespace, ctx: Context) -> str | None:
     return key
 
 
-def _check_provider(name: str) -> None:
-    if get_provider(name).reserved:
-        raise CliError(f"provider {name!r} is not supported yet (the name is reserved)")
-
-
 def _apply(entry: dict[str, Any], args: argparse.Namespace) -> None:
+    if args.base_url is not None:
+        check_base_url(args.base_url)
     simple = {"name": args.name, "base_url": args.base_url, "priority": args.priority}
     for field, value in simple.items():
         if value is not None:
@@ -194,12 +199,39 @@ def _validate(entry: dict[str, Any]) -> None:
         raise CliError("oauth accounts are supported for provider 'anthropic' only")
 
 
+def _check_models(entry: dict[str, Any]) -> None:
+    """An account that would serve no model is refused (it would never be used)."""
+    if entry.get("models") or entry.get("model_map"):
+        return
+    provider = get_provider(entry["provider"])
+    if not provider.default_models:
+        raise CliError(
+            f"provider {provider.name!r} has no default models: say which models the "
+            "account serves with --models (globs, e.g. --models 'qwen*,llama-3*') "
+            "or --model-map client=upstream"
+        )
+    raise CliError(
+        "the account would serve no model: give --models (default for provider "
+        f"{provider.name!r}: {','.join(provider.default_models)})"
+    )
+
+
+def _hint_base_url(entry: dict[str, Any], args: argparse.Namespace, ctx: Context) -> None:
+    """Say (on stderr) when a newly given base URL differs from what the provider expects."""
+    if args.base_url is None and args.provider is None:
+        return
+    if entry.get("base_url"):
+        for hint in base_url_hints(entry["base_url"], get_provider(entry["provider"])):
+            ctx.err(f"hint: {hint}")
+
+
 def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
-    _check_provider(args.provider)
     provider = get_provider(args.provider)
     key = _read_key(args, ctx)
     if args.type == "oauth" and key is not None:
-        raise CliError("oauth accounts take no --key; authorise with 'llm-gateway oauth start ID'")
+        raise CliError(
+            f"oauth accounts take no --key; authorise with '{ctx.command('oauth start ID')}'"
+        )
     account_id = "up-" + secrets.token_hex(4)
     entry: dict[str, Any] = {
         "id": account_id,
@@ -217,20 +249,23 @@ def cmd_add(args: argparse.Namespace, ctx: Context) -> int:
     if key is not None:
         entry["api_key"] = seal(secret_key, key, context=api_key_context(account_id))
     _validate(entry)
+    _check_models(entry)
 
     def mutate(document: dict[str, Any]) -> None:
+        ENTRIES.check_name(document, args.name, None)
         if key is not None:
             check_secret_key(document, secret_key)
         document.setdefault("upstream_accounts", []).append(entry)
 
     ctx.store.update(mutate)
+    _hint_base_url(entry, args, ctx)
     view = public_view(entry, ctx)
     if args.json:
         ctx.json(view)
     else:
         ctx.out(f"Added upstream account {account_id} ({args.name}, {args.provider}).")
         if args.type == "oauth":
-            ctx.out(f"Authorise it with: llm-gateway oauth start {account_id}")
+            ctx.out(f"Authorise it with: {ctx.command(f'oauth start {account_id}')}")
     return 0
 
 
@@ -275,15 +310,16 @@ def public_view(entry: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return view
 
 
-def _state(view: dict[str, Any]) -> str:
+def _state(view: dict[str, Any], ctx: Context) -> str:
     if not view["enabled"]:
         return "disabled"
     oauth = view.get("oauth")
     if oauth is not None:
+        start = ctx.command(f"oauth start {view['id']}")
         if oauth["needs_reauth"]:
-            return "needs re-authorisation"
+            return f"needs re-authorisation: {start}"
         if not oauth["authorized"]:
-            return "not authorised"
+            return f"needs oauth start: {start}"
     return "enabled"
 
 
@@ -312,7 +348,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
         ctx.json(views)
         return 0
     if not views:
-        ctx.out("No upstream accounts. Add one with: llm-gateway upstream add --help")
+        ctx.out("No upstream accounts. Add one with: " + ctx.command("upstream add --help"))
         return 0
     rows = [
         [
@@ -320,7 +356,7 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
             v["name"],
             v["provider"],
             v["type"],
-            _state(v),
+            _state(v, ctx),
             _health_text(v),
             str(v["priority"]),
             str(v["weight"]),
@@ -332,7 +368,37 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     columns = ["id", "name", "provider", "type", "state", "health", "priority", "weight"]
     columns += ["models", "key"]
     print_table(ctx, columns, rows)
+    for view in views:
+        _warn_unrouted(view, ctx)
+        _warn_catch_all(view, views, ctx)
     return 0
+
+
+def _warn_catch_all(view: dict[str, Any], views: list[dict[str, Any]], ctx: Context) -> None:
+    """An account serving every model takes a share of its priority peers' traffic."""
+    if not view["enabled"] or "*" not in view["models"]:
+        return
+    peers = [
+        v["id"]
+        for v in views
+        if v is not view and v["enabled"] and v["priority"] == view["priority"]
+    ]
+    if peers:
+        update = ctx.command(f"upstream update {view['id']} --models GLOBS")
+        ctx.err(
+            f"warning: upstream account {view['id']} ({view['name']}) serves every model ('*') "
+            f"at priority {view['priority']}, so it takes a share of the traffic of "
+            f"{', '.join(peers)}; narrow it with: {update}"
+        )
+
+
+def _warn_unrouted(view: dict[str, Any], ctx: Context) -> None:
+    if not view["models"] and not view["model_map"]:
+        update = ctx.command(f"upstream update {view['id']} --models GLOBS")
+        ctx.err(
+            f"warning: upstream account {view['id']} ({view['name']}) lists no models, "
+            f"so no request is routed to it; set them with: {update}"
+        )
 
 
 def _models_text(view: dict[str, Any]) -> str:
@@ -345,7 +411,7 @@ def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
     if as_json:
         ctx.json(view)
         return
-    view = {**view, "state": _state(view), "health": _health_text(view)}
+    view = {**view, "state": _state(view, ctx), "health": _health_text(view)}
     for name, value in view.items():
         if isinstance(value, list):
             value = ",".join(value) or "-"
@@ -355,23 +421,24 @@ def _print_one(ctx: Context, view: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
-    for entry in _documents(ctx):
-        if entry.get("id") == args.id:
-            _print_one(ctx, _with_health(ctx, [public_view(entry, ctx)])[0], args.json)
-            return 0
-    raise CliError(f"no upstream account with id {args.id!r} (see 'llm-gateway upstream list')")
+    entry = ENTRIES.find(ctx.store.read_document(), args.id, ctx)
+    view = _with_health(ctx, [public_view(entry, ctx)])[0]
+    _print_one(ctx, view, args.json)
+    _warn_unrouted(view, ctx)
+    return 0
 
 
 def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
     key = _read_key(args, ctx)
     secret_key = load_secret_key(ctx.store.home, ctx.environ, create=True) if key else None
-    if args.provider is not None:
-        _check_provider(args.provider)
 
     def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = ENTRIES.find(document, args.id)
+        entry = ENTRIES.find(document, args.id, ctx)
+        before = copy.deepcopy(entry)
         if args.type is not None and args.type != entry["type"]:
             raise CliError("an account's type cannot change; remove it and add a new one")
+        if args.name is not None:
+            ENTRIES.check_name(document, args.name, entry["id"])
         if args.provider is not None:
             entry["provider"] = args.provider
         _apply(entry, args)
@@ -379,20 +446,34 @@ def cmd_update(args: argparse.Namespace, ctx: Context) -> int:
             if entry["type"] == "oauth":
                 raise CliError("oauth accounts take no --key")
             check_secret_key(document, secret_key)
-            entry["api_key"] = seal(secret_key, key, context=api_key_context(entry["id"]))
+            if _stored_key(entry, secret_key) != key:
+                entry["api_key"] = seal(secret_key, key, context=api_key_context(entry["id"]))
         _validate(entry)
+        if args.models is not None or args.model_map is not None:
+            _check_models(entry)
+        if entry == before:
+            raise CliError(
+                f"nothing changed: upstream account {entry['id']} already has these settings"
+            )
         return entry
 
     entry = ctx.store.update(mutate)
     _print_one(ctx, public_view(entry, ctx), args.json)
+    _hint_base_url(entry, args, ctx)
     return 0
+
+
+def _stored_key(entry: dict[str, Any], secret_key: bytes) -> str | None:
+    """The account's current API key in plain text (None when it has none)."""
+    sealed = entry.get("api_key")
+    return unseal(secret_key, sealed, context=api_key_context(entry["id"])) if sealed else None
 
 
 def cmd_enable(args: argparse.Namespace, ctx: Context) -> int:
     """Enable the account; a running gateway also forgets its credential failure."""
 
     def mutate(document: dict[str, Any]) -> dict[str, Any]:
-        entry = ENTRIES.find(document, args.id)
+        entry = ENTRIES.find(document, args.id, ctx)
         entry["enabled"] = True
         entry["enabled_at"] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         return dict(entry)

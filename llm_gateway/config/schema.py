@@ -228,6 +228,12 @@ class UpstreamAccount:
     #: set by ``upstream enable``: a change clears a credential failure
     enabled_at: str = ""
 
+    @property
+    def serves_no_model(self) -> bool:
+        """No ``models`` and no ``model_map``: routing never picks this account
+        (an account written without models gets none, not every model)."""
+        return not self.models and not self.model_map
+
     def upstream_model(self, client_model: str) -> str:
         """The name sent upstream: ``model_map`` (exact names, then globs) or unchanged."""
         return lookup(self.model_map, client_model) or client_model

@@ -94,4 +94,5 @@ PROVIDER = Provider(
     build_target=_target,
     adjust_body=_adjust,
     adjust_headers=_present,
+    path_version="/v1",
 )

@@ -87,6 +87,12 @@ class Provider:
     reserved: bool = False
     adjust_body: BodyAdjuster = unchanged
     adjust_headers: HeaderAdjuster = same_headers
+    #: the version segment a base URL ends with, as the provider's own SDK has
+    #: it (OpenAI: "/v1"); the CLI hints when an account's base URL lacks it
+    base_url_version: str | None = None
+    #: the version segment the request paths start with (Anthropic: "/v1"); the
+    #: CLI hints when an account's base URL ends with it already
+    path_version: str | None = None
 
     def base_url(self, account: UpstreamAccount) -> str:
         base = account.base_url or self.default_base_url

@@ -49,13 +49,17 @@ PROVIDER = Provider(
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,
+    base_url_version="/v1",
 )
 
+#: no default models: which models a compatible server has is the account's to
+#: say (a catch-all would take a share of every other provider's traffic)
 COMPATIBLE = Provider(
     name="openai-compatible",
     wire_formats=_WIRE,
     default_base_url=None,
-    default_models=("*",),
+    default_models=(),
     build_target=_target,
     requires_base_url=True,
+    base_url_version="/v1",
 )

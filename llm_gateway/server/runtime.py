@@ -63,6 +63,20 @@ def health_policy(routing: RoutingConfig) -> HealthPolicy:
     )
 
 
+def _warn_unrouted(config: Config, before: Config | None) -> None:
+    """Warn about accounts that list no models (newly so, on a reload)."""
+    known = {a.id for a in before.upstream_accounts if a.serves_no_model} if before else set()
+    for account in config.upstream_accounts:
+        if account.serves_no_model and account.id not in known:
+            log.warning(
+                "upstream account lists no models: no request is routed to it",
+                extra={
+                    "account_id": account.id,
+                    "reason": f"set them with: upstream update {account.id} --models GLOBS",
+                },
+            )
+
+
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
@@ -74,6 +88,7 @@ class Gateway:
         config = loaded.config
         self.watcher = ConfigWatcher(store, loaded)
         self.started_config = config
+        _warn_unrouted(config, None)
         self.health = HealthTracker(health_policy(config.routing))
         self.state = GatewayState(
             config=config,
@@ -168,6 +183,7 @@ class Gateway:
     def _apply(self, loaded: Loaded) -> None:
         config, old = loaded.config, self.state.config
         self._settle_health(old, config)
+        _warn_unrouted(config, old)
         if config.environment != old.environment:
             self.pool.set_proxy(
                 ProxySettings.from_sources(config.environment.as_mapping(), self.environ)
