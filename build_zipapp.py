@@ -2,57 +2,67 @@
 """Build ``llm-gateway.pyz``: the gateway and its pure-Python dependencies in one file.
 
 The archive holds ``llm_gateway`` from this tree plus ``h11``, ``certifi`` and
-the pure-Python part of PyYAML, taken from the Python environment running this
-script (install them first: ``python3 -m pip install h11 certifi pyyaml``).
-It must run on any Python 3.10+ with site-packages switched off, so:
+the pure-Python part of PyYAML, taken from the pinned copy in ``vendor/``
+(nothing needs to be installed: any Python 3.10+ can build it). Every vendored
+file is checked against ``vendor/SHA256SUMS`` first; a changed, missing or
+unlisted file stops the build. The archive must run on any Python 3.10+ with
+site-packages switched off, so:
 
 * no native extension goes in: PyYAML's optional ``_yaml`` accelerator is left
   out (PyYAML falls back to pure Python), and any other native file fails the
   build;
 * the output is reproducible: files in sorted order, fixed timestamps and
-  permissions, so building twice from the same tree gives identical bytes.
+  permissions, so building twice from the same tree gives identical bytes;
+* its ``__main__.py`` is ``llm_gateway/__main__.py``, which checks the Python
+  version before importing anything, so an old interpreter gets a sentence.
 
 Usage: ``python3 build_zipapp.py [--output PATH]``
+
+Updating the vendored copy: download the wheels (``python3 -m pip download
+--no-deps h11==V certifi==V pyyaml==V``), then ``python3 build_zipapp.py
+--vendor WHEEL...``: each wheel's files are checked against its own ``RECORD``,
+its packages and licence files replace those in ``vendor/``, and
+``vendor/SHA256SUMS`` is rewritten; record the wheels' names and SHA-256 in
+``vendor/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
+import base64
+import hashlib
 import os
+import shutil
 import stat
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+VENDOR = ROOT / "vendor"
+SUMS = "SHA256SUMS"
+#: files of ``vendor/`` that describe it and are not bundled
+VENDOR_DOCS = ("README.md", SUMS)
 SHEBANG = b"#!/usr/bin/env python3\n"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 #: native modules a dependency imports optionally and works without
 OPTIONAL_NATIVE = ("yaml/_yaml",)
+#: importable package -> its distribution on PyPI
 DEPENDENCIES = {"h11": "h11", "certifi": "certifi", "yaml": "PyYAML"}
-MAIN = b'''"""Entry point of the llm-gateway zipapp."""
-
-from llm_gateway.cli.main import main
-
-raise SystemExit(main())
-'''
 
 
 class BuildError(Exception):
     pass
 
 
-def package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise BuildError(
-            f"package {name!r} is not importable here; install it first: "
-            f"python3 -m pip install {DEPENDENCIES.get(name, name)}"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_native(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return base.endswith(NATIVE_SUFFIXES) or ".cpython-" in base
 
 
 def package_files(name: str, source: Path) -> list[tuple[str, Path]]:
@@ -62,7 +72,7 @@ def package_files(name: str, source: Path) -> list[tuple[str, Path]]:
         if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
             continue
         arcname = f"{name}/{path.relative_to(source).as_posix()}"
-        if path.name.endswith(NATIVE_SUFFIXES) or ".cpython-" in path.name:
+        if is_native(arcname):
             if any(arcname.startswith(prefix) for prefix in OPTIONAL_NATIVE):
                 continue
             raise BuildError(f"refusing to bundle native extension {arcname}")
@@ -70,19 +80,46 @@ def package_files(name: str, source: Path) -> list[tuple[str, Path]]:
     return files
 
 
-def license_files(distribution: str) -> list[tuple[str, bytes]]:
+def read_sums(vendor: Path) -> dict[str, str]:
+    """``vendor/SHA256SUMS`` (``sha256sum`` format): relative path -> hex digest."""
     try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return []
-    found = []
-    for entry in dist.files or []:
-        name = Path(str(entry)).name
-        if name.upper().startswith(("LICENSE", "LICENCE", "COPYING")):
-            located = Path(str(dist.locate_file(entry)))
-            if located.is_file():
-                found.append((f"licenses/{distribution}/{name}", located.read_bytes()))
-    return sorted(found)
+        text = (vendor / SUMS).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BuildError(f"cannot read {vendor / SUMS}: {exc.strerror or exc}") from None
+    sums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name:
+            raise BuildError(f"{vendor / SUMS}: line {number} is not 'SHA256  PATH'")
+        sums[name] = digest
+    return sums
+
+
+def vendored_files(vendor: Path = VENDOR) -> list[tuple[str, bytes]]:
+    """(archive name, bytes) of every vendored file, each checked against its pin."""
+    sums = read_sums(vendor)
+    found: dict[str, bytes] = {}
+    for path in sorted(vendor.rglob("*")):
+        relative = path.relative_to(vendor).as_posix()
+        if not path.is_file() or relative in VENDOR_DOCS or "__pycache__" in path.parts:
+            continue
+        if relative not in sums:
+            raise BuildError(f"vendor/{relative} is not listed in vendor/{SUMS}")
+        data = path.read_bytes()
+        if sha256(data) != sums[relative]:
+            raise BuildError(f"vendor/{relative} does not match its SHA-256 in vendor/{SUMS}")
+        if is_native(relative):
+            raise BuildError(f"refusing to bundle native extension {relative}")
+        found[relative] = data
+    missing = sorted(set(sums) - set(found))
+    if missing:
+        raise BuildError(f"vendor/{missing[0]} is listed in vendor/{SUMS} but missing")
+    for package in DEPENDENCIES:
+        if f"{package}/__init__.py" not in found:
+            raise BuildError(f"vendor/{package} is missing")
+    return sorted(found.items())
 
 
 def _entry(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:
@@ -93,14 +130,12 @@ def _entry(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:
     zf.writestr(info, data, compresslevel=9)
 
 
-def build(output: Path) -> Path:
-    entries: list[tuple[str, bytes]] = [("__main__.py", MAIN)]
+def build(output: Path, vendor: Path = VENDOR) -> Path:
+    main = (ROOT / "llm_gateway" / "__main__.py").read_bytes()
+    entries: list[tuple[str, bytes]] = [("__main__.py", main)]
     for arcname, path in package_files("llm_gateway", ROOT / "llm_gateway"):
         entries.append((arcname, path.read_bytes()))
-    for name, distribution in DEPENDENCIES.items():
-        for arcname, path in package_files(name, package_dir(name)):
-            entries.append((arcname, path.read_bytes()))
-        entries.extend(license_files(distribution))
+    entries.extend(vendored_files(vendor))
     entries.sort()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -114,13 +149,83 @@ def build(output: Path) -> Path:
     return output
 
 
+# --- refreshing vendor/ from wheels ---------------------------------------------------
+
+
+def _record_digest(entry: str) -> str:
+    """A RECORD hash (``sha256=<urlsafe base64>``) as hex."""
+    algorithm, _, value = entry.partition("=")
+    if algorithm != "sha256":
+        raise BuildError(f"unsupported RECORD hash {algorithm!r}")
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
+def wheel_files(wheel: Path) -> tuple[str, dict[str, bytes]]:
+    """The distribution name and the files to vendor from one wheel, each checked
+    against the wheel's own RECORD."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        records = [n for n in names if n.endswith(".dist-info/RECORD")]
+        if len(records) != 1:
+            raise BuildError(f"{wheel.name}: not a wheel (no single RECORD)")
+        info_dir = records[0].rsplit("/", 1)[0]
+        distribution = info_dir.split("-", 1)[0]
+        expected: dict[str, str] = {}
+        for line in zf.read(records[0]).decode().splitlines():
+            name, digest, _ = line.rsplit(",", 2)
+            if digest:
+                expected[name] = _record_digest(digest)
+        files: dict[str, bytes] = {}
+        for name in names:
+            top = name.split("/", 1)[0]
+            licence = name.startswith(f"{info_dir}/licenses/")
+            if not licence and (top not in DEPENDENCIES or is_native(name)):
+                continue
+            data = zf.read(name)
+            if expected.get(name) != sha256(data):
+                raise BuildError(f"{wheel.name}: {name} does not match the wheel's RECORD")
+            if licence:
+                name = f"licenses/{distribution}/" + name.split("/licenses/", 1)[1]
+            files[name] = data
+    return distribution, files
+
+
+def vendor_wheels(wheels: list[Path], vendor: Path = VENDOR) -> None:
+    """Replace the vendored packages that ``wheels`` provide and rewrite SHA256SUMS."""
+    for wheel in wheels:
+        _, files = wheel_files(wheel)
+        for top in {name.split("/", 1)[0] for name in files if not name.startswith("licenses/")}:
+            shutil.rmtree(vendor / top, ignore_errors=True)
+        for name, data in files.items():
+            target = vendor / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        print(f"vendored {wheel.name}  sha256 {sha256(wheel.read_bytes())}")
+    lines = [
+        f"{sha256(path.read_bytes())}  {path.relative_to(vendor).as_posix()}"
+        for path in sorted(vendor.rglob("*"))
+        if path.is_file() and path.relative_to(vendor).as_posix() not in VENDOR_DOCS
+    ]
+    (vendor / SUMS).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the llm-gateway zipapp.")
     parser.add_argument(
         "--output", type=Path, default=ROOT / "llm-gateway.pyz", help="where to write the .pyz"
     )
+    parser.add_argument(
+        "--vendor",
+        type=Path,
+        nargs="+",
+        metavar="WHEEL",
+        help="refresh vendor/ from these wheels instead of building",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.vendor:
+            vendor_wheels(args.vendor)
+            return 0
         path = build(args.output)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

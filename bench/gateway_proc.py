@@ -19,7 +19,6 @@ building interpreter first if it lacks them, as the README's set-up does).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -28,6 +27,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Gateway", "build_zipapp", "free_port"]
 
@@ -55,14 +55,8 @@ def free_port() -> int:
 
 
 def build_zipapp(output: Path, python: str = sys.executable) -> Path:
-    """Build ``llm-gateway.pyz`` from this checkout at ``output``."""
-    if python == sys.executable:
-        missing = [m for m in ("h11", "certifi", "yaml") if importlib.util.find_spec(m) is None]
-        if missing:
-            print(f"installing the gateway's dependencies into {python}: h11 certifi pyyaml")
-            subprocess.run(
-                [python, "-m", "pip", "install", "-q", "h11", "certifi", "pyyaml"], check=True
-            )
+    """Build ``llm-gateway.pyz`` from this checkout at ``output`` (from ``vendor/``:
+    nothing needs to be installed)."""
     subprocess.run(
         [python, str(REPO / "build_zipapp.py"), "--output", str(output)],
         check=True,
@@ -110,22 +104,25 @@ class Gateway:
         self,
         upstreams: list[tuple[str, str, str, str]],
         *,
-        max_connections: int = 1024,
-        max_connections_per_upstream: int = 64,
+        max_connections: int | None = None,
+        max_connections_per_upstream: int | None = None,
         log_level: str = "warning",
     ) -> None:
         """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key.
 
-        Logging is at ``warning`` unless asked: at ``info`` every request writes an
-        access log line (to the gateway's log file here)."""
+        The connection limits are the gateway's defaults (sized from the open-file
+        limit) unless given. Logging is at ``warning`` unless asked: at ``info``
+        every request writes an access log line (to the gateway's log file here)."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        server: dict[str, Any] = {"host": "127.0.0.1", "port": self.port}
+        proxy: dict[str, Any] = {}
+        if max_connections is not None:
+            server["max_connections"] = max_connections
+        if max_connections_per_upstream is not None:
+            proxy["max_connections_per_upstream"] = max_connections_per_upstream
         settings = {
-            "server": {
-                "host": "127.0.0.1",
-                "port": self.port,
-                "max_connections": max_connections,
-            },
-            "proxy": {"max_connections_per_upstream": max_connections_per_upstream},
+            "server": server,
+            "proxy": proxy,
             "logging": {"level": log_level, "format": "text"},
         }
         config = self.home / "config.yaml"

@@ -9,9 +9,9 @@ Theory of operation: three processes, as in ``run.py``:
   and the others one every ``--hold / events`` seconds, so each stream stays
   open for about ``--hold`` seconds;
 * the gateway (zipapp, ``taskset`` to the gateway core) configured to route
-  there, with ``server.max_connections`` and
-  ``proxy.max_connections_per_upstream`` raised above the stream count (the
-  defaults, 1024 and 64, would refuse or queue most of them);
+  there, with its default connection limits (sized from the open-file limit;
+  ``--limit N`` sets ``server.max_connections`` and
+  ``proxy.max_connections_per_upstream`` to N instead);
 * the client (this script, also on the load core): opens ``--streams``
   connections with asyncio (at most ``--connect-burst`` connecting at once),
   sends one streaming request on each and reads the whole stream, which is
@@ -306,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         "--connect-burst", type=int, default=256, help="connections opening at once"
     )
     parser.add_argument(
-        "--default-limits",
-        action="store_true",
-        help="keep the gateway's default connection limits (to see what they do)",
+        "--limit",
+        type=int,
+        help="set both connection limits to this (default: the gateway's own defaults)",
     )
     parser.add_argument("--gateway-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
@@ -355,11 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         base = f"http://127.0.0.1:{stub_port}"
-        limits = {
-            "max_connections": 1024 if args.default_limits else args.streams + 1000,
-            "max_connections_per_upstream": 64 if args.default_limits else args.streams + 1000,
-        }
-        report.meta["limits"] = limits
+        limits = {"max_connections": args.limit, "max_connections_per_upstream": args.limit}
+        report.meta["limits"] = {k: v or "auto (default)" for k, v in limits.items()}
         gateway.configure(
             [
                 (

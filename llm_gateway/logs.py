@@ -1,5 +1,9 @@
 """Structured logging: one JSON object per line, or plain text for a terminal.
 
+The format ``auto`` (the default) picks text when the log stream is a
+terminal and JSON otherwise (a file, a pipe, a container's log collector);
+``json`` and ``text`` force one.
+
 Theory of operation: code logs through ``logging.getLogger("llm_gateway...")``
 with fixed messages and fields passed in ``extra=``; the formatter copies the
 known fields it finds on the record. Nothing here knows secrets; callers must
@@ -15,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import IO
 
-__all__ = ["FIELDS", "configure"]
+__all__ = ["FIELDS", "configure", "resolve_format"]
 
 #: the ``extra=`` fields the formatters print, in this order
 FIELDS = (
@@ -74,6 +78,16 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def resolve_format(fmt: str, stream: IO[str]) -> str:
+    """``json`` or ``text``: ``auto`` is text on a terminal, JSON anywhere else."""
+    if fmt != "auto":
+        return fmt
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return "json"
+
+
 def configure(
     level: str, fmt: str, environ: Mapping[str, str], stream: IO[str] | None = None
 ) -> None:
@@ -82,8 +96,10 @@ def configure(
     logger = logging.getLogger("llm_gateway")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    out = stream or sys.stderr
+    handler = logging.StreamHandler(out)
+    json_lines = resolve_format(fmt, out) == "json"
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(getattr(logging, level, logging.INFO))
     logger.propagate = False

@@ -3,14 +3,18 @@ off on every supported interpreter. Everything is built into temporary directori
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from conftest import PYTHON, REPO, free_port, get_health, wait_until
@@ -107,6 +111,112 @@ def test_native_extensions_are_refused(builder: ModuleType, tmp_path: Path) -> N
     (yaml_dir / "__init__.py").write_text("")
     (yaml_dir / "_yaml.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
     assert [name for name, _ in builder.package_files("yaml", yaml_dir)] == ["yaml/__init__.py"]
+
+
+def test_the_build_needs_nothing_installed(tmp_path: Path) -> None:
+    """No site-packages, no pip: the build takes its dependencies from vendor/."""
+    target = tmp_path / "llm-gateway.pyz"
+    done = subprocess.run(
+        [PYTHON, "-I", "-S", str(REPO / "build_zipapp.py"), "--output", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(target) as zf:
+        names = set(zf.namelist())
+    assert {"h11/__init__.py", "certifi/cacert.pem", "yaml/__init__.py"} <= names
+
+
+def copy_vendor(tmp_path: Path) -> Path:
+    copy = tmp_path / "vendor"
+    shutil.copytree(REPO / "vendor", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda v: (v / "h11" / "_util.py").write_text("import os\n"), "does not match"),
+        (lambda v: (v / "yaml" / "extra.py").write_text(""), "is not listed"),
+        (lambda v: (v / "certifi" / "core.py").unlink(), "listed in vendor/SHA256SUMS but missing"),
+    ],
+    ids=["changed", "unlisted", "missing"],
+)
+def test_the_vendored_copy_is_checked_against_its_pins(
+    builder: ModuleType, tmp_path: Path, change: Any, message: str
+) -> None:
+    vendor = copy_vendor(tmp_path)
+    change(vendor)
+    with pytest.raises(builder.BuildError, match=message):
+        builder.build(tmp_path / "out.pyz", vendor)
+    assert not (tmp_path / "out.pyz").exists()
+
+
+def _wheel(path: Path, files: dict[str, bytes], record: dict[str, bytes]) -> Path:
+    def digest(data: bytes) -> str:
+        return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+    lines = [f"{name},sha256={digest(data)},{len(data)}" for name, data in record.items()]
+    lines.append("h11-9.9.dist-info/RECORD,,")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("h11-9.9.dist-info/RECORD", "\n".join(lines) + "\n")
+    return path
+
+
+def test_vendoring_a_wheel_checks_its_record_and_rewrites_the_pins(
+    builder: ModuleType, tmp_path: Path
+) -> None:
+    vendor = copy_vendor(tmp_path)
+    files = {
+        "h11/__init__.py": b"VERSION = '9.9'\n",
+        "h11-9.9.dist-info/licenses/LICENSE.txt": b"MIT\n",
+        "h11-9.9.dist-info/METADATA": b"Name: h11\n",
+    }
+    good = _wheel(tmp_path / "h11-9.9-py3-none-any.whl", files, files)
+    builder.vendor_wheels([good], vendor)
+    assert sorted(p.name for p in (vendor / "h11").iterdir()) == ["__init__.py"]
+    assert (vendor / "licenses" / "h11" / "LICENSE.txt").read_bytes() == b"MIT\n"
+    sums = builder.read_sums(vendor)
+    assert sums["h11/__init__.py"] == hashlib.sha256(files["h11/__init__.py"]).hexdigest()
+    assert [name for name in sums if name.startswith("h11/")] == ["h11/__init__.py"]
+    builder.build(tmp_path / "out.pyz", vendor)  # the rewritten pins hold
+
+    tampered = dict(files, **{"h11/__init__.py": b"import os; os.system('x')\n"})
+    (tmp_path / "bad").mkdir()
+    bad = _wheel(tmp_path / "bad" / "h11-9.9-py3-none-any.whl", tampered, files)
+    with pytest.raises(builder.BuildError, match="does not match the wheel's RECORD"):
+        builder.vendor_wheels([bad], vendor)
+
+
+OLD_PYTHONS = [
+    pytest.param(
+        Path.home() / ".pyenv" / "versions" / version / "bin" / f"python{version[:3]}",
+        id=f"python{version[:3]}",
+        marks=pytest.mark.skipif(
+            not (Path.home() / ".pyenv" / "versions" / version).exists(),
+            reason=f"no Python {version}",
+        ),
+    )
+    for version in ("3.9.18", "3.8.18")
+]
+
+
+@pytest.mark.parametrize("python", OLD_PYTHONS)
+def test_an_old_python_gets_a_sentence_not_a_traceback(pyz: Path, python: Path) -> None:
+    version = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    for command in ([str(python), str(pyz), "server", "start"], [str(python), "-I", str(pyz)]):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 1
+        assert done.stderr == f"llm-gateway needs Python 3.10 or newer (this is {version})\n"
+        assert done.stdout == ""
 
 
 def test_output_option_and_the_repository_is_left_alone(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     start = sub.add_parser("start", help="run the gateway in the foreground")
-    start.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
+    start.add_argument("--host", help="address to listen on (default from config: 127.0.0.1)")
     start.add_argument("--port", type=_port, help="port to listen on (default from config: 3847)")
     start.add_argument(
         "--workers",

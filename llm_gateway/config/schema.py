@@ -45,7 +45,10 @@ PROVIDERS = ("anthropic", "openai", "openai-compatible", "gemini", "azure")
 ACCOUNT_TYPES = ("api-key", "oauth")
 PERMISSIONS = ("read", "write", "admin")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("json", "text")
+#: ``auto``: text when stderr is a terminal, JSON otherwise
+LOG_FORMATS = ("auto", "json", "text")
+#: the value of a limit that the gateway sizes itself (None in the dataclasses)
+AUTO = "auto"
 
 
 class SchemaError(ValueError):
@@ -59,13 +62,15 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
+    #: loopback by default: listening on every interface (0.0.0.0) is a deliberate choice
+    host: str = "127.0.0.1"
     port: int = 3847
     max_body_bytes: int = 32 * 1024 * 1024
     max_header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     keepalive_timeout: float = 75.0
-    max_connections: int = 4096
+    #: None (``auto``): sized at start from the open-file limit (``server/capacity.py``)
+    max_connections: int | None = None
     shutdown_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
 
@@ -80,7 +85,8 @@ class ProxyConfig:
     stream_idle_timeout: float = 300.0
     request_timeout: float = 600.0
     idle_connection_timeout: float = 60.0
-    max_connections_per_upstream: int = 512
+    #: None (``auto``): no cap below what the open-file limit allows (``server/capacity.py``)
+    max_connections_per_upstream: int | None = None
     max_response_bytes: int = 64 * 1024 * 1024
     #: bytes of memory large requests (1 MiB and more) may hold at once while
     #: parsed, converted and sent (estimated); the others wait their turn
@@ -121,7 +127,7 @@ class RoutingConfig:
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: str = "info"
-    format: str = "json"
+    format: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +288,7 @@ def default_document() -> dict[str, Any]:
             "max_header_bytes": server.max_header_bytes,
             "header_timeout": server.header_timeout,
             "keepalive_timeout": server.keepalive_timeout,
-            "max_connections": server.max_connections,
+            "max_connections": AUTO,
             "shutdown_timeout": server.shutdown_timeout,
             "cors_origins": [],
         },
@@ -293,7 +299,7 @@ def default_document() -> dict[str, Any]:
             "stream_idle_timeout": proxy.stream_idle_timeout,
             "request_timeout": proxy.request_timeout,
             "idle_connection_timeout": proxy.idle_connection_timeout,
-            "max_connections_per_upstream": proxy.max_connections_per_upstream,
+            "max_connections_per_upstream": AUTO,
             "max_response_bytes": proxy.max_response_bytes,
             "large_request_memory": proxy.large_request_memory,
         },
@@ -307,7 +313,7 @@ def default_document() -> dict[str, Any]:
         },
         "gateway_keys": [],
         "upstream_accounts": [],
-        "logging": {"level": "info", "format": "json"},
+        "logging": {"level": "info", "format": "auto"},
         "environment": {"http_proxy": None, "https_proxy": None, "no_proxy": None},
     }
 
@@ -387,6 +393,20 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str, object], in
     return check
 
 
+def _int_or_auto(minimum: int) -> Callable[[str, object], int | None]:
+    """A whole number, or ``auto`` (None): the runtime derives the value."""
+    whole = _int(minimum)
+
+    def check(path: str, value: object) -> int | None:
+        if value == AUTO:
+            return None
+        if isinstance(value, str):
+            raise SchemaError(path, f"must be a whole number or {AUTO}, not {value!r}")
+        return whole(path, value)
+
+    return check
+
+
 def _seconds(path: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SchemaError(path, f"must be a number of seconds, not {_type_name(value)}")
@@ -445,7 +465,7 @@ def _server(data: object) -> ServerConfig:
         max_header_bytes=s.get("max_header_bytes", d.max_header_bytes, _int(1024)),
         header_timeout=s.get("header_timeout", d.header_timeout, _seconds),
         keepalive_timeout=s.get("keepalive_timeout", d.keepalive_timeout, _seconds),
-        max_connections=s.get("max_connections", d.max_connections, _int(1)),
+        max_connections=s.get("max_connections", d.max_connections, _int_or_auto(1)),
         shutdown_timeout=s.get("shutdown_timeout", d.shutdown_timeout, _seconds),
         cors_origins=s.get("cors_origins", d.cors_origins, _str_list),
     )
@@ -465,7 +485,7 @@ def _proxy(data: object) -> ProxyConfig:
             "idle_connection_timeout", d.idle_connection_timeout, _seconds
         ),
         max_connections_per_upstream=s.get(
-            "max_connections_per_upstream", d.max_connections_per_upstream, _int(1)
+            "max_connections_per_upstream", d.max_connections_per_upstream, _int_or_auto(1)
         ),
         max_response_bytes=s.get("max_response_bytes", d.max_response_bytes, _int(1)),
         large_request_memory=s.get("large_request_memory", d.large_request_memory, _int(1 << 20)),

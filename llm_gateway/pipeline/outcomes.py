@@ -4,8 +4,11 @@ Theory of operation: ``classify_status`` and ``classify_error`` turn an HTTP
 status or a transport error into an ``Outcome``; ``record`` tells the health
 tracker (a client's 400 never counts against an account, a 401/403 is a
 credential problem, not a provider health problem, a 429 is a cooldown, not a
-failure); ``Outcome.retryable`` says whether the next candidate should be tried
-(only ever before the first byte reached the client).
+failure, and ``BUSY``, the gateway's own limits (its pool's queue timed out,
+or it ran out of file descriptors), is never the account's: nothing is
+recorded but the return of a probe slot); ``Outcome.retryable`` says whether
+the next candidate should be tried (only ever before the first byte reached
+the client).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..routing.health import FailureKind, HealthTracker
 from ..upstream.errors import (
     ConnectError,
     ConnectTimeout,
+    LocalResourceError,
     PoolTimeout,
     ProxyError,
     RemoteProtocolError,
@@ -41,7 +45,7 @@ class Outcome(Enum):
     CONNECT = "connect"
     TIMEOUT = "timeout"
     PROTOCOL = "protocol"
-    BUSY = "busy"  # our own pool was full: not the account's fault
+    BUSY = "busy"  # the gateway's own limits (pool, descriptors): not the account's fault
 
     @property
     def retryable(self) -> bool:
@@ -72,7 +76,7 @@ def classify_status(status: int) -> Outcome:
 
 
 def classify_error(error: UpstreamError) -> Outcome:
-    if isinstance(error, PoolTimeout):
+    if isinstance(error, (PoolTimeout, LocalResourceError)):
         return Outcome.BUSY
     if isinstance(error, UpstreamTimeout):
         return Outcome.TIMEOUT
@@ -93,8 +97,10 @@ def record(
 ) -> None:
     if outcome is Outcome.OK:
         health.record_success(account_id, now, latency)
-    elif outcome is Outcome.CLIENT_ERROR or outcome is Outcome.BUSY:
+    elif outcome is Outcome.CLIENT_ERROR:
         health.record_client_error(account_id, now)
+    elif outcome is Outcome.BUSY:
+        health.release_probe(account_id, now)
     elif outcome is Outcome.AUTH_FAILED:
         health.record_auth_failure(account_id, now, message or "credentials rejected")
     elif outcome is Outcome.RATE_LIMITED:
@@ -112,6 +118,10 @@ _CLIENT_MESSAGES: tuple[tuple[type[UpstreamError], str], ...] = (
     (StreamIdleTimeout, "the upstream stopped sending data"),
     (TotalTimeout, "the upstream took too long to answer"),
     (PoolTimeout, "the gateway is busy; no upstream connection became free in time"),
+    (
+        LocalResourceError,
+        "the gateway is at its connection limit (out of file descriptors); retry shortly",
+    ),
     (ProxyError, "the outbound proxy refused or failed the connection"),
     (TLSError, "the TLS connection to the upstream failed"),
     (ConnectError, "could not connect to the upstream"),

@@ -1,7 +1,8 @@
 """Running the gateway: start-up, configuration reload, signals, shutdown.
 
 Theory of operation: ``serve_forever`` loads and validates the configuration
-(refusing to start on an invalid file), configures logging, builds the
+(refusing to start on an invalid file), configures logging, raises the
+open-file limit and logs the connections it allows (``capacity.py``), builds the
 application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
 task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
 changed, the file is re-read and validated on a worker thread
@@ -38,6 +39,7 @@ from ..routing.health import HealthPolicy, HealthTracker
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
+from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
 from .malloc import return_large_blocks
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
@@ -97,8 +99,9 @@ class Gateway:
             config_digest=loaded.digest,
         )
         self.app = GatewayApp(self.state)
+        capacity = plan(open_file_limit(), config.server, config.proxy)
         self.pool = ConnectionPool(
-            max_connections_per_origin=config.proxy.max_connections_per_upstream,
+            max_connections_per_origin=capacity.per_upstream,
             idle_expiry=config.proxy.idle_connection_timeout,
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
@@ -122,7 +125,7 @@ class Gateway:
                 max_header_bytes=server.max_header_bytes,
                 header_timeout=server.header_timeout,
                 keepalive_timeout=server.keepalive_timeout,
-                max_connections=server.max_connections,
+                max_connections=capacity.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
             ),
             render_error=error_for_status,
@@ -197,7 +200,9 @@ class Gateway:
                 max_header_bytes=config.server.max_header_bytes,
                 header_timeout=config.server.header_timeout,
                 keepalive_timeout=config.server.keepalive_timeout,
-                max_connections=config.server.max_connections,
+                max_connections=plan(
+                    open_file_limit(), config.server, config.proxy
+                ).max_connections,
                 shutdown_timeout=config.server.shutdown_timeout,
             )
         self.state.config = config
@@ -295,6 +300,11 @@ def serve_forever(
     """Run in the foreground until SIGINT/SIGTERM; returns the exit code."""
     config = store.load()
     configure(config.logging.level, config.logging.format, environ)
+    files = raise_open_file_limit()  # before forking: workers inherit it
+    capacity = plan(files.soft, config.server, config.proxy)
+    log.info(describe(files, capacity))
+    for warning in overcommitted(capacity):
+        log.warning(warning)
     return_large_blocks()
     if workers <= 1:
         return _serve_one(store, environ, host, port, err)

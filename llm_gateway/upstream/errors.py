@@ -19,6 +19,7 @@ from llm_gateway.errors import UpstreamError, UpstreamTimeout
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
+    "LocalResourceError",
     "PoolClosed",
     "PoolTimeout",
     "ProxyError",
@@ -81,6 +82,17 @@ class PoolTimeout(UpstreamTimeout):
     status = 503
     kind = "overloaded_error"
     limit_name = "pool"
+
+
+class LocalResourceError(UpstreamError):
+    """The gateway itself ran out of file descriptors or socket memory while connecting.
+
+    Like ``PoolTimeout`` this is the gateway's own limit, not the upstream's
+    failure: reported as 503 (overloaded).
+    """
+
+    status = 503
+    kind = "overloaded_error"
 
 
 class RemoteProtocolError(UpstreamError):

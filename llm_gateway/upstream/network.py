@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import ssl
 from types import TracebackType
 from typing import cast
@@ -38,6 +39,7 @@ import h11
 from llm_gateway.errors import UpstreamError
 from llm_gateway.upstream.errors import (
     ConnectError,
+    LocalResourceError,
     ProxyError,
     RemoteProtocolError,
     TLSError,
@@ -48,6 +50,8 @@ from llm_gateway.upstream.timeouts import Wait
 __all__ = ["NetworkStream", "Phase", "open_tcp", "translating"]
 
 _HIGH_WATER = 64 * 1024
+#: errors that say this process or machine is out of descriptors or socket memory
+_LOCAL_LIMITS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class Phase(enum.Enum):
@@ -105,6 +109,10 @@ class translating:  # noqa: N801 - used like a function: ``with translating(...)
             if wait is None:
                 raise error(f"{what} failed: timed out") from exc
             raise wait.error(timeout_message(wait.error, what, wait.limit)) from None
+        if isinstance(exc, OSError) and exc.errno in _LOCAL_LIMITS:
+            raise LocalResourceError(
+                f"{what} failed: the gateway is out of resources: {_reason(exc)}"
+            ) from exc
         if isinstance(exc, (OSError, EOFError, h11.ProtocolError)):
             raise error(f"{what} failed: {_reason(exc)}") from exc
 
