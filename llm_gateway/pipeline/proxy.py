@@ -62,6 +62,7 @@ from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..server.paths import PathPattern
 from ..streaming.json_array import CONTENT_TYPE as JSON_ARRAY_TYPE
+from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
@@ -446,7 +447,9 @@ class Proxy:
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
-            return Response(200, _stream_headers(call), stream)
+            # a JSON array has no room for an SSE comment: no keepalive there
+            keepalive = b"" if call.json_array else STREAM_FORMATS[prepared.client_format].keepalive
+            return Response(200, _stream_headers(call), stream, keepalive)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:
