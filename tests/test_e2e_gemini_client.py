@@ -609,3 +609,53 @@ def get(gw: Setup, path: str, key: str | None = "default") -> Any:
     headers = [("x-goog-api-key", gw.key)] if key is not None else []
     request = raw_request("GET", path, headers=headers)
     return asyncio.run(asyncio.wait_for(exchange(gw.port, request), 20))
+
+
+def test_a_silent_json_array_stream_gets_no_sse_keepalive(gw: Setup) -> None:
+    from conftest import wait_until
+
+    gw.wired.store.update(lambda d: d["server"].update(stream_keepalive=0.05))
+    try:
+        wait_until(
+            lambda: gw.wired.gateway.state.config.server.stream_keepalive == 0.05, 10, "reload"
+        )
+        answer = Answer(text=TEXT)
+        body = b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}'
+
+        async def held(query: str) -> bytes:
+            events = gemini_events(answer, GEMINI_MODEL)
+            gate = Gate()
+            gw.up("gemini").respond(Stream([events[0], gate, *events[1:]]))
+            path = f"/v1beta/models/{GEMINI_MODEL}:streamGenerateContent{query}"
+            reader, writer = await connect(gw.port)
+            try:
+                writer.write(raw_request("POST", path, headers=gw.headers(), body=body))
+                await writer.drain()
+                await read_head(reader)
+                chunks = [await read_chunk(reader)]
+                if query:  # SSE: wait for the keepalive, which proves it is on
+                    while b"keepalive" not in (chunks[-1] or b""):
+                        chunks.append(await read_chunk(reader))
+                else:  # the array: as long a silence, with no keepalive in it
+                    await asyncio.sleep(1.0)
+                gate.open()
+                while chunks[-1] is not None:
+                    chunks.append(await read_chunk(reader))
+                return b"".join(c for c in chunks if c)
+            finally:
+                writer.close()
+
+        sse = asyncio.run(asyncio.wait_for(held("?alt=sse"), 30))
+        array = asyncio.run(asyncio.wait_for(held(""), 30))
+    finally:
+        gw.wired.store.update(lambda d: d["server"].pop("stream_keepalive", None))
+    assert b": keepalive" in sse
+    assert b"keepalive" not in array
+    assert (
+        "".join(
+            p.get("text", "")
+            for e in json.loads(array)
+            for p in e["candidates"][0]["content"]["parts"]
+        )
+        == TEXT
+    )
