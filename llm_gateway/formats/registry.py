@@ -17,6 +17,7 @@ from llm_gateway.formats import (
     gemini_generate_content,
     openai_chat,
     openai_completions,
+    openai_responses,
 )
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
 from llm_gateway.formats.validate import RequestShape
@@ -145,6 +146,7 @@ FORMATS: dict[str, Format] = {
         ),
         model_field="modelVersion",
     ),
+    "openai-responses": _codec("openai-responses", openai_responses),
 }
 
 

@@ -1,5 +1,6 @@
-"""A documented estimate for ``/v1/messages/count_tokens`` (and the Gemini API's
-``:countTokens``) when no upstream can count.
+"""A documented estimate for token counts (`/v1/messages/count_tokens`,
+`/v1/responses/input_tokens`, the Gemini API's `:countTokens`) when no upstream
+of the client's format can count.
 
 The estimate is the number of characters of every text the request carries
 (system, message text, tool results, tool definitions as JSON; Gemini's
@@ -34,7 +35,8 @@ def _text_of(value: Any) -> int:
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
     chars = sum(
-        _text_of(body.get(name)) for name in ("system", "messages", "systemInstruction", "contents")
+        _text_of(body.get(k))
+        for k in ("system", "messages", "instructions", "input", "systemInstruction", "contents")
     )
     tools = body.get("tools")
     if tools:

@@ -143,11 +143,18 @@ class GatewayApp:
             ("GET", "/"): self.root,
             ("HEAD", "/"): self.root,
         }
+        #: (method, path prefix) -> handler, for paths that end in an id
+        self.prefix_routes: dict[tuple[str, str], Handler] = {}
         #: routes with a variable segment, tried in order after the exact paths
         self.patterns: list[tuple[str, PathPattern, Handler]] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
+
+    def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
+        """``handler`` serves ``method`` on every path that is ``prefix`` plus one
+        non-empty segment (exact routes come first)."""
+        self.prefix_routes[(method, prefix)] = handler
 
     def route_pattern(self, method: str, pattern: PathPattern, handler: Handler) -> None:
         """Route ``method`` on every path ``pattern`` matches (its handler reads the
@@ -156,8 +163,12 @@ class GatewayApp:
 
     def _lookup(self, method: str, path: str) -> Handler | None:
         handler = self.routes.get((method, path))
-        if handler is not None or not self.patterns:
+        if handler is not None:
             return handler
+        for (route_method, prefix), candidate in self.prefix_routes.items():
+            rest = path[len(prefix) :]
+            if route_method == method and path.startswith(prefix) and rest and "/" not in rest:
+                return candidate
         for known, pattern, candidate in self.patterns:
             if known == method and pattern.match(path) is not None:
                 return candidate
