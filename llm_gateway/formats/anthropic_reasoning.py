@@ -23,7 +23,8 @@ def render_reasoning(req: ChatRequest, out: dict[str, Any], max_tokens: int) -> 
     * An OpenAI effort (ENABLED, no budget): see ``_render_effort``.
     * DISABLED: ``{"type": "disabled"}``, except OpenAI's effort "none", which
       leaves thinking out (off is the default; some models reject "disabled").
-    * ENABLED with a budget, ADAPTIVE, or only an effort: as given.
+    * ENABLED with a budget, ADAPTIVE, or only an effort: as given (a budget
+      the gateway's default ``max_tokens`` cannot hold is fitted under it).
     * Forced tool use (tool_choice any/tool) cannot be combined with thinking:
       thinking is left off.
     """
@@ -45,7 +46,15 @@ def render_reasoning(req: ChatRequest, out: dict[str, Any], max_tokens: int) -> 
     elif r.thinking is not None and forced:
         policy.dropped("thinking", "Anthropic does not allow thinking with forced tool use")
     elif r.thinking is ThinkingMode.ENABLED:
-        thinking = {"type": "enabled", "budget_tokens": r.budget_tokens}
+        budget = r.budget_tokens
+        if req.max_tokens is None and budget is not None and budget >= max_tokens:
+            # a budget without an output limit (a Gemini client's thinkingBudget)
+            # must fit under the default the gateway chose: as for an effort
+            budget = policy.fit_budget(budget, max_tokens)
+        if budget is None:
+            policy.dropped("thinking", "the default max_tokens leaves no room for the budget")
+        else:
+            thinking = {"type": "enabled", "budget_tokens": budget}
     elif r.thinking is ThinkingMode.ADAPTIVE:
         thinking = {"type": "adaptive"}
     if thinking is not None:

@@ -16,6 +16,13 @@ the codec hides them in fields the client does send back:
 * a thinking block's signature is ``gemini:`` + the thought signature, so a
   Gemini request restores it and recognises signatures that are not its own.
 
+The other way round, a Gemini *client* echoes ``thoughtSignature`` byte for
+byte, so another provider's thinking signature (Anthropic's) travels in it:
+standard base64 of ``llm-gateway-signature:`` + the signature (the Gemini
+SDKs hold the field as bytes and write it back as base64; URL-safe base64 is
+read too). Tool-call ids from other providers need nothing: a Gemini client
+gets them as the ``functionCall``'s ``id`` and sends them back.
+
 Both survive Anthropic and OpenAI clients unchanged: ids use only
 ``[A-Za-z0-9_-]``, and Anthropic clients echo thinking signatures verbatim.
 """
@@ -33,14 +40,17 @@ __all__ = [
     "CallCarry",
     "SIGNATURE_PREFIX",
     "call_nonce",
+    "carry_foreign_signature",
     "make_call_id",
     "read_call_id",
+    "read_foreign_signature",
     "signature_for_client",
     "signature_from_client",
 ]
 
 CALL_ID_PREFIX = "call_gm"
 SIGNATURE_PREFIX = "gemini:"
+_FOREIGN_TAG = b"llm-gateway-signature:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +107,24 @@ def signature_from_client(signature: str) -> str | None:
     if signature.startswith(SIGNATURE_PREFIX) and len(signature) > len(SIGNATURE_PREFIX):
         return signature[len(SIGNATURE_PREFIX) :]
     return None
+
+
+def carry_foreign_signature(signature: str) -> str:
+    """Another provider's thinking signature as a Gemini ``thoughtSignature``."""
+    return base64.b64encode(_FOREIGN_TAG + signature.encode("utf-8")).decode("ascii")
+
+
+def read_foreign_signature(thought_signature: str) -> str | None:
+    """The signature ``carry_foreign_signature`` put in ``thought_signature``, or
+    None when it is Gemini's own."""
+    text = thought_signature.replace("-", "+").replace("_", "/")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not raw.startswith(_FOREIGN_TAG):
+        return None
+    try:
+        return raw[len(_FOREIGN_TAG) :].decode("utf-8")
+    except UnicodeDecodeError:
+        return None

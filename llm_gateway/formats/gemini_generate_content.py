@@ -21,6 +21,9 @@ Cross-format decisions (docs/conversion.md):
 * a signature on a text part (Gemini 3 may put one on the last part of a
   turn without function calls) is not carried: Gemini validates signatures
   on function calls only.
+* for a Gemini client, another provider's thinking signature travels in the
+  thought part's ``thoughtSignature`` (``gemini_carry``), and its tool-call
+  ids in ``functionCall.id``.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from llm_gateway.formats.error_relay import decode_json, kind_for_status, relay_
 from llm_gateway.formats.fields import FieldReader
 from llm_gateway.formats.gemini_carry import (
     call_nonce,
+    carry_foreign_signature,
     make_call_id,
     read_call_id,
+    read_foreign_signature,
     signature_for_client,
     signature_from_client,
 )
@@ -72,11 +77,13 @@ __all__ = [
     "finish_reason",
     "parse_error",
     "parse_request",
+    "parse_token_count",
     "parse_response",
     "parse_usage",
     "render_error",
     "render_request",
     "render_response",
+    "render_token_count",
     "render_usage",
     "stop_reason",
 ]
@@ -190,6 +197,9 @@ def _parse_part(p: FieldReader, calls: dict[str, list[str]], nonce: str) -> list
         return [_media_part(URLSource(data.req_str("fileUri")), data.opt_str("mimeType") or "")]
     text = p.req_str("text")
     if p.opt_bool("thought"):
+        foreign = read_foreign_signature(signature) if signature else None
+        if foreign is not None:  # another provider's, carried through a Gemini client
+            return [ThinkingPart(text, foreign)]
         return [ThinkingPart(text, signature_for_client(signature) if signature else "")]
     if signature:
         policy.dropped(p.at("thoughtSignature"), "signatures on text parts are not carried")
@@ -569,6 +579,8 @@ def render_part(part: Part) -> dict[str, Any] | None:
         signature = signature_from_client(part.signature)
         if signature is not None:
             out["thoughtSignature"] = signature
+        elif part.signature:  # another provider's: the Gemini client carries it back
+            out["thoughtSignature"] = carry_foreign_signature(part.signature)
         return out
     if isinstance(part, ToolUsePart):
         return _render_call(part)
@@ -594,6 +606,20 @@ def render_response(resp: ChatResponse, *, model: str) -> dict[str, Any]:
         "modelVersion": model,
         "responseId": response_id(ID_PREFIX, resp.id),
     }
+
+
+# -- token counts ---------------------------------------------------------------------
+
+
+def render_token_count(tokens: int) -> dict[str, Any]:
+    """A ``:countTokens`` answer."""
+    return {"totalTokens": tokens}
+
+
+def parse_token_count(body: object) -> int | None:
+    """The count in a ``:countTokens`` answer (None: none there)."""
+    count = body.get("totalTokens") if isinstance(body, dict) else None
+    return count if type(count) is int and count >= 0 else None
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "default_max_tokens",
     "dropped",
     "effort_to_budget",
+    "fit_budget",
     "logger",
     "openai_effort",
     "supports_adaptive_thinking",
@@ -161,7 +162,12 @@ def effort_to_budget(effort: str, max_tokens: int) -> int | None:
     the table value does not fit, half of max_tokens (at least the minimum)
     is used; when even the minimum does not fit, thinking is left off.
     """
-    budget = EFFORT_TO_BUDGET.get(effort, EFFORT_TO_BUDGET["medium"])
+    return fit_budget(EFFORT_TO_BUDGET.get(effort, EFFORT_TO_BUDGET["medium"]), max_tokens)
+
+
+def fit_budget(budget: int, max_tokens: int) -> int | None:
+    """``budget`` when it fits under ``max_tokens``, else half of max_tokens (at
+    least the minimum), else None (thinking left off)."""
     if budget < max_tokens:
         return budget
     if max_tokens > MIN_THINKING_BUDGET:

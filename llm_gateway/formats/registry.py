@@ -8,7 +8,8 @@ one line below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from llm_gateway.formats import (
@@ -21,7 +22,7 @@ from llm_gateway.formats import (
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
 from llm_gateway.formats.validate import RequestShape
 
-__all__ = ["FORMATS", "Format", "get_format"]
+__all__ = ["FORMATS", "Format", "TokenCount", "get_format"]
 
 
 class ParseRequest(Protocol):
@@ -51,6 +52,24 @@ class ParseError(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class TokenCount:
+    """How a format answers a token count: ``render(n)`` is the answer's body,
+    ``parse(body)`` reads the count back (None: the body holds none)."""
+
+    render: Callable[[int], dict[str, Any]]
+    parse: Callable[[object], int | None]
+
+
+def _input_tokens(body: object) -> int | None:
+    count = body.get("input_tokens") if isinstance(body, dict) else None
+    return count if type(count) is int and count >= 0 else None
+
+
+#: ``{"input_tokens": n}``: Anthropic's ``count_tokens`` answer
+INPUT_TOKENS = TokenCount(lambda n: {"input_tokens": n}, _input_tokens)
+
+
+@dataclass(frozen=True, slots=True)
 class Format:
     """One wire format's non-streaming codec.
 
@@ -65,6 +84,9 @@ class Format:
     * ``id_prefix``: the style of the format's response ids (``chatcmpl-``, ...).
     * ``request_shape``: what every request must look like, checked before any
       upstream call (``formats.validate.check_request``).
+    * ``token_count``: the shape of a token-count answer in this format.
+    * ``model_field``: the response field naming the model (a passthrough
+      answer shows the client's name there).
     """
 
     name: str
@@ -76,6 +98,8 @@ class Format:
     parse_error: ParseError
     id_prefix: str
     request_shape: RequestShape
+    token_count: TokenCount = INPUT_TOKENS
+    model_field: str = "model"
 
 
 class Codec(Protocol):
@@ -115,8 +139,19 @@ FORMATS: dict[str, Format] = {
     "openai-chat": _codec("openai-chat", openai_chat),
     "openai-completions": _codec("openai-completions", openai_completions),
     "anthropic-messages": _codec("anthropic-messages", anthropic_messages),
-    "gemini-generate-content": _codec("gemini-generate-content", gemini_generate_content),
-    "openai-responses": _codec("openai-responses", openai_responses),
+    "gemini-generate-content": replace(
+        _codec("gemini-generate-content", gemini_generate_content),
+        token_count=TokenCount(
+            gemini_generate_content.render_token_count, gemini_generate_content.parse_token_count
+        ),
+        model_field="modelVersion",
+    ),
+    "openai-responses": replace(
+        _codec("openai-responses", openai_responses),
+        token_count=TokenCount(
+            lambda n: {"object": "response.input_tokens", "input_tokens": n}, _input_tokens
+        ),
+    ),
 }
 
 

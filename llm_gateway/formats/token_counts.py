@@ -22,11 +22,9 @@ pair in its ``TokenCounter`` declaration:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 __all__ = [
-    "COUNT_ANSWERS",
     "anthropic_count_request",
     "gemini_count_request",
     "openai_input_tokens_request",
@@ -34,12 +32,6 @@ __all__ = [
     "read_gemini_count",
     "read_openai_input_tokens",
 ]
-
-#: a token count as each client format's counting endpoint answers it
-COUNT_ANSWERS: dict[str, Callable[[int], dict[str, Any]]] = {
-    "anthropic-messages": lambda tokens: {"input_tokens": tokens},
-    "openai-responses": lambda tokens: {"object": "response.input_tokens", "input_tokens": tokens},
-}
 
 #: what Anthropic's count_tokens accepts of a Messages body
 _ANTHROPIC_COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking")

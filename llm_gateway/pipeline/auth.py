@@ -17,7 +17,10 @@ from ..crypto.gateway_keys import parse_key_id, verify_key
 from ..errors import AuthenticationError, PermissionDenied
 from ..routing.selection import matches
 
-__all__ = ["authenticate", "authorize", "presented_key"]
+__all__ = ["QUERY_KEY_HEADER", "authenticate", "authorize", "presented_key"]
+
+#: the header a key given in the query (``?key=``, the Gemini API's way) is moved to
+QUERY_KEY_HEADER = "x-goog-api-key"
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -45,7 +48,8 @@ def authenticate(headers: Mapping[str, str], config: Config, now: float) -> Gate
     presented = presented_key(headers)
     if presented is None:
         raise AuthenticationError(
-            "missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+            "missing API key: send it as 'Authorization: Bearer <key>', 'x-api-key: <key>'"
+            " or 'x-goog-api-key: <key>'"
         )
     key_id = parse_key_id(presented)
     key = config.key_by_id(key_id) if key_id else None

@@ -4,7 +4,9 @@
 is refused), checks the shape every request of the client's format must have
 (``formats.validate``: before any upstream call, passthrough included), and
 pulls out what routing needs (model, stream flag, a session hint for sticky
-routing); everything after it works on the ``ClientCall``.
+routing); everything after it works on the ``ClientCall``. An endpoint whose
+path names the model (the Gemini API) gives the model from the path, checked
+as if the body held it; the body itself is left as the client sent it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from ..errors import InvalidRequest
 from ..formats.registry import FORMATS
 from ..formats.validate import check_request
 from ..json_object import loads_object
 from ..providers.base import Operation
+from ..server.messages import Request
+from .auth import QUERY_KEY_HEADER, presented_key
 from .endpoints import Endpoint
 
-__all__ = ["ClientCall", "parse_call"]
+__all__ = ["ClientCall", "consume_query", "parse_call"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +37,18 @@ class ClientCall:
     model: str
     stream: bool
     session: str | None
+    #: the stream is written as a JSON array, not SSE (``Endpoint.sse_query``)
+    json_array: bool = False
 
 
-def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> ClientCall:
+def parse_call(
+    endpoint: Endpoint,
+    raw: bytes,
+    headers: Mapping[str, str],
+    *,
+    path: str = "",
+    query: str = "",
+) -> ClientCall:
     if not raw.strip():
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
@@ -46,10 +60,35 @@ def parse_call(endpoint: Endpoint, raw: bytes, headers: Mapping[str, str]) -> Cl
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     counting = endpoint.operation is Operation.COUNT_TOKENS
-    check_request(FORMATS[endpoint.client_format].request_shape, body, counting=counting)
-    model: str = body["model"]
-    stream: bool = body.get("stream", False)
-    return ClientCall(endpoint, body, model, stream, _session_hint(body, headers))
+    path_model = endpoint.path_model(path)
+    checked = body if path_model is None else {**body, "model": path_model}
+    check_request(FORMATS[endpoint.client_format].request_shape, checked, counting=counting)
+    model: str = checked["model"]
+    stream: bool = body.get("stream", False) if endpoint.stream is None else endpoint.stream
+    json_array = stream and endpoint.sse_query is not None and not _asks(query, endpoint.sse_query)
+    return ClientCall(endpoint, body, model, stream, _session_hint(body, headers), json_array)
+
+
+def consume_query(request: Request, key_query: str | None) -> None:
+    """Take the gateway key out of ``request.query`` (the ``key_query`` parameter),
+    so it is never logged or forwarded; it becomes a header when no header
+    carries a key."""
+    if not request.query or key_query is None:
+        return
+    pairs = parse_qsl(request.query, keep_blank_values=True)
+    keys = [value for name, value in pairs if name == key_query]
+    if not keys:
+        return
+    kept = [(name, value) for name, value in pairs if name != key_query]
+    request.query = urlencode(kept)
+    if keys[0] and presented_key(request.header_map) is None:
+        request.add_header(QUERY_KEY_HEADER, keys[0])
+
+
+def _asks(query: str, parameter: str) -> bool:
+    """``query`` holds ``parameter`` (``name=value``)."""
+    name, _, value = parameter.partition("=")
+    return (name, value) in parse_qsl(query, keep_blank_values=True)
 
 
 #: headers that name a conversation, in the order they are trusted: the

@@ -38,7 +38,7 @@ from ..upstream.pool import ConnectionPool
 from .eligibility import not_servable
 from .probes import CredentialOf, fetch_models
 
-__all__ = ["ModelCache", "list_models", "listed_accounts", "refresh_catalog"]
+__all__ = ["ModelCache", "list_models", "listed_accounts", "refresh_catalog", "visible_models"]
 
 log = logging.getLogger("llm_gateway.catalog")
 
@@ -143,17 +143,20 @@ def _concrete_models(config: Config, cache: ModelCache) -> dict[str, str]:
     return found
 
 
-def list_models(
-    config: Config, key: GatewayKey, *, anthropic_shape: bool, cache: ModelCache | None = None
-) -> dict[str, Any]:
-    if cache is None:
-        cache = ModelCache()
+def visible_models(config: Config, key: GatewayKey, cache: ModelCache) -> dict[str, str]:
+    """Model name -> provider, for the models ``key`` may list."""
     cache.wanted = True
-    models = {
+    return {
         name: provider
         for name, provider in _concrete_models(config, cache).items()
         if not key.models or matches(key.models, name)
     }
+
+
+def list_models(
+    config: Config, key: GatewayKey, *, anthropic_shape: bool, cache: ModelCache | None = None
+) -> dict[str, Any]:
+    models = visible_models(config, key, ModelCache() if cache is None else cache)
     if anthropic_shape:
         data = [
             {

@@ -23,12 +23,12 @@ from ..errors import UpstreamError
 from ..formats.error_relay import Redactor, decode_json, kind_for_status, relay_message
 from ..formats.ids import response_id
 from ..formats.registry import FORMATS
-from ..formats.token_counts import COUNT_ANSWERS
-from ..formats.unified import Usage
+from ..formats.unified import ChatRequest, Usage
 from ..json_text import dumps_bytes
 from ..providers.base import Operation, TokenCounter, UpstreamTarget
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
+from ..streaming.json_array import JSONArrayFramer
 from ..streaming.registry import STREAM_FORMATS
 from ..streaming.replay import events_of
 from ..upstream.timeouts import Timeouts
@@ -100,6 +100,8 @@ class Prepared:
     redactor: Redactor
     #: a token count asked of a counter in another format: its answer is read with this
     count: TokenCounter | None = None
+    #: the client wants its stream as a JSON array, not SSE
+    json_array: bool = False
 
     def stream_pipe(self) -> StreamPipe:
         return make_stream_pipe(
@@ -111,6 +113,7 @@ class Prepared:
             include_usage=self.client_wants_usage,
             strip_usage=self.usage_added,
             redactor=self.redactor,
+            json_array=self.json_array,
         )
 
 
@@ -150,11 +153,21 @@ def prepare(
     body: dict[str, Any]
     if passthrough:
         body = call.body
-        if upstream_model != call.model:
+        # a format that names the model in the path (Gemini) has none in the body
+        if upstream_model != call.model and "model" in body:
             body = {**body, "model": upstream_model}
     else:
         unified = FORMATS[client_format].parse_request(call.body)
+        if call.stream and not unified.stream:
+            # the path asked for the stream (the Gemini API), and such streams
+            # carry usage: ask the upstream for both
+            unified = replace(unified, stream=True, stream_include_usage=True)
+        if operation is Operation.COUNT_TOKENS:
+            unified = _what_counts(unified)
         body = FORMATS[upstream_format].render_request(replace(unified, model=upstream_model))
+        if operation is Operation.COUNT_TOKENS:  # a renderer's default output limit
+            for name in FORMATS[upstream_format].request_shape.max_tokens:
+                body.pop(name, None)
     usage_added = False
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
@@ -171,7 +184,7 @@ def prepare(
         operation,
         upstream_model,
         request.header_map,
-        request.query,
+        request.query if call.endpoint.forward_query else "",
         call.stream,
     )
     headers = [
@@ -194,6 +207,30 @@ def prepare(
         usage_added=usage_added and not _client_wants_usage(call.body),
         redactor=Redactor.for_credential(credential),
         count=None if passthrough else counter,
+        json_array=call.json_array,
+    )
+
+
+def _what_counts(unified: ChatRequest) -> ChatRequest:
+    """A converted token count carries the prompt only (system, messages, tools,
+    thinking): counters refuse output and sampling settings."""
+    return replace(
+        unified,
+        max_tokens=None,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        stop=(),
+        stream=False,
+        stream_include_usage=False,
+        response_format=None,
+        seed=None,
+        frequency_penalty=None,
+        presence_penalty=None,
+        logit_bias=None,
+        service_tier=None,
+        user=None,
+        parallel_tool_calls=None,
     )
 
 
@@ -211,7 +248,9 @@ def relay_body(
         if tokens is None:
             error = _error(prepared, 502, "api_error", "the upstream's token count holds no count")
             return error, None
-        return json_response(status, COUNT_ANSWERS[prepared.client_format](tokens)), None
+        return json_response(
+            status, FORMATS[prepared.client_format].token_count.render(tokens)
+        ), None
     usage = usage_of_body(prepared.upstream_format, parsed)
     if prepared.passthrough:
         # the id in the client format's style (an answer without one, such as a
@@ -223,8 +262,9 @@ def relay_body(
             return Response(status, [("content-type", "application/json")], data), usage
         if restyle:
             parsed["id"] = response_id(prefix, given if isinstance(given, str) else None)
-        if "model" in parsed:
-            parsed["model"] = prepared.client_model
+        model_field = FORMATS[prepared.client_format].model_field
+        if model_field in parsed:
+            parsed[model_field] = prepared.client_model
         return json_response(status, parsed), usage
     unified = FORMATS[prepared.upstream_format].parse_response(parsed)
     if not unified.created:
@@ -250,6 +290,9 @@ def relay_body_as_stream(prepared: Prepared, data: bytes) -> tuple[bytes, Usage 
         created=unified.created or int(time.time()),
     )
     body = b"".join([renderer.feed(event) for event in events_of(unified)]) + renderer.finish()
+    if prepared.json_array:
+        framer = JSONArrayFramer()
+        body = framer.feed(body) + framer.finish()
     return body, unified.usage
 
 

@@ -50,7 +50,6 @@ from ..errors import (
     UpstreamError,
 )
 from ..formats.registry import FORMATS
-from ..formats.token_counts import COUNT_ANSWERS
 from ..formats.unified import Usage
 from ..metrics.families import GatewayMetrics
 from ..oauth.errors import OAuthError, ReauthorizationRequired
@@ -64,14 +63,16 @@ from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
+from ..server.paths import PathPattern
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
+from ..streaming.json_array import CONTENT_TYPE as JSON_ARRAY_TYPE
 from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .accounting import BudgetGate
 from .auth import authenticate, authorize
-from .call import ClientCall, parse_call
+from .call import ClientCall, consume_query, parse_call
 from .catalog import ModelCache, list_models
 from .chains import RESPONSES_PREFIX, ResponseChains
 from .credentials import CredentialError, Credentials
@@ -82,7 +83,7 @@ from .eligibility import (
     reauthorisation_needed,
     unavailable_error,
 )
-from .endpoints import ENDPOINTS, Endpoint
+from .endpoints import ENDPOINTS, KEY_QUERY, MODEL_ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
     account_header,
@@ -93,6 +94,7 @@ from .exchange import (
     relay_error,
     timeouts_of,
 )
+from .gemini_models import gemini_model, gemini_models
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
@@ -108,6 +110,8 @@ SSE_HEADERS = [
     ("cache-control", "no-cache"),
     ("x-accel-buffering", "no"),
 ]
+#: a stream written as a JSON array (``ClientCall.json_array``)
+JSON_ARRAY_HEADERS = [("content-type", JSON_ARRAY_TYPE), ("cache-control", "no-cache")]
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: upstream answers whose retry-after a lone account's request may wait out
 _WAITABLE = (Outcome.RATE_LIMITED, Outcome.OVERLOADED)
@@ -193,6 +197,24 @@ class Proxy:
         listing = list_models(config, key, anthropic_shape=anthropic, cache=self.catalog)
         return json_response(200, listing)
 
+    async def gemini_models(self, request: Request) -> Response:
+        """``GET /v1beta/models`` (the Gemini API's list)."""
+        key = self._reader_key(request)
+        return json_response(200, gemini_models(self.state.config, key, self.catalog))
+
+    async def gemini_model(self, request: Request, pattern: PathPattern) -> Response:
+        """``GET /v1beta/models/{model}``."""
+        key = self._reader_key(request)
+        name = pattern.match(request.path) or ""
+        return json_response(200, gemini_model(self.state.config, key, self.catalog, name))
+
+    def _reader_key(self, request: Request) -> GatewayKey:
+        consume_query(request, KEY_QUERY)
+        key = authenticate(request.header_map, self.state.config, self.wall_clock())
+        request.notes["key_id"] = key.id
+        authorize(key, "read")
+        return key
+
     async def stored_response(self, request: Request) -> Response:
         """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway keeps."""
         config = self.state.config
@@ -207,6 +229,7 @@ class Proxy:
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
         request.notes["client_format"] = endpoint.client_format
+        consume_query(request, endpoint.key_query)
         if len(request.body) < LARGE_BODY_BYTES:
             return await self._handle(request, endpoint)
         config = self.state.config
@@ -227,7 +250,9 @@ class Proxy:
         except RateLimited:
             notes["rejected"] = "rate_limit"
             raise
-        call = parse_call(endpoint, request.body, request.header_map)
+        call = parse_call(
+            endpoint, request.body, request.header_map, path=request.path, query=request.query
+        )
         notes["model"] = call.model
         notes["streamed"] = call.stream
         authorize(key, endpoint.permission, call.model)
@@ -476,8 +501,9 @@ class Proxy:
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
-            keepalive = STREAM_FORMATS[prepared.client_format].keepalive
-            return Response(200, list(SSE_HEADERS), stream, keepalive)
+            # a JSON array has no room for an SSE comment: no keepalive there
+            keepalive = b"" if call.json_array else STREAM_FORMATS[prepared.client_format].keepalive
+            return Response(200, _stream_headers(call), stream, keepalive)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:
@@ -505,7 +531,7 @@ class Proxy:
         the client asked for one)."""
         if call.stream:  # a whole answer to a streaming request: replay it as a stream
             body, usage = relay_body_as_stream(prepared, data)
-            response = Response(200, list(SSE_HEADERS), body)
+            response = Response(200, _stream_headers(call), body)
         else:
             response, usage = relay_body(prepared, status, headers or [], data)
         self._charge(request, key, usage)
@@ -701,12 +727,16 @@ def _estimated(endpoint: Endpoint, call: ClientCall) -> Response:
     """The local token estimate, marked as one. Only a request the model could be
     sent is counted: the same checks (and 400s) as for the request itself."""
     unified = FORMATS[endpoint.client_format].parse_request(call.body)
-    answer = COUNT_ANSWERS[endpoint.client_format](estimate_input_tokens(unified))
+    answer = FORMATS[endpoint.client_format].token_count.render(estimate_input_tokens(unified))
     return json_response(200, answer, [("x-llm-gateway-estimate", "true")])
 
 
 def _counts_tokens(account: UpstreamAccount) -> bool:
     return get_provider(account.provider).token_counter is not None
+
+
+def _stream_headers(call: ClientCall) -> list[tuple[str, str]]:
+    return list(JSON_ARRAY_HEADERS if call.json_array else SSE_HEADERS)
 
 
 def _is_event_stream(content_type: str | None) -> bool:
@@ -736,6 +766,13 @@ def install_routes(app: GatewayApp, proxy: Proxy) -> None:
     for path, endpoint in ENDPOINTS.items():
         handler = functools.partial(proxy.handle, endpoint=endpoint)
         app.route("POST", path, functools.partial(_relaying, handler))
+    for endpoint in MODEL_ENDPOINTS.values():
+        assert endpoint.pattern is not None
+        handler = functools.partial(proxy.handle, endpoint=endpoint)
+        app.route_pattern("POST", endpoint.pattern, functools.partial(_relaying, handler))
     app.route("GET", "/v1/models", proxy.models)
+    app.route("GET", "/v1beta/models", proxy.gemini_models)
+    one_model = PathPattern.parse("/v1beta/models/{model}")
+    app.route_pattern("GET", one_model, functools.partial(proxy.gemini_model, pattern=one_model))
     app.route_prefix("GET", RESPONSES_PREFIX, proxy.stored_response)
     app.route_prefix("DELETE", RESPONSES_PREFIX, proxy.stored_response)

@@ -13,6 +13,10 @@ bounded by one chunk. Three pipes, chosen once per stream:
 * ``ConvertPipe``: different formats. Decoder -> the upstream format's parser
   -> unified events -> the client format's renderer.
 
+A client that asked for its stream as a JSON array (the Gemini API without
+``alt=sse``) gets the chosen pipe wrapped in an ``ArrayPipe``, which frames
+the pipe's SSE output as array elements (``streaming.json_array``).
+
 ``finish`` is called at the end of the upstream body and closes the client's
 stream properly: a converter emits an error event if the upstream stopped
 early, and so do the passthrough pipes when the stream's bytes show neither
@@ -42,10 +46,18 @@ from typing import Protocol
 from ..formats.error_relay import Redactor
 from ..formats.unified import Usage
 from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedEvent
+from ..streaming.json_array import JSONArrayFramer
 from ..streaming.registry import STREAM_FORMATS, StreamFormat, StreamRewriter
 from ..streaming.sse import SSEDecoder, SSEEvent
 
-__all__ = ["ConvertPipe", "RewritePipe", "StreamPipe", "TapPipe", "make_stream_pipe"]
+__all__ = [
+    "ArrayPipe",
+    "ConvertPipe",
+    "RewritePipe",
+    "StreamPipe",
+    "TapPipe",
+    "make_stream_pipe",
+]
 
 #: bytes of one unfinished event the fast path holds before it hands over to the
 #: decoder, whose own line limit then applies
@@ -352,6 +364,35 @@ class ConvertPipe:
         return self._renderer.feed(error) + self._renderer.finish()
 
 
+class ArrayPipe:
+    """Another pipe whose SSE output goes to the client as a JSON array."""
+
+    __slots__ = ("_framer", "_pipe")
+
+    def __init__(self, pipe: StreamPipe) -> None:
+        self._pipe = pipe
+        self._framer = JSONArrayFramer()
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._pipe.usage
+
+    @property
+    def complete(self) -> bool:
+        return self._pipe.complete
+
+    def feed(self, data: bytes) -> bytes:
+        return self._framer.feed(self._pipe.feed(data))
+
+    def finish(self) -> bytes:
+        framer = self._framer
+        return framer.feed(self._pipe.finish()) + framer.finish()
+
+    def fail(self, kind: str, message: str) -> bytes:
+        framer = self._framer
+        return framer.feed(self._pipe.fail(kind, message)) + framer.finish()
+
+
 def make_stream_pipe(
     *,
     client_format: str,
@@ -362,6 +403,31 @@ def make_stream_pipe(
     include_usage: bool,
     strip_usage: bool,
     redactor: Redactor = _PATTERNS_ONLY,
+    json_array: bool = False,
+) -> StreamPipe:
+    pipe = _pipe_for(
+        client_format=client_format,
+        upstream_format=upstream_format,
+        client_model=client_model,
+        rename_model=rename_model,
+        passthrough=passthrough,
+        include_usage=include_usage,
+        strip_usage=strip_usage,
+        redactor=redactor,
+    )
+    return ArrayPipe(pipe) if json_array else pipe
+
+
+def _pipe_for(
+    *,
+    client_format: str,
+    upstream_format: str,
+    client_model: str,
+    rename_model: bool,
+    passthrough: bool,
+    include_usage: bool,
+    strip_usage: bool,
+    redactor: Redactor,
 ) -> StreamPipe:
     if not passthrough:
         return ConvertPipe(client_format, upstream_format, client_model, include_usage, redactor)

@@ -1,11 +1,13 @@
 """The application: routes a ``Request`` to its handler and renders errors.
 
 Theory of operation: one explicit route table maps (method, path) to an async
-handler. CORS preflights are answered first, before any authentication.
-Handlers raise ``GatewayError`` for anything a client should hear about; this
-module renders it in the client's own format (Anthropic's for ``/v1/messages``
-paths and for ``/v1/models`` asked with ``anthropic-version``, OpenAI's
-elsewhere) through the format registry. Errors the server raises before a
+handler; paths with a variable segment (``/v1beta/models/{model}:generateContent``)
+are ``PathPattern`` routes, tried in order when no exact path matches. CORS
+preflights are answered first, before any authentication. Handlers raise
+``GatewayError`` for anything a client should hear about; this module renders
+it in the client's own format (Anthropic's for ``/v1/messages`` paths and for
+``/v1/models`` asked with ``anthropic-version``, Google's for the Gemini API's
+``/v1beta/`` paths, OpenAI's elsewhere) through the format registry. Errors the server raises before a
 request reaches the application (malformed HTTP, 408, 413, 431) are rendered
 the same way, from the path alone (``error_for_status``). The gateway's changing
 state (configuration, account health) lives in ``GatewayState``; the runtime
@@ -42,6 +44,7 @@ from ..formats.registry import FORMATS
 from ..routing.health import HealthTracker
 from . import cors
 from .messages import Request, Response, json_response
+from .paths import PathPattern
 
 __all__ = ["GatewayApp", "GatewayState", "error_for_status", "error_response"]
 
@@ -75,9 +78,19 @@ class GatewayState:
     restart_needed: tuple[str, ...] = ()
 
 
+#: path prefixes whose errors are in another format than OpenAI's
+_FORMAT_BY_PREFIX = (
+    ("/v1/messages", "anthropic-messages"),
+    ("/v1beta/", "gemini-generate-content"),
+)
+
+
 def _client_format(path: str, anthropic_version: bool = False) -> str:
-    if path.startswith("/v1/messages") or (anthropic_version and path == "/v1/models"):
+    if anthropic_version and path == "/v1/models":
         return "anthropic-messages"
+    for prefix, name in _FORMAT_BY_PREFIX:
+        if path.startswith(prefix):
+            return name
     return "openai-chat"
 
 
@@ -146,6 +159,8 @@ class GatewayApp:
         #: (method, path prefix) -> handler, for paths that end in an id
         self.prefix_routes: dict[tuple[str, str], Handler] = {}
         self.finished: list[Finished] = []
+        #: routes with a variable segment, tried in order after the exact paths
+        self.patterns: list[tuple[str, PathPattern, Handler]] = []
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
@@ -155,6 +170,11 @@ class GatewayApp:
         non-empty segment (exact routes come first)."""
         self.prefix_routes[(method, prefix)] = handler
 
+    def route_pattern(self, method: str, pattern: PathPattern, handler: Handler) -> None:
+        """Route ``method`` on every path ``pattern`` matches (its handler reads the
+        variable segment from ``request.path`` with the same pattern)."""
+        self.patterns.append((method, pattern, handler))
+
     def _lookup(self, method: str, path: str) -> Handler | None:
         handler = self.routes.get((method, path))
         if handler is not None:
@@ -162,6 +182,9 @@ class GatewayApp:
         for (route_method, prefix), candidate in self.prefix_routes.items():
             rest = path[len(prefix) :]
             if route_method == method and path.startswith(prefix) and rest and "/" not in rest:
+                return candidate
+        for known, pattern, candidate in self.patterns:
+            if known == method and pattern.match(path) is not None:
                 return candidate
         return None
 
@@ -230,7 +253,10 @@ class GatewayApp:
         log.info("request", extra=extra)
 
     def _no_route(self, request: Request) -> GatewayError:
-        methods = sorted(m for m, p in self.routes if p == request.path)
+        methods = sorted(
+            {m for m, p in self.routes if p == request.path}
+            | {m for m, pattern, _ in self.patterns if pattern.match(request.path) is not None}
+        )
         if methods:
             return InvalidRequest(
                 f"method {request.method} is not allowed on {request.path}; use {', '.join(methods)}",

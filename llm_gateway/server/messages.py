@@ -41,6 +41,11 @@ class Request:
             self._index = index
         return self._index.get(name)
 
+    def add_header(self, name: str, value: str) -> None:
+        """Add a header (``name`` in lower case) after those the client sent."""
+        self.headers.append((name, value))
+        self._index = None
+
     @property
     def header_map(self) -> Mapping[str, str]:
         self.header("")
