@@ -58,6 +58,7 @@ from ..routing.models import route_models
 from ..routing.ratelimit import KeyLimits, RateLimiter
 from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
+from ..routing.state import RateBuckets
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..upstream.pool import ConnectionPool
@@ -147,6 +148,7 @@ class Proxy:
         *,
         health: HealthTracker,
         tokens: TokenManager | None = None,
+        limiter: RateBuckets | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -156,7 +158,8 @@ class Proxy:
         self.health = health
         self.tokens = tokens
         self.selector = Selector()
-        self.limiter = RateLimiter()
+        #: per-key buckets: in this process, or shared by every worker
+        self.limiter: RateBuckets = RateLimiter() if limiter is None else limiter
         self.memory = MemoryBudget(state.config.proxy.large_request_memory)
         #: what glob-only accounts' upstreams list, filled in the background
         self.catalog = ModelCache()

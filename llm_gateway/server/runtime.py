@@ -36,6 +36,8 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
+from ..routing.state import RateBuckets
+from ..state.shared_buckets import SharedBuckets
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
@@ -82,7 +84,13 @@ def _warn_unrouted(config: Config, before: Config | None) -> None:
 class Gateway:
     """One gateway instance: state, application, server, and the reload watcher."""
 
-    def __init__(self, store: ConfigStore, environ: Mapping[str, str]):
+    def __init__(
+        self,
+        store: ConfigStore,
+        environ: Mapping[str, str],
+        *,
+        limiter: RateBuckets | None = None,
+    ):
         self.store = store
         self.environ = environ
         store.remove_stale_temporaries()
@@ -114,7 +122,12 @@ class Gateway:
             settings=lambda: self.state.config.oauth,
         )
         self.proxy = Proxy(
-            self.state, self.pool, credentials, health=self.health, tokens=self.tokens
+            self.state,
+            self.pool,
+            credentials,
+            health=self.health,
+            tokens=self.tokens,
+            limiter=limiter,
         )
         install_routes(self.app, self.proxy)
         server = config.server
@@ -314,10 +327,14 @@ def serve_forever(
     if bind_port == 0:
         reserved, bind_port = reserve_port(bind_host)
     err(f"llm-gateway starting {workers} workers on {bind_host}:{bind_port}")
+    # created before forking: every worker (and any started again) shares it
+    buckets = SharedBuckets.create()
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
-        return _serve_one(store, environ, bind_host, bind_port, quiet, reuse_port=True)
+        return _serve_one(
+            store, environ, bind_host, bind_port, quiet, reuse_port=True, limiter=buckets
+        )
 
     try:
         return run_workers(workers, serve)
@@ -334,8 +351,9 @@ def _serve_one(
     err: Callable[[str], None],
     *,
     reuse_port: bool = False,
+    limiter: RateBuckets | None = None,
 ) -> int:
-    gateway = Gateway(store, environ)
+    gateway = Gateway(store, environ, limiter=limiter)
     try:
         asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port))
     except OSError as exc:
