@@ -31,15 +31,14 @@ Times are ``time.monotonic()`` values, one clock for every process of a host.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterator
 from typing import IO
 
 from ..routing.ratelimit import Bucket, Decision, KeyLimits, admit, charge, fit
@@ -83,12 +82,15 @@ class SharedBuckets:
     def check_request(self, key_id: str, limits: KeyLimits, now: float) -> Decision:
         """Admit or deny one request; an admitted one uses a request unit."""
         digest = _digest(key_id)
-        with self._locked():
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
             index, (requests, tokens) = self._find(digest, now)
             requests = fit(requests, limits.rpm, now)
             tokens = fit(tokens, limits.tpm, now)
             decision = admit(requests, tokens, limits)
             self._write(index, digest, requests, tokens)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
         return decision
 
     def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
@@ -96,24 +98,19 @@ class SharedBuckets:
         if tokens <= 0 or limits.tpm is None:
             return
         digest = _digest(key_id)
-        with self._locked():
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
             index, (requests, bucket) = self._find(digest, now)
             bucket = fit(bucket, limits.tpm, now)
             assert bucket is not None
             charge(bucket, tokens)
             self._write(index, digest, fit(requests, limits.rpm, now), bucket)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._map.close()
         self._file.close()
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def _find(self, digest: bytes, now: float) -> tuple[int, _Pair]:
         """The slot of ``digest`` and its buckets, or a slot to take and no buckets."""
@@ -159,6 +156,7 @@ class SharedBuckets:
         self._map[offset : offset + _SLOT_SIZE] = body + _CHECK.pack(zlib.crc32(body))
 
 
+@functools.lru_cache(maxsize=SLOTS)
 def _digest(key_id: str) -> bytes:
     digest = hashlib.blake2b(key_id.encode("utf-8"), digest_size=16).digest()
     return digest if digest != _EMPTY_DIGEST else b"\x01" + digest[1:]
