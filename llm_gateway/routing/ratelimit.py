@@ -29,7 +29,7 @@ Memory stays bounded: a bucket that has refilled completely is identical to
 one that was never created, so full buckets are dropped (``prune``, run
 automatically as the table grows). Time is always passed in.
 
-The arithmetic (``Bucket``, ``fit``, ``admit``, ``charge``) is separate from
+The arithmetic (``Bucket``, ``fit``, ``take``, ``charge``; ``decide`` for the headers) is separate from
 the table that holds the buckets, so a store shared between processes
 (``state/shared_buckets.py``) loads a key's two buckets, applies the same
 functions and writes them back.
@@ -42,7 +42,17 @@ from dataclasses import dataclass
 
 from llm_gateway.routing.retry_headers import format_duration
 
-__all__ = ["Bucket", "Decision", "KeyLimits", "RateLimiter", "admit", "charge", "fit"]
+__all__ = [
+    "Bucket",
+    "Decision",
+    "KeyLimits",
+    "RateLimiter",
+    "admit",
+    "charge",
+    "decide",
+    "fit",
+    "take",
+]
 
 _SECONDS_PER_MINUTE = 60.0
 # Refills add up in floating point and can land a hair under a whole number
@@ -181,11 +191,27 @@ def fit(bucket: Bucket | None, limit: int | None, now: float) -> Bucket | None:
 
 def admit(requests: Bucket | None, tokens: Bucket | None, limits: KeyLimits) -> Decision:
     """Admit or deny one request against refilled buckets; an admitted one uses a unit."""
+    allowed, retry_after = take(requests, tokens)
+    return decide(requests, tokens, limits, allowed, retry_after)
+
+
+def take(requests: Bucket | None, tokens: Bucket | None) -> tuple[bool, float]:
+    """The arithmetic of ``admit``: whether allowed (then a unit is taken), and the wait."""
     waits = [b.wait_for(1.0) for b in (requests, tokens) if b is not None and not b.has_one()]
     allowed = not waits
     if allowed and requests is not None:
         requests.tokens -= 1.0
-    retry_after = max(waits, default=0.0)
+    return allowed, max(waits, default=0.0)
+
+
+def decide(
+    requests: Bucket | None,
+    tokens: Bucket | None,
+    limits: KeyLimits,
+    allowed: bool,
+    retry_after: float,
+) -> Decision:
+    """The ``Decision`` for the buckets as ``take`` left them, headers included."""
     headers = _headers("requests", limits.rpm, requests) + _headers("tokens", limits.tpm, tokens)
     if not allowed:
         headers.append(("retry-after", str(max(1, math.ceil(retry_after)))))

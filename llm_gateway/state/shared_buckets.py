@@ -6,8 +6,8 @@ temporary file (in ``/dev/shm`` when there is one) divided into fixed-size
 slots; every worker, including one started again after a crash, inherits the
 descriptor and the mapping. A request's check is one read-modify-write of
 its key's slot under an exclusive ``fcntl.lockf`` lock on the file, using the
-pure arithmetic of ``routing/ratelimit.py``; the lock is held for a few
-microseconds and never across an ``await``, so taking it blocks the event
+pure arithmetic of ``routing/ratelimit.py`` (the headers are written after
+the lock is released); the lock is held for a few microseconds and never across an ``await``, so taking it blocks the event
 loop no longer than a dictionary lookup would.
 
 Crashes: POSIX record locks belong to a process, and the kernel releases
@@ -41,7 +41,7 @@ import tempfile
 import zlib
 from typing import IO
 
-from ..routing.ratelimit import Bucket, Decision, KeyLimits, admit, charge, fit
+from ..routing.ratelimit import Bucket, Decision, KeyLimits, charge, decide, fit, take
 
 __all__ = ["PROBE", "SLOTS", "SharedBuckets"]
 
@@ -87,11 +87,12 @@ class SharedBuckets:
             index, (requests, tokens) = self._find(digest, now)
             requests = fit(requests, limits.rpm, now)
             tokens = fit(tokens, limits.tpm, now)
-            decision = admit(requests, tokens, limits)
+            allowed, retry_after = take(requests, tokens)
             self._write(index, digest, requests, tokens)
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
-        return decision
+        # the buckets are this process's copies: the headers are written unlocked
+        return decide(requests, tokens, limits, allowed, retry_after)
 
     def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
         """Charge the tokens a response used; the bucket may go negative."""
