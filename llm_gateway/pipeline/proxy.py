@@ -61,6 +61,7 @@ from ..routing.selection import Candidate, Selector, Strategy, matches
 from ..routing.state import RateBuckets
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
+from ..state.local_buckets import LocalBuckets
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
@@ -159,7 +160,7 @@ class Proxy:
         self.tokens = tokens
         self.selector = Selector()
         #: per-key buckets: in this process, or shared by every worker
-        self.limiter: RateBuckets = RateLimiter() if limiter is None else limiter
+        self.limiter: RateBuckets = LocalBuckets(RateLimiter()) if limiter is None else limiter
         self.memory = MemoryBudget(state.config.proxy.large_request_memory)
         #: what glob-only accounts' upstreams list, filled in the background
         self.catalog = ModelCache()
@@ -194,7 +195,7 @@ class Proxy:
         key = authenticate(request.header_map, config, self.wall_clock())
         notes["key_id"] = key.id
         authorize(key, endpoint.permission)
-        limit_headers = self._check_rate(key)
+        limit_headers = await self._check_rate(key)
         call = parse_call(endpoint, request.body, request.header_map)
         notes["model"] = call.model
         authorize(key, endpoint.permission, call.model)
@@ -233,10 +234,10 @@ class Proxy:
 
     # -- routing and failover ----------------------------------------------------------
 
-    def _check_rate(self, key: GatewayKey) -> list[tuple[str, str]]:
+    async def _check_rate(self, key: GatewayKey) -> list[tuple[str, str]]:
         if key.rpm is None and key.tpm is None:
             return []
-        decision = self.limiter.check_request(
+        decision = await self.limiter.check_request(
             key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), self.clock()
         )
         if not decision.allowed:
@@ -441,7 +442,7 @@ class Proxy:
             response = Response(200, list(SSE_HEADERS), body)
         else:
             response, usage = relay_body(prepared, upstream.status, upstream.headers, data)
-        self._charge(request, key, usage)
+        await self._charge(request, key, usage)
         return response
 
     async def _upstream_error(
@@ -483,7 +484,7 @@ class Proxy:
             error = _RelayedResponse(relayed)
         raise _Failed(error, outcome, retry_after)
 
-    def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
+    async def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
         if usage is None:
             return
         request.notes["input_tokens"] = (
@@ -491,7 +492,7 @@ class Proxy:
         )
         request.notes["output_tokens"] = usage.output_tokens
         if key.tpm is not None:
-            self.limiter.record_tokens(
+            await self.limiter.record_tokens(
                 key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), billable(usage), self.clock()
             )
 
@@ -589,7 +590,7 @@ class _ProxyStream:
             record(proxy.health, self.account.id, self.outcome, now, latency=now - self.started)
         else:  # the client left: not the account's doing
             proxy.health.record_client_error(self.account.id, now)
-        proxy._charge(self.request, self.key, self.pipe.usage)
+        await proxy._charge(self.request, self.key, self.pipe.usage)
 
 
 class _RelayedResponse(GatewayError):

@@ -7,8 +7,11 @@ slots; every worker, including one started again after a crash, inherits the
 descriptor and the mapping. A request's check is one read-modify-write of
 its key's slot under an exclusive ``fcntl.lockf`` lock on the file, using the
 pure arithmetic of ``routing/ratelimit.py`` (the headers are written after
-the lock is released); the lock is held for a few microseconds and never across an ``await``, so taking it blocks the event
-loop no longer than a dictionary lookup would.
+the lock is released). The lock is held for a few microseconds and never
+across an ``await``; it is taken without blocking the event loop (tried with
+``LOCK_NB``, other tasks running in between), because a holder the scheduler
+paused on a busy machine would otherwise stall every request of the waiting
+worker.
 
 Crashes: POSIX record locks belong to a process, and the kernel releases
 them when it dies, so a worker killed with SIGKILL never leaves the table
@@ -31,6 +34,8 @@ Times are ``time.monotonic()`` values, one clock for every process of a host.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import fcntl
 import functools
 import hashlib
@@ -41,9 +46,10 @@ import tempfile
 import zlib
 from typing import IO
 
+from ..errors import ServiceUnavailable
 from ..routing.ratelimit import Bucket, Decision, KeyLimits, charge, decide, fit, take
 
-__all__ = ["PROBE", "SLOTS", "SharedBuckets"]
+__all__ = ["LOCK_POLL", "LOCK_WAIT", "PROBE", "SLOTS", "SharedBuckets"]
 
 #: slots in the table (72 bytes each): 4096 take 288 KiB
 SLOTS = 4096
@@ -54,6 +60,12 @@ _BODY = struct.Struct("<16s6d")
 _CHECK = struct.Struct("<I4x")
 _SLOT_SIZE = _BODY.size + _CHECK.size
 _EMPTY_DIGEST = bytes(16)
+#: tries of a busy lock, letting other tasks run in between, before polling it
+_QUICK_TRIES = 20
+#: seconds between tries of a lock still busy after the quick tries
+LOCK_POLL = 0.001
+#: longest wait for the lock (a holder that is alive but stopped) before a 503
+LOCK_WAIT = 5.0
 _SHM = "/dev/shm"
 
 _Pair = tuple[Bucket | None, Bucket | None]
@@ -79,10 +91,10 @@ class SharedBuckets:
         os.ftruncate(file.fileno(), slots * _SLOT_SIZE)
         return cls(file, slots)
 
-    def check_request(self, key_id: str, limits: KeyLimits, now: float) -> Decision:
+    async def check_request(self, key_id: str, limits: KeyLimits, now: float) -> Decision:
         """Admit or deny one request; an admitted one uses a request unit."""
         digest = _digest(key_id)
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        await self._lock()
         try:
             index, (requests, tokens) = self._find(digest, now)
             requests = fit(requests, limits.rpm, now)
@@ -94,12 +106,12 @@ class SharedBuckets:
         # the buckets are this process's copies: the headers are written unlocked
         return decide(requests, tokens, limits, allowed, retry_after)
 
-    def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
+    async def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
         """Charge the tokens a response used; the bucket may go negative."""
         if tokens <= 0 or limits.tpm is None:
             return
         digest = _digest(key_id)
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        await self._lock()
         try:
             index, (requests, bucket) = self._find(digest, now)
             bucket = fit(bucket, limits.tpm, now)
@@ -108,6 +120,29 @@ class SharedBuckets:
             self._write(index, digest, fit(requests, limits.rpm, now), bucket)
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    async def _lock(self) -> None:
+        """Take the table's lock without blocking the event loop: its holder may be
+        a process the scheduler has paused, and this worker's other requests go on."""
+        loop = asyncio.get_running_loop()
+        tries = 0
+        deadline = loop.time() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+            tries += 1
+            if tries <= _QUICK_TRIES:
+                await asyncio.sleep(0)
+                continue
+            if loop.time() >= deadline:
+                raise ServiceUnavailable(
+                    f"the rate-limit table shared by the workers stayed locked for {LOCK_WAIT:g} s"
+                )
+            await asyncio.sleep(LOCK_POLL)
 
     def close(self) -> None:
         self._map.close()
