@@ -38,6 +38,7 @@ from llm_gateway.server.tcp import HTTPServer, ServerLimits
 REQUEST_ID = re.compile(r"req_[0-9a-f]{24}")
 HEALTH = raw_request("GET", "/health")
 INTERNAL_DETAIL = "boom-detail-7f3a"
+KEEPALIVE = b": keepalive\n\n"
 
 
 @dataclass
@@ -85,7 +86,8 @@ def make_app(probe: Probe) -> GatewayApp:
             probe.stream_closed.set()
 
     async def stream(request: Request) -> Response:
-        return Response(200, [("content-type", "text/plain")], chunks())
+        # Its chunks end between "events", so the server may send KEEPALIVE between them.
+        return Response(200, [("content-type", "text/plain")], chunks(), KEEPALIVE)
 
     async def late_chunks() -> AsyncIterator[bytes]:
         probe.started.set()

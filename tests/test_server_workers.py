@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,74 @@ def test_each_worker_gives_its_requests_ids_of_its_own(home: Path) -> None:
     assert len(set(everything)) == len(everything)
     first, second = ({request_id[:16] for request_id in group} for group in ids.values())
     assert first.isdisjoint(second)  # "req_" and a random 12-hex-digit prefix per worker
+
+
+def _start(home: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), *args],
+        env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its workers can be killed with it
+    )  # fmt: skip
+
+
+def _refused(process: subprocess.Popen[str]) -> str:
+    """The last stderr line of a start that must fail at once."""
+    try:
+        _, err = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:  # it started after all: sharing the port
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("second", [["--workers", "2"], []], ids=["workers", "single"])
+def test_a_second_gateway_on_a_served_address_is_refused(home: Path, second: list[str]) -> None:
+    port = free_port()
+    first = _start(home, port, "--workers", "2")
+    try:
+        wait_until(lambda: health(port), 15, "the first gateway to answer")
+        last_line = _refused(_start(home, port, *second))
+        worker_pids: set[int] = set()
+
+        def both_workers_seen() -> bool:
+            answer = health(port)
+            if answer is not None:
+                worker_pids.add(answer["pid"])
+            return len(worker_pids) == 2
+
+        wait_until(both_workers_seen, 15, "both workers of the first gateway")
+        assert any(
+            last_line == f"error: a gateway already listens on 127.0.0.1:{port} (pid {pid})"
+            for pid in worker_pids
+        ), last_line
+        assert health(port) is not None  # the first one is unaffected
+    finally:
+        first.send_signal(signal.SIGTERM)
+        try:
+            first.wait(15)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+
+
+def test_workers_do_not_share_a_port_with_another_program(home: Path) -> None:
+    # Another program listening with SO_REUSEPORT, as a careless server might.
+    stranger = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stranger.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    stranger.bind(("127.0.0.1", 0))
+    stranger.listen(8)
+    port = stranger.getsockname()[1]
+    try:
+        # It accepts and says nothing: the start gives up after its probe timeout.
+        last_line = _refused(_start(home, port, "--workers", "2"))
+    finally:
+        stranger.close()
+    assert last_line == f"error: another program already listens on 127.0.0.1:{port}"

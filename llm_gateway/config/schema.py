@@ -73,6 +73,12 @@ class ServerConfig:
     max_connections: int | None = None
     shutdown_timeout: float = 30.0
     cors_origins: tuple[str, ...] = ()
+    #: a request body must arrive within this many seconds, plus its size at
+    #: ``body_min_rate`` bytes per second (0: no allowance for size)
+    body_timeout: float = 30.0
+    body_min_rate: int = 65536
+    #: seconds of upstream silence after which a stream gets a keepalive (0: never)
+    stream_keepalive: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +296,9 @@ def default_document() -> dict[str, Any]:
             "keepalive_timeout": server.keepalive_timeout,
             "max_connections": AUTO,
             "shutdown_timeout": server.shutdown_timeout,
+            "body_timeout": server.body_timeout,
+            "body_min_rate": server.body_min_rate,
+            "stream_keepalive": server.stream_keepalive,
             "cors_origins": [],
         },
         "proxy": {
@@ -468,6 +477,9 @@ def _server(data: object) -> ServerConfig:
         max_connections=s.get("max_connections", d.max_connections, _int_or_auto(1)),
         shutdown_timeout=s.get("shutdown_timeout", d.shutdown_timeout, _seconds),
         cors_origins=s.get("cors_origins", d.cors_origins, _str_list),
+        body_timeout=s.get("body_timeout", d.body_timeout, _seconds),
+        body_min_rate=s.get("body_min_rate", d.body_min_rate, _int(0)),
+        stream_keepalive=s.get("stream_keepalive", d.stream_keepalive, _non_negative),
     )
     s.finish()
     return result

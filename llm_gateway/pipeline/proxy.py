@@ -62,6 +62,7 @@ from ..routing.state import RateBuckets
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..state.local_buckets import LocalBuckets
+from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
@@ -425,7 +426,8 @@ class Proxy:
             stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
-            return Response(200, list(SSE_HEADERS), stream)
+            keepalive = STREAM_FORMATS[prepared.client_format].keepalive
+            return Response(200, list(SSE_HEADERS), stream, keepalive)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:

@@ -46,6 +46,8 @@ log = logging.getLogger("llm_gateway.access")
 
 Handler = Callable[[Request], Awaitable[Response]]
 _LOOPBACK = ("127.", "::1", "[::1]")
+#: probes (liveness checks, clients looking for a server) are not access-logged
+_UNLOGGED = frozenset({"/health", "/"})
 
 
 @dataclass
@@ -123,7 +125,11 @@ class _LoggedBody:
 class GatewayApp:
     def __init__(self, state: GatewayState):
         self.state = state
-        self.routes: dict[tuple[str, str], Handler] = {("GET", "/health"): self.health}
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/health"): self.health,
+            ("GET", "/"): self.root,
+            ("HEAD", "/"): self.root,
+        }
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
@@ -145,7 +151,7 @@ class GatewayApp:
             response = error_response(request, error)
         if allowed_origin is not None:
             response.headers.extend(cors.response_headers(allowed_origin))
-        if request.path == "/health" or not log.isEnabledFor(logging.INFO):
+        if request.path in _UNLOGGED or not log.isEnabledFor(logging.INFO):
             return response
         if isinstance(response.body, bytes):
             self._log(request, response.status, start)
@@ -184,6 +190,11 @@ class GatewayApp:
                 headers=[("allow", ", ".join(methods))],
             )
         return NotFound(f"no such endpoint: {request.method} {request.path}")
+
+    async def root(self, request: Request) -> Response:
+        """What answers here, for clients that probe ``/`` (Claude Code sends ``HEAD /``)."""
+        body = {"name": "llm-gateway", "version": __version__, "health": "/health"}
+        return json_response(200, body, [("cache-control", "no-store")])
 
     async def health(self, request: Request) -> Response:
         """Liveness and a summary; per-account detail only for loopback callers."""

@@ -53,6 +53,9 @@ class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes | AsyncIterable[bytes] = b""
+    #: for a streamed body whose chunks each end between events: what the server
+    #: may send between chunks while the body is silent (``server.stream_keepalive``)
+    keepalive: bytes = b""
 
 
 def json_response(

@@ -13,7 +13,8 @@ change. A file that fails to validate, is empty or is missing is logged and
 reported in ``/health``: the last good configuration stays in force. The
 server never writes the whole configuration back (only the OAuth manager
 saves rotated tokens, through the store's locked update), so it cannot undo a
-change the CLI made.
+change the CLI made. Before binding, it refuses to start on an address
+that something already serves (``occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
 from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
 from .malloc import return_large_blocks
+from .occupancy import occupant
 from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
 from .tcp import HTTPServer, ServerLimits
 from .workers import reserve_port, run_workers
@@ -140,6 +142,9 @@ class Gateway:
                 keepalive_timeout=server.keepalive_timeout,
                 max_connections=capacity.max_connections,
                 shutdown_timeout=server.shutdown_timeout,
+                body_timeout=server.body_timeout,
+                body_min_rate=server.body_min_rate,
+                stream_keepalive=server.stream_keepalive,
             ),
             render_error=error_for_status,
         )
@@ -217,6 +222,9 @@ class Gateway:
                     open_file_limit(), config.server, config.proxy
                 ).max_connections,
                 shutdown_timeout=config.server.shutdown_timeout,
+                body_timeout=config.server.body_timeout,
+                body_min_rate=config.server.body_min_rate,
+                stream_keepalive=config.server.stream_keepalive,
             )
         self.state.config = config
         self.state.config_digest, self.state.config_error = loaded.digest, None
@@ -319,10 +327,14 @@ def serve_forever(
     for warning in overcommitted(capacity):
         log.warning(warning)
     return_large_blocks()
-    if workers <= 1:
-        return _serve_one(store, environ, host, port, err)
     bind_host = config.server.host if host is None else host
     bind_port = config.server.port if port is None else port
+    held_by = occupant(bind_host, bind_port)
+    if held_by is not None:  # SO_REUSEPORT would let two servers share the port
+        err(f"error: {held_by}")
+        return 1
+    if workers <= 1:
+        return _serve_one(store, environ, host, port, err)
     reserved = None
     if bind_port == 0:
         reserved, bind_port = reserve_port(bind_host)

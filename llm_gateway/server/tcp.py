@@ -9,22 +9,34 @@ running ``_Connection.run``, a loop of request cycles:
    their first byte, then have ``header_timeout``. Headers beyond
    ``max_header_bytes`` get 431, malformed HTTP 400, a stalled request 408,
    each followed by a close. The body is read (gaps of at most
-   ``header_timeout``) up to ``max_body_bytes``; beyond that, 413 and close.
+   ``header_timeout``, the whole within ``body_timeout`` plus its size at
+   ``body_min_rate``) up to ``max_body_bytes``; beyond that, 413 and close,
+   as soon as a declared length or chunk size says so. A request with both
+   ``Content-Length`` and ``Transfer-Encoding`` is 400 and close (RFC 9112
+   allows it; a proxy in front may frame it the other way).
 2. *Respond.* The application runs in the connection's task; if the client
-   goes away meanwhile (EOF or reset, noticed by the protocol), the task is
-   cancelled at once, which closes its upstream request. (A half-close, EOF
-   with the client still reading, reads the same as leaving: ``nc -N`` gets
-   no answer; HTTP clients do not half-close while they wait for one.) A
+   goes away meanwhile (a reset, or a write that fails, noticed by the
+   protocol), the task is cancelled at once, which closes its upstream
+   request. A half-close (EOF while the client still reads, ``nc -N``) is not
+   leaving: the answer is still written. EOF alone cannot tell a half-close
+   from a client that closed its socket, so the server probes: on EOF it
+   sends a ``100 Continue`` (or, once a stream's head is out, its keepalive)
+   twice, a moment apart; a client that really left answers the first with
+   a reset, the second write fails, and the request is cancelled. A
    streamed body is pulled one chunk at a time. Its head and chunks are
    queued and written when the task next waits (so what the upstream
    delivered in one piece leaves in one write, and nothing waits longer than
    that), and after each chunk the task waits while the client is not
    keeping up (``drain()``), so a slow client slows the producer instead of
-   growing memory.
+   growing memory. While a stream is silent it gets its keepalive (the
+   response's ``keepalive`` bytes, between chunks) every ``stream_keepalive``
+   seconds (``keepalive.py``).
 3. *Next cycle* if both sides keep the connection alive and the server is not
    shutting down.
 
-Connections beyond ``max_connections`` are answered 503 and closed. Shutdown
+At ``max_connections`` a new connection takes the slot of an idle keep-alive
+connection or of one that has been reading its request the longest (see
+``slots.py``); when no slot can be freed it is answered 503 and closed. Shutdown
 stops listening, closes idle connections, lets busy ones finish within
 ``shutdown_timeout`` and then cancels them. No exception text ever reaches a
 client: unexpected errors are logged with the request id and answered 500.
@@ -34,20 +46,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
-import json
 import logging
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 
 import h11
 
+from .keepalive import StreamKeepalive
 from .messages import Request, Response
+from .raw_answers import default_error, raw_error, reason
+from .slots import Phase, pick_displaced
 
 __all__ = ["App", "HTTPServer", "ServerLimits", "new_request_id", "new_request_id_prefix"]
 
@@ -65,14 +77,11 @@ _LINGER_SECONDS = 2.0
 #: h11 events are immutable: one end-of-message serves every response
 _END = h11.EndOfMessage()
 _LINGER_BYTES = 8 * 1024 * 1024
-
-
-@functools.lru_cache(maxsize=64)
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+#: a chunk size beyond this is no size at all (nginx's bound too): 400
+_MAX_CHUNK_SIZE = 2**63 - 1
+#: after a client's EOF, the delay before the second probe (see ``client_half_closed``)
+_PROBE_DELAY = 0.5
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 
 
 _ID_PREFIX = "req_" + secrets.token_hex(6)
@@ -103,31 +112,13 @@ class ServerLimits:
     max_requests_per_connection: int = 10_000
     #: longest wait for a client to take more of a response it stopped reading
     send_timeout: float = 120.0
-
-
-def _error_body(status: int, message: str) -> bytes:
-    kind = "invalid_request_error" if status < 500 else "api_error"
-    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _default_error(status: int, message: str, path: str) -> Response:
-    return Response(status, [("content-type", "application/json")], _error_body(status, message))
-
-
-def _raw_error(response: Response, request_id: str) -> bytes:
-    """``response`` framed by hand, close-delimited, for when h11 cannot frame one."""
-    body = response.body if isinstance(response.body, bytes) else b""
-    head = "".join(
-        [
-            f"HTTP/1.1 {response.status} {_reason(response.status).decode()}\r\n",
-            *[f"{name}: {value}\r\n" for name, value in response.headers],
-            f"content-length: {len(body)}\r\n",
-            f"x-request-id: {request_id}\r\n",
-            "connection: close\r\n\r\n",
-        ]
-    )
-    return head.encode("latin-1") + body
+    #: a whole body must arrive within ``body_timeout`` + its size / ``body_min_rate``
+    body_timeout: float = 30.0
+    body_min_rate: int = 65536
+    #: seconds of silence before a stream gets its keepalive (0: never)
+    stream_keepalive: float = 15.0
+    #: at ``max_connections``, a connection reading its request this long may be displaced
+    displace_after: float = 1.0
 
 
 def _head_size(head: h11.Request) -> int:
@@ -161,8 +152,18 @@ class _Closed(Exception):
     """The connection is done (peer gone, timeout handled, error answered)."""
 
 
+class _Refused(Exception):
+    """A request the server answers itself with ``status`` and closes."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class _Protocol(asyncio.StreamReaderProtocol):
-    """asyncio's stream protocol, plus a word to the connection when the client leaves.
+    """asyncio's stream protocol, plus a word to the connection when the client
+    half-closes or leaves.
 
     Noticing EOF or a lost connection here, instead of keeping a read pending
     in a second task while a response is produced, costs nothing per request.
@@ -173,7 +174,7 @@ class _Protocol(asyncio.StreamReaderProtocol):
     def eof_received(self) -> bool:
         keep_open = bool(super().eof_received())
         if self.connection is not None:
-            self.connection.client_gone()
+            self.connection.client_half_closed()
         return keep_open
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -196,10 +197,15 @@ class _Connection:
         self.h11 = h11.Connection(
             h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
         )
-        self.idle = True
+        self.phase = Phase.READING
+        #: when the connection entered its phase (``time.monotonic()``)
+        self.since = time.monotonic()
         self.last_cycle = False
         self.task: asyncio.Task[None] | None = None
         self.gone = False
+        #: the keepalive bytes of the stream being written, if any
+        self._stream_keepalive = b""
+        self._keepalive: StreamKeepalive | None = None
         self._timed_out = False
         #: the path of the request being read, once its head is in (for error shapes)
         self._path = ""
@@ -210,22 +216,72 @@ class _Connection:
         peer = writer.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
 
+    @property
+    def idle(self) -> bool:
+        """Not answering a request (so shutdown may close it at once)."""
+        return self.phase is not Phase.ANSWERING
+
+    def _enter(self, phase: Phase) -> None:
+        self.phase = phase
+        self.since = time.monotonic()
+
     def client_gone(self) -> None:
-        """The client closed or lost the connection: stop any response at once."""
+        """The connection is lost (reset, failed write): stop any response at once."""
         if self.gone:
             return
         self.gone = True
         if not self.idle and self.task is not None and not self.task.done():
             self.task.cancel()  # this closes the upstream request behind the response
 
+    def client_half_closed(self) -> None:
+        """EOF: the client sends no more, but may still read. Its answer is still
+        written; meanwhile two probes a moment apart ask whether it is there: a
+        client that closed its socket answers the first with a reset, and the
+        second write fails (``client_gone``)."""
+        if self.phase is Phase.ANSWERING:
+            self._send_probe()
+            self._loop.call_later(_PROBE_DELAY, self._send_probe)
+
+    def _send_probe(self) -> None:
+        """A ``100 Continue`` before the response's head (HTTP/1.1 clients skip 1xx
+        answers; HTTP/1.0 clients must not get one), the stream's keepalive after it."""
+        if self.phase is not Phase.ANSWERING or self._queued or not self._writable():
+            return
+        if self.h11.our_state is not h11.SEND_RESPONSE:
+            self._send_keepalive()
+        elif self.h11.their_http_version != b"1.0":
+            self.writer.write(self.h11.send(_CONTINUE) or b"")
+
+    def displace(self) -> None:
+        """Give up this (idle or reading) connection's slot: end its read now."""
+        self._expire()
+
+    def _send_keepalive(self) -> bool:
+        """Write the stream's keepalive, when the stream is between chunks and the
+        client is taking what it is sent; True when written."""
+        if (
+            not self._stream_keepalive
+            or self._queued
+            or not self._writable()
+            or self.h11.our_state is not h11.SEND_BODY
+        ):
+            return False
+        self.writer.write(self.h11.send(h11.Data(data=self._stream_keepalive)) or b"")
+        return True
+
+    def _writable(self) -> bool:
+        """The client is there and has taken everything written so far."""
+        transport = self.writer.transport
+        return not (self.gone or transport.is_closing() or transport.get_write_buffer_size())
+
     async def run(self) -> None:
         try:
             for cycle in range(self.limits.max_requests_per_connection):
                 self.last_cycle = cycle == self.limits.max_requests_per_connection - 1
                 request = await self._read_request(first=cycle == 0)
-                self.idle = False
+                self._enter(Phase.ANSWERING)
                 keep_alive = await self._respond(request)
-                self.idle = True
+                self._enter(Phase.IDLE)
                 if not keep_alive or self.server.closing:
                     break
                 if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
@@ -264,14 +320,6 @@ class _Connection:
         self._timed_out = True
         self.reader.feed_eof()
 
-    async def _next_event(self, timeout: float) -> object:
-        """The next h11 event, reading with ``timeout`` for each gap."""
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            await self._receive(timeout)
-
     async def _read_request(self, *, first: bool) -> Request:
         request_id = new_request_id()
         try:
@@ -280,6 +328,8 @@ class _Connection:
             status = exc.error_status_hint if exc.error_status_hint in (400, 431) else 400
             message = "request headers too large" if status == 431 else "malformed HTTP request"
             await self._fail(status, message, request_id)
+        except _Refused as refused:
+            await self._fail(refused.status, refused.message, request_id)
         except asyncio.TimeoutError:
             if self.h11.their_state is h11.IDLE and not self._has_partial_request():
                 raise _Closed() from None  # idle keep-alive connection: just close
@@ -297,6 +347,8 @@ class _Connection:
             # An idle keep-alive connection may wait this long for its next request.
             await self._receive(limits.keepalive_timeout)
             event = self.h11.next_event()
+        if not first:
+            self._enter(Phase.READING)
         deadline = time.monotonic() + limits.header_timeout
         while not isinstance(event, h11.Request):
             if isinstance(event, h11.ConnectionClosed):
@@ -320,19 +372,28 @@ class _Connection:
             (k.lower().decode("latin-1"), v.decode("latin-1")) for k, v in head.headers.raw_items()
         ]
         declared = next((v for k, v in headers if k == "content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            await self._fail(413, self._too_large(), request_id)
-            raise _Closed()
+        if declared is not None and any(k == "transfer-encoding" for k, _ in headers):
+            raise _Refused(400, "a request must not have both Content-Length and Transfer-Encoding")
+        size = int(declared) if declared is not None and declared.isdigit() else 0
+        if size > limits.max_body_bytes:
+            raise _Refused(413, self._too_large())
         if self.h11.they_are_waiting_for_100_continue:
-            await self._write(h11.InformationalResponse(status_code=100, headers=[]))
+            await self._write(_CONTINUE)
         body = bytearray()
+        start = time.monotonic()
         while True:
-            event = await self._next_event(limits.header_timeout)
-            if isinstance(event, h11.Data):
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self._check_chunk(len(body))
+                allowed = self._body_allowance(max(size, len(body)))
+                remaining = start + allowed - time.monotonic()
+                if remaining <= 0:
+                    raise asyncio.TimeoutError()
+                await self._receive(min(limits.header_timeout, remaining))
+            elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limits.max_body_bytes:
-                    await self._fail(413, self._too_large(), request_id)
-                    raise _Closed()
+                    raise _Refused(413, self._too_large())
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif isinstance(event, h11.ConnectionClosed):
@@ -352,15 +413,34 @@ class _Connection:
     def _too_large(self) -> str:
         return f"request body exceeds the limit of {self.limits.max_body_bytes} bytes"
 
+    def _body_allowance(self, size: int) -> float:
+        """Seconds a body of ``size`` bytes may take to arrive, in total."""
+        rate = self.limits.body_min_rate
+        return self.limits.body_timeout + (size / rate if rate else 0.0)
+
+    def _check_chunk(self, received: int) -> None:
+        """Refuse at once a chunk whose declared size cannot fit (instead of waiting
+        for bytes that would be refused anyway, or never come)."""
+        # h11 keeps the size of the chunk it is reading to itself.
+        reader = getattr(self.h11, "_reader", None)
+        pending = getattr(reader, "_bytes_in_chunk", 0)
+        if not isinstance(pending, int) or not pending:
+            return
+        if pending > _MAX_CHUNK_SIZE:
+            raise _Refused(400, "malformed HTTP request: chunk size out of range")
+        if received + pending > self.limits.max_body_bytes:
+            raise _Refused(413, self._too_large())
+
     async def _fail(self, status: int, message: str, request_id: str) -> None:
         """Answer a request we could not read, then let the caller close."""
+        self._enter(Phase.CLOSING)
         log.info(
             "rejected request",
             extra={"request_id": request_id, "status": status, "reason": message},
         )
         response = self.server.render_error(status, message, self._path)
         with contextlib.suppress(OSError):
-            self.writer.write(_raw_error(response, request_id))
+            self.writer.write(raw_error(response, request_id))
             await asyncio.wait_for(self.writer.drain(), self.limits.header_timeout)
         with contextlib.suppress(OSError, asyncio.TimeoutError):
             if self.writer.can_write_eof():
@@ -453,7 +533,7 @@ class _Connection:
         if self.server.closing or self.last_cycle:
             headers.append(("connection", "close"))
         head = h11.Response(
-            status_code=response.status, headers=headers, reason=_reason(response.status)
+            status_code=response.status, headers=headers, reason=reason(response.status)
         )
         if isinstance(body, bytes):
             # Head, body and end in one write: one system call per response.
@@ -467,10 +547,13 @@ class _Connection:
         # a client may wait long for the first event (a model thinking) and
         # should know meanwhile that it was accepted.
         self._queue(head)
+        self._start_keepalive(response.keepalive)
         try:
             async for chunk in body:
                 if chunk:
                     self._queue(h11.Data(data=chunk))
+                    if self._keepalive is not None:
+                        self._keepalive.touch()
                     if self._queued_bytes() > _QUEUE_LIMIT:
                         self._flush()
                     await self._drain()
@@ -480,8 +563,22 @@ class _Connection:
             log.exception("response stream failed", extra={"request_id": request.request_id})
             self._flush()  # what the client was sent so far, then the close
             return False  # cannot finish the message: close the connection
+        finally:
+            self._stop_keepalive()
         await self._write(_END)
         return self.h11.our_state is h11.DONE
+
+    def _start_keepalive(self, keepalive: bytes) -> None:
+        self._stream_keepalive = keepalive
+        interval = self.limits.stream_keepalive
+        if keepalive and interval > 0:
+            self._keepalive = StreamKeepalive(self._loop, interval, self._send_keepalive)
+
+    def _stop_keepalive(self) -> None:
+        self._stream_keepalive = b""
+        if self._keepalive is not None:
+            self._keepalive.close()
+            self._keepalive = None
 
     def _queued_bytes(self) -> int:
         return sum(len(data) for data in self._queued)
@@ -499,7 +596,7 @@ class HTTPServer:
     ):
         self.app = app
         self.limits = limits
-        self.render_error: ErrorRenderer = render_error or _default_error
+        self.render_error: ErrorRenderer = render_error or default_error
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
         self._connections: dict[asyncio.Task[None], _Connection] = {}
@@ -530,10 +627,12 @@ class HTTPServer:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self._connections) >= self.limits.max_connections:
+            self._free_a_slot()
         if self.closing or len(self._connections) >= self.limits.max_connections:
             with contextlib.suppress(OSError):
                 response = self.render_error(503, "too many connections", "")
-                writer.write(_raw_error(response, new_request_id()))
+                writer.write(raw_error(response, new_request_id()))
                 await asyncio.wait_for(writer.drain(), 1.0)
             writer.close()
             return
@@ -544,8 +643,6 @@ class HTTPServer:
         protocol = writer.transport.get_protocol()
         if isinstance(protocol, _Protocol):
             protocol.connection = connection
-            if reader.at_eof():  # the client left before we got here
-                connection.gone = True
         self._connections[task] = connection
         try:
             await connection.run()
@@ -553,6 +650,17 @@ class HTTPServer:
             pass
         finally:
             self._connections.pop(task, None)
+
+    def _free_a_slot(self) -> None:
+        """Displace an idle or slow-reading connection, if one qualifies (``slots.py``)."""
+        victim = pick_displaced(
+            ((task, c.phase, c.since) for task, c in self._connections.items()),
+            time.monotonic(),
+            self.limits.displace_after,
+        )
+        if victim is not None:
+            # Its task answers or closes it on its own; the slot is free from now.
+            self._connections.pop(victim).displace()
 
     async def shutdown(self) -> None:
         """Stop listening; let in-flight requests finish within the deadline."""

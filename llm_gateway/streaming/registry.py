@@ -112,6 +112,10 @@ class StreamFormat:
     that the answer is whole (a stop or finish reason) even if that final event
     never comes. Both are written with and without the space after the colon.
 
+    ``keepalive`` is what a silent stream gets now and then, between events, so
+    that clients and proxies do not give up on it: something every SDK of the
+    format skips (an SSE comment, or the format's own ``ping`` event).
+
     ``id_prefix`` is the style of the format's response ids; ``id_marks`` show,
     in a stream's first event, an id already in that style (the passthrough
     pipes then leave ids alone).
@@ -126,6 +130,7 @@ class StreamFormat:
     answer_marks: tuple[bytes, ...]
     id_prefix: str
     id_marks: tuple[bytes, ...]
+    keepalive: bytes = b": keepalive\n\n"
 
 
 def _openai_chat_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
@@ -215,6 +220,7 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _marks('"stop_reason":"'),
         "msg_",
         _marks('"id":"msg_'),
+        keepalive=b'event: ping\ndata: {"type": "ping"}\n\n',
     ),
     "gemini-generate-content": StreamFormat(
         "gemini-generate-content",
