@@ -734,6 +734,104 @@ def openai_completion_events(answer: Answer, model: str, include_usage: bool) ->
     return events
 
 
+# OpenAI Responses (written from OpenAI's API reference: the response object and
+# its streaming events)
+
+
+def _responses_output(answer: Answer) -> list[dict[str, Any]]:
+    output: list[dict[str, Any]] = []
+    if answer.reasoning:
+        summary = [{"type": "summary_text", "text": answer.reasoning}]
+        output.append({"id": "rs_fake01", "type": "reasoning", "summary": summary})
+    if answer.text:
+        content = [{"type": "output_text", "text": answer.text, "annotations": []}]
+        output.append(
+            {
+                "id": "msg_fake01",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": content,
+            }
+        )
+    for number, call in enumerate(answer.tool_calls):
+        output.append(
+            {
+                "id": f"fc_fake{number}",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": call.id,
+                "name": call.name,
+                "arguments": json.dumps(call.arguments),
+            }
+        )
+    return output
+
+
+def responses_object(answer: Answer, model: str, status: str = "completed") -> dict[str, Any]:
+    incomplete = answer.stop == "length" and not answer.tool_calls
+    return {
+        "id": "resp_fake01",
+        "object": "response",
+        "created_at": CREATED,
+        "status": "incomplete" if incomplete and status == "completed" else status,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "model": model,
+        "output": _responses_output(answer) if status != "in_progress" else [],
+        "usage": {
+            "input_tokens": answer.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": answer.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": answer.input_tokens + answer.output_tokens,
+        }
+        if status != "in_progress"
+        else None,
+    }
+
+
+def responses_events(answer: Answer, model: str) -> list[bytes]:
+    events: list[bytes] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        events.append(sse({"type": kind, "sequence_number": len(events), **fields}, kind))
+
+    start = responses_object(answer, model, "in_progress")
+    emit("response.created", response=start)
+    emit("response.in_progress", response=start)
+    for index, item in enumerate(_responses_output(answer)):
+        at = {"item_id": item["id"], "output_index": index}
+        if item["type"] == "reasoning":
+            emit("response.output_item.added", output_index=index, item={**item, "summary": []})
+            part = {"type": "summary_text", "text": ""}
+            emit("response.reasoning_summary_part.added", **at, summary_index=0, part=part)
+            for piece in _text_pieces(answer.reasoning):
+                emit("response.reasoning_summary_text.delta", **at, summary_index=0, delta=piece)
+            text = answer.reasoning
+            emit("response.reasoning_summary_text.done", **at, summary_index=0, text=text)
+            done_part = {"type": "summary_text", "text": text}
+            emit("response.reasoning_summary_part.done", **at, summary_index=0, part=done_part)
+        elif item["type"] == "message":
+            emit("response.output_item.added", output_index=index, item={**item, "content": []})
+            part = {"type": "output_text", "text": "", "annotations": []}
+            emit("response.content_part.added", **at, content_index=0, part=part)
+            for piece in _text_pieces(answer.text):
+                emit("response.output_text.delta", **at, content_index=0, delta=piece)
+            emit("response.output_text.done", **at, content_index=0, text=answer.text)
+            emit("response.content_part.done", **at, content_index=0, part=item["content"][0])
+        else:
+            emit("response.output_item.added", output_index=index, item={**item, "arguments": ""})
+            for piece in _json_pieces(json.loads(item["arguments"])):
+                emit("response.function_call_arguments.delta", **at, delta=piece)
+            emit("response.function_call_arguments.done", **at, arguments=item["arguments"])
+        emit("response.output_item.done", output_index=index, item=item)
+    final = responses_object(answer, model)
+    terminal = "response.completed" if final["status"] == "completed" else "response.incomplete"
+    emit(terminal, response=final)
+    return events
+
+
 def body_events(answer: Answer, request: Received) -> list[bytes]:
     """The SSE events a real provider would stream for ``request``."""
     body = request.json()
@@ -742,6 +840,8 @@ def body_events(answer: Answer, request: Received) -> list[bytes]:
     usage = isinstance(options, dict) and options.get("include_usage") is True
     if request.path.endswith("/messages"):
         return anthropic_events(answer, model)
+    if request.path.endswith("/responses"):
+        return responses_events(answer, model)
     if request.path.endswith("/chat/completions"):
         return openai_chat_events(answer, model, usage)
     if request.path.endswith("/completions"):
@@ -753,6 +853,8 @@ def body_json(answer: Answer, request: Received) -> dict[str, Any]:
     model = str(request.json().get("model"))
     if request.path.endswith("/messages"):
         return anthropic_message(answer, model)
+    if request.path.endswith("/responses"):
+        return responses_object(answer, model)
     if request.path.endswith("/chat/completions"):
         return openai_chat_completion(answer, model)
     if request.path.endswith("/completions"):

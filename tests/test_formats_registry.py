@@ -9,6 +9,7 @@ from llm_gateway.formats import (
     gemini_generate_content,
     openai_chat,
     openai_completions,
+    openai_responses,
 )
 from llm_gateway.formats.registry import FORMATS, get_format
 
@@ -19,6 +20,7 @@ def test_registry_lists_each_codec_once() -> None:
         "openai-completions": openai_completions,
         "anthropic-messages": anthropic_messages,
         "gemini-generate-content": gemini_generate_content,
+        "openai-responses": openai_responses,
     }
     assert set(FORMATS) == set(modules)
     for name, fmt in FORMATS.items():

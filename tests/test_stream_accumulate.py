@@ -36,6 +36,7 @@ try:
         check_chat,
         check_completion,
         check_gemini,
+        check_responses,
     )
 except ImportError:  # tests collected as a package
     from tests.test_stream_validators import (
@@ -43,6 +44,7 @@ except ImportError:  # tests collected as a package
         check_chat,
         check_completion,
         check_gemini,
+        check_responses,
     )
 
 
@@ -163,5 +165,7 @@ def test_error_event_for_passthrough_streams(name: str) -> None:
         assert check_chat(raw, include_usage=False).error == ("rate_limit_error", "slow down")
     elif name == "gemini-generate-content":
         assert check_gemini(raw).error == ("RESOURCE_EXHAUSTED", "slow down")
+    elif name == "openai-responses":
+        assert check_responses(raw).error == ("rate_limit_exceeded", "slow down")
     else:
         assert check_completion(raw, include_usage=True).error == ("rate_limit_error", "slow down")

@@ -521,11 +521,185 @@ def gemini_upstream(draw: st.DrawFn) -> tuple[ChatResponse, bytes]:
     return truth, raw.encode()
 
 
+@st.composite
+def responses_upstream(draw: st.DrawFn) -> tuple[ChatResponse, bytes]:
+    """A Responses stream as OpenAI's API reference documents it: lifecycle events,
+    each output item added, filled and done in order, one terminal event."""
+    kinds = draw(st.lists(st.sampled_from(["reasoning", "message", "call"]), max_size=5))
+    status = draw(st.sampled_from(["completed", "max_output_tokens", "content_filter"]))
+    total_input, output = draw(COUNTS), draw(COUNTS)
+    cached, reasoning_tokens = draw(st.integers(0, total_input)), draw(st.integers(0, output))
+    usage = Usage(
+        input_tokens=total_input - cached,
+        output_tokens=output,
+        cache_read_tokens=cached,
+        reasoning_tokens=reasoning_tokens,
+    )
+    events: list[dict[str, Any]] = []
+    parts: list[Part] = []
+    items: list[dict[str, Any]] = []
+    base = {"id": "resp_up1", "object": "response", "created_at": 1720000000, "model": "gpt-up"}
+    events.append(
+        {"type": "response.created", "response": {**base, "status": "in_progress", "output": []}}
+    )
+    events.append(
+        {
+            "type": "response.in_progress",
+            "response": {**base, "status": "in_progress", "output": []},
+        }
+    )
+    for index, kind in enumerate(kinds):
+        at = {"item_id": f"it_{index}", "output_index": index}
+        if kind == "reasoning":
+            summaries = draw(st.lists(TEXT, max_size=2))
+            signature = draw(st.sampled_from(["", "sig-abc"]))
+            item: dict[str, Any] = {"id": f"it_{index}", "type": "reasoning", "summary": []}
+            events.append(
+                {"type": "response.output_item.added", "output_index": index, "item": item}
+            )
+            for number, text in enumerate(summaries):
+                part = {"type": "summary_text", "text": ""}
+                events.append(
+                    {
+                        "type": "response.reasoning_summary_part.added",
+                        **at,
+                        "summary_index": number,
+                        "part": part,
+                    }
+                )
+                for piece in pieces(draw, text):
+                    events.append(
+                        {
+                            "type": "response.reasoning_summary_text.delta",
+                            **at,
+                            "summary_index": number,
+                            "delta": piece,
+                        }
+                    )
+                events.append(
+                    {
+                        "type": "response.reasoning_summary_text.done",
+                        **at,
+                        "summary_index": number,
+                        "text": text,
+                    }
+                )
+                events.append(
+                    {
+                        "type": "response.reasoning_summary_part.done",
+                        **at,
+                        "summary_index": number,
+                        "part": {"type": "summary_text", "text": text},
+                    }
+                )
+            done = {**item, "summary": [{"type": "summary_text", "text": t} for t in summaries]}
+            if signature:
+                done["encrypted_content"] = "llmgw-thinking:" + signature
+            elif draw(st.booleans()):
+                done["encrypted_content"] = "gAAAAopaque-openai-reasoning"
+            if summaries:
+                parts.append(ThinkingPart("\n\n".join(summaries), signature))
+        elif kind == "message":
+            text = draw(TEXT)
+            item = {
+                "id": f"it_{index}",
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+            events.append(
+                {"type": "response.output_item.added", "output_index": index, "item": item}
+            )
+            part = {"type": "output_text", "text": "", "annotations": []}
+            events.append(
+                {"type": "response.content_part.added", **at, "content_index": 0, "part": part}
+            )
+            for piece in pieces(draw, text):
+                events.append(
+                    {
+                        "type": "response.output_text.delta",
+                        **at,
+                        "content_index": 0,
+                        "delta": piece,
+                        "logprobs": [],
+                    }
+                )
+            events.append(
+                {
+                    "type": "response.output_text.done",
+                    **at,
+                    "content_index": 0,
+                    "text": text,
+                    "logprobs": [],
+                }
+            )
+            done_part = {"type": "output_text", "text": text, "annotations": []}
+            events.append(
+                {"type": "response.content_part.done", **at, "content_index": 0, "part": done_part}
+            )
+            done = {**item, "status": "completed", "content": [done_part]}
+            parts.append(TextPart(text))
+        else:
+            name, arguments = draw(NAMES), draw(TOOL_INPUTS)
+            text = dumps(draw, arguments) if arguments or draw(st.booleans()) else ""
+            item = {
+                "id": f"it_{index}",
+                "type": "function_call",
+                "status": "in_progress",
+                "call_id": f"call_{index}",
+                "name": name,
+                "arguments": "",
+            }
+            events.append(
+                {"type": "response.output_item.added", "output_index": index, "item": item}
+            )
+            for piece in pieces(draw, text):
+                events.append(
+                    {"type": "response.function_call_arguments.delta", **at, "delta": piece}
+                )
+            events.append(
+                {"type": "response.function_call_arguments.done", **at, "arguments": text}
+            )
+            done = {**item, "status": "completed", "arguments": text}
+            parts.append(ToolUsePart(f"call_{index}", name, JSONValue.of(arguments)))
+        events.append({"type": "response.output_item.done", "output_index": index, "item": done})
+        items.append(done)
+    final = {
+        **base,
+        "status": "completed" if status == "completed" else "incomplete",
+        "incomplete_details": None if status == "completed" else {"reason": status},
+        "output": items,
+        "usage": {
+            "input_tokens": total_input,
+            "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+            "total_tokens": total_input + output,
+        },
+    }
+    terminal = "response.completed" if status == "completed" else "response.incomplete"
+    events.append({"type": terminal, "response": final})
+    raw = "".join(
+        f"event: {e['type']}\ndata: {dumps(draw, {**e, 'sequence_number': n})}\n\n"
+        for n, e in enumerate(events)
+    )
+    if status == "max_output_tokens":
+        stop = StopReason.MAX_TOKENS
+    elif status == "content_filter":
+        stop = StopReason.REFUSAL
+    else:
+        stop = StopReason.TOOL_USE if "call" in kinds else StopReason.END_TURN
+    truth = ChatResponse("resp_up1", "gpt-up", tuple(parts), stop, None, usage)
+    return truth, raw.encode()
+
+
 UPSTREAMS = {
     "gemini-generate-content": gemini_upstream,
     "anthropic-messages": anthropic_upstream,
     "openai-chat": openai_chat_upstream,
     "openai-completions": openai_completions_upstream,
+    "openai-responses": responses_upstream,
 }
 
 
@@ -621,6 +795,7 @@ ERROR_EVENTS = {
     "openai-chat": b'data: {"error":{"message":"upstream broke","type":"server_error","param":null,"code":null}}\n\n',
     "openai-completions": b'data: {"error":{"message":"upstream broke","type":"server_error","param":null,"code":null}}\n\n',
     "gemini-generate-content": b'data: {"error":{"code":500,"message":"upstream broke","status":"INTERNAL"}}\n\n',
+    "openai-responses": b'event: error\ndata: {"type":"error","code":"server_error","message":"upstream broke","param":null,"sequence_number":99}\n\n',
 }
 
 

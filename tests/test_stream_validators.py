@@ -678,6 +678,297 @@ def test_unified_checker_rejects_out_of_order_indices() -> None:
     check_unified([MessageStart(None, None), TextDelta(0, "x"), BlockStop(0), MessageStop()])
 
 
+# --- OpenAI Responses -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponsesView:
+    #: ("message", text) / ("reasoning", summary, encrypted) / ("function_call", call_id,
+    #: name, arguments) / ("custom_tool_call", call_id, name, input), in output order
+    items: tuple[tuple[Any, ...], ...] = ()
+    status: str | None = None
+    incomplete: str | None = None
+    usage: tuple[int, int, int, int] | None = None  # input, output, cached, reasoning
+    error: tuple[str, str] | None = None  # (code, message)
+
+    @property
+    def text(self) -> str:
+        return "".join(item[1] for item in self.items if item[0] == "message")
+
+
+_RESPONSES_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def view_responses(resp: ChatResponse) -> ResponsesView:
+    items: list[tuple[Any, ...]] = []
+    for part in resp.parts:
+        if isinstance(part, TextPart):
+            items.append(("message", part.text))
+        elif isinstance(part, ThinkingPart):
+            encrypted = "llmgw-thinking:" + part.signature if part.signature else None
+            items.append(("reasoning", part.text, encrypted))
+        elif isinstance(part, RedactedThinkingPart):
+            items.append(("reasoning", "", "llmgw-redacted:" + part.data))
+        else:
+            assert isinstance(part, ToolUsePart)
+            items.append(("function_call", part.id, part.name, part.input.value()))
+    incomplete = {StopReason.MAX_TOKENS: "max_output_tokens", StopReason.REFUSAL: "content_filter"}
+    reason = incomplete.get(resp.stop_reason) if resp.stop_reason is not None else None
+    u = resp.usage
+    return ResponsesView(
+        tuple(items),
+        "incomplete" if reason else "completed",
+        reason,
+        (
+            u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.reasoning_tokens,
+        ),
+    )
+
+
+def _item_view(item: dict[str, Any]) -> tuple[Any, ...]:
+    kind = item["type"]
+    if kind == "message":
+        assert item["role"] == "assistant" and item["status"] == "completed"
+        return ("message", "".join(c["text"] for c in item["content"]))
+    if kind == "reasoning":
+        summary = "".join(s["text"] for s in item["summary"])
+        return ("reasoning", summary, item.get("encrypted_content"))
+    assert item["status"] == "completed"
+    if kind == "function_call":
+        return ("function_call", item["call_id"], item["name"], json.loads(item["arguments"]))
+    assert kind == "custom_tool_call", kind
+    return ("custom_tool_call", item["call_id"], item["name"], item["input"])
+
+
+class _ResponsesChecker:
+    """The Responses event grammar, event by event (see ``check_responses``)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.response_id: str | None = None
+        self.added = 0  # output items opened so far
+        self.item: dict[str, Any] | None = None  # the open item, as added
+        self.done_items: list[dict[str, Any]] = []
+        self.parts: list[str] = []  # texts of the open item's parts/summaries, when done
+        self.part_open: int | None = None
+        self.piece = ""  # deltas of the open part / arguments
+        self.piece_done: str | None = None
+
+    def lifecycle(self, kind: str, data: dict[str, Any], position: int) -> None:
+        response = data["response"]
+        assert response["object"] == "response" and response["model"] == self.model
+        assert response["id"].startswith("resp_")
+        if self.response_id is None:
+            self.response_id = response["id"]
+        assert response["id"] == self.response_id, "one id for the whole stream"
+        if kind in ("response.created", "response.in_progress"):
+            expected = 0 if kind == "response.created" else 1
+            assert position == expected, f"{kind} at {position}"
+            assert response["status"] == "in_progress"
+            return
+        if kind == "response.failed":
+            assert response["status"] == "failed" and response["error"]["message"]
+            return
+        assert self.item is None, "an item is still open at the end"
+        status = "completed" if kind == "response.completed" else "incomplete"
+        assert response["status"] == status
+        assert response["output"] == self.done_items, "the final output is the items done"
+        assert isinstance(response["usage"]["input_tokens"], int)
+
+    def item_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "response.output_item.added":
+            assert self.item is None, "item opened before the previous one was done"
+            assert data["output_index"] == self.added, "output_index out of order"
+            self.item = data["item"]
+            self.added += 1
+            self.parts = []
+            self.piece, self.piece_done = "", None
+            return
+        item = self.item
+        assert item is not None, f"{kind} outside an output item"
+        assert data["output_index"] == self.added - 1
+        if kind != "response.output_item.done":
+            assert data["item_id"] == item["id"]
+        if kind == "response.output_item.done":
+            assert self.part_open is None, "item done with a part still open"
+            done = data["item"]
+            assert done["id"] == item["id"] and done["type"] == item["type"]
+            if done["type"] == "message":
+                assert [c["text"] for c in done["content"]] == self.parts
+            elif done["type"] == "reasoning":
+                assert [s["text"] for s in done["summary"]] == self.parts
+            elif done["type"] == "function_call":
+                assert self.piece_done == self.piece == done["arguments"]
+                assert (done["call_id"], done["name"]) == (item["call_id"], item["name"])
+            else:
+                assert self.piece_done == self.piece == done["input"]
+            self.done_items.append(done)
+            self.item = None
+        elif kind in ("response.content_part.added", "response.reasoning_summary_part.added"):
+            key = "content_index" if "content" in kind else "summary_index"
+            assert self.part_open is None and data[key] == len(self.parts)
+            self.part_open, self.piece, self.piece_done = data[key], "", None
+        elif kind in ("response.output_text.delta", "response.reasoning_summary_text.delta"):
+            key = "content_index" if "output_text" in kind else "summary_index"
+            assert self.part_open == data[key], "delta outside its part"
+            assert self.piece_done is None and data["delta"]
+            self.piece += data["delta"]
+        elif kind in ("response.output_text.done", "response.reasoning_summary_text.done"):
+            assert self.part_open is not None and data["text"] == self.piece
+            self.piece_done = self.piece
+        elif kind in ("response.content_part.done", "response.reasoning_summary_part.done"):
+            assert self.piece_done is not None, "part done before its text was"
+            assert data["part"]["text"] == self.piece_done
+            self.parts.append(self.piece_done)
+            self.part_open = None
+        elif kind in (
+            "response.function_call_arguments.delta",
+            "response.custom_tool_call_input.delta",
+        ):
+            assert self.piece_done is None
+            self.piece += data["delta"]
+        elif kind == "response.function_call_arguments.done":
+            assert item["type"] == "function_call"
+            self.piece_done = data["arguments"]
+        elif kind == "response.custom_tool_call_input.done":
+            assert item["type"] == "custom_tool_call"
+            self.piece_done = data["input"]
+        else:
+            raise AssertionError(f"unexpected event {kind}")
+
+
+def check_responses(raw: bytes, *, model: str = MODEL) -> ResponsesView:
+    """A Responses stream, strictly: every event named as its ``type``,
+    ``sequence_number`` counting from 0, ``response.created`` then
+    ``response.in_progress``, output items opened in ``output_index`` order and
+    each done before the next opens, parts added before their deltas and done
+    after them, exactly one terminal event last (or an ``error`` event) whose
+    response holds the items as they were done."""
+    events = frames(raw)
+    assert events, "empty stream"
+    checker = _ResponsesChecker(model)
+    view: ResponsesView | None = None
+    for position, (name, text) in enumerate(events):
+        assert view is None, "nothing may follow the terminal event"
+        data = json.loads(text)
+        kind = data["type"]
+        assert name == kind, f"event name {name!r} is not its type {kind!r}"
+        assert data["sequence_number"] == position or kind == "error"
+        if kind == "error":
+            assert position == len(events) - 1
+            view = ResponsesView(error=(data["code"], data["message"]))
+        elif kind.startswith("response.") and "response" in data:
+            checker.lifecycle(kind, data, position)
+            if kind in _RESPONSES_TERMINAL:
+                view = _terminal_view(kind, data["response"], checker)
+        else:
+            assert position > 1, "items before response.in_progress"
+            checker.item_event(kind, data)
+    assert view is not None, "no terminal event"
+    return view
+
+
+def _terminal_view(
+    kind: str, response: dict[str, Any], checker: _ResponsesChecker
+) -> ResponsesView:
+    items = tuple(_item_view(item) for item in checker.done_items)
+    if kind == "response.failed":
+        error = response["error"]
+        return ResponsesView(items, "failed", error=(error["code"], error["message"]))
+    usage = response["usage"]
+    details = response["incomplete_details"]
+    return ResponsesView(
+        items,
+        response["status"],
+        details["reason"] if details else None,
+        (
+            usage["input_tokens"],
+            usage["output_tokens"],
+            usage["input_tokens_details"]["cached_tokens"],
+            usage["output_tokens_details"]["reasoning_tokens"],
+        ),
+    )
+
+
+GOOD_RESPONSES = (
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","model":"client-model","status":"in_progress","output":[]}}\n\n'
+    b'event: response.in_progress\ndata: {"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_1","object":"response","model":"client-model","status":"in_progress","output":[]}}\n\n'
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":"msg_1","type":"message","status":"in_progress","role":"assistant","content":[]}}\n\n'
+    b'event: response.content_part.added\ndata: {"type":"response.content_part.added","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":""}}\n\n'
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Hi"}\n\n'
+    b'event: response.output_text.done\ndata: {"type":"response.output_text.done","sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"text":"Hi"}\n\n'
+    b'event: response.content_part.done\ndata: {"type":"response.content_part.done","sequence_number":6,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"Hi"}}\n\n'
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done","sequence_number":7,"output_index":0,"item":{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hi"}]}}\n\n'
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","sequence_number":8,"output_index":1,"item":{"id":"fc_1","type":"function_call","status":"in_progress","call_id":"c1","name":"f","arguments":""}}\n\n'
+    b'event: response.function_call_arguments.delta\ndata: {"type":"response.function_call_arguments.delta","sequence_number":9,"item_id":"fc_1","output_index":1,"delta":"{}"}\n\n'
+    b'event: response.function_call_arguments.done\ndata: {"type":"response.function_call_arguments.done","sequence_number":10,"item_id":"fc_1","output_index":1,"arguments":"{}"}\n\n'
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done","sequence_number":11,"output_index":1,"item":{"id":"fc_1","type":"function_call","status":"completed","call_id":"c1","name":"f","arguments":"{}"}}\n\n'
+    b'event: response.completed\ndata: {"type":"response.completed","sequence_number":12,"response":{"id":"resp_1","object":"response","model":"client-model","status":"completed","incomplete_details":null,"output":[{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Hi"}]},{"id":"fc_1","type":"function_call","status":"completed","call_id":"c1","name":"f","arguments":"{}"}],"usage":{"input_tokens":3,"input_tokens_details":{"cached_tokens":0},"output_tokens":2,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":5}}}\n\n'
+)
+
+
+def test_good_responses_stream_passes() -> None:
+    view = check_responses(GOOD_RESPONSES)
+    assert view.items == (("message", "Hi"), ("function_call", "c1", "f", {}))
+    assert view.status == "completed" and view.usage == (3, 2, 0, 0)
+
+
+def _renumber(raw: bytes) -> bytes:
+    out = []
+    for number, block in enumerate(raw.split(b"\n\n")[:-1]):
+        name, data = block.split(b"\n")
+        body = json.loads(data[len(b"data: ") :])
+        body["sequence_number"] = number
+        out.append(name + b"\ndata: " + json.dumps(body).encode() + b"\n\n")
+    return b"".join(out)
+
+
+def _events(raw: bytes) -> list[bytes]:
+    return [block + b"\n\n" for block in raw.split(b"\n\n")[:-1]]
+
+
+def _swap(raw: bytes, a: int, b: int) -> bytes:
+    events = _events(raw)
+    events[a], events[b] = events[b], events[a]
+    return _renumber(b"".join(events))
+
+
+def _drop(raw: bytes, index: int) -> bytes:
+    events = _events(raw)
+    del events[index]
+    return _renumber(b"".join(events))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        GOOD_RESPONSES.replace(b'"sequence_number":4', b'"sequence_number":5'),  # numbering
+        _swap(GOOD_RESPONSES, 0, 1),  # in_progress before created
+        _drop(GOOD_RESPONSES, 3),  # delta before its part was added
+        _drop(GOOD_RESPONSES, 7),  # item 1 opened before item 0 was done
+        _drop(GOOD_RESPONSES, 12),  # no terminal event
+        _renumber(GOOD_RESPONSES + _events(GOOD_RESPONSES)[-1]),  # two terminal events
+        GOOD_RESPONSES.replace(
+            b'"arguments":"{}"}}\n\nevent: response.completed',
+            b'"arguments":"{ }"}}\n\nevent: response.completed',
+        ),
+        GOOD_RESPONSES.replace(
+            b'"output_index":1,"item":{"id":"fc_1","type":"function_call","status":"in_progress"',
+            b'"output_index":2,"item":{"id":"fc_1","type":"function_call","status":"in_progress"',
+        ),
+        GOOD_RESPONSES.replace(
+            b"event: response.output_text.delta", b"event: response.output_text.deltas"
+        ),
+    ],
+)
+def test_responses_checker_rejects(broken: bytes) -> None:
+    with pytest.raises((AssertionError, KeyError)):
+        check_responses(broken)
+
+
 # --- running a stream through the gateway's pieces ------------------------------------
 
 
@@ -738,6 +1029,8 @@ def check_client(piped: Piped, client: str, *, include_usage: bool) -> Any:
         return check_chat(piped.output, include_usage=include_usage)
     if client == "gemini-generate-content":
         return check_gemini(piped.output)
+    if client == "openai-responses":
+        return check_responses(piped.output)
     return check_completion(piped.output, include_usage=include_usage)
 
 
@@ -748,7 +1041,15 @@ def expected_view(resp: ChatResponse, client: str, *, include_usage: bool) -> An
         return view_chat(resp, include_usage)
     if client == "gemini-generate-content":
         return view_gemini(resp)
+    if client == "openai-responses":
+        return view_responses(resp)
     return view_completion(resp, include_usage)
 
 
-FORMATS = ("openai-chat", "openai-completions", "anthropic-messages", "gemini-generate-content")
+FORMATS = (
+    "openai-chat",
+    "openai-completions",
+    "anthropic-messages",
+    "gemini-generate-content",
+    "openai-responses",
+)

@@ -30,6 +30,7 @@ __all__ = [
     "PERMISSIONS",
     "PROVIDERS",
     "ProxyConfig",
+    "ResponsesConfig",
     "RoutingConfig",
     "Quirks",
     "SchemaError",
@@ -128,6 +129,16 @@ class RoutingConfig:
     credential_retry_max: float = 3600.0
     #: ask glob-only accounts' upstreams for their model list this often (0: never)
     models_refresh_interval: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesConfig:
+    """Responses the gateway keeps for ``previous_response_id`` (converted traffic)."""
+
+    #: at most this many are kept; the oldest go first
+    max_stored: int = 10000
+    #: seconds a kept response stays readable
+    max_age: float = 30 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +273,7 @@ class Config:
     routing: RoutingConfig = RoutingConfig()
     logging: LoggingConfig = LoggingConfig()
     environment: EnvironmentConfig = EnvironmentConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     gateway_keys: tuple[GatewayKey, ...] = ()
     upstream_accounts: tuple[UpstreamAccount, ...] = field(default_factory=tuple)
     oauth: OAuthSettings = OAuthSettings()
@@ -565,6 +577,16 @@ def _logging(data: object) -> LoggingConfig:
     return result
 
 
+def _responses(data: object) -> ResponsesConfig:
+    s, d = _Section(data, "responses"), ResponsesConfig()
+    result = ResponsesConfig(
+        max_stored=s.get("max_stored", d.max_stored, _int(0)),
+        max_age=s.get("max_age", d.max_age, _seconds),
+    )
+    s.finish()
+    return result
+
+
 def _environment(data: object) -> EnvironmentConfig:
     s = _Section(data, "environment")
     result = EnvironmentConfig(
@@ -766,6 +788,7 @@ def parse_config(data: object) -> Config:
         routing=_routing(top.raw("routing")),
         logging=_logging(top.raw("logging")),
         environment=_environment(top.raw("environment")),
+        responses=_responses(top.raw("responses")),
         gateway_keys=keys,
         upstream_accounts=accounts,
         oauth=_oauth_settings(top.raw("oauth")),

@@ -14,7 +14,7 @@ import uuid
 
 __all__ = ["response_id"]
 
-_KNOWN_PREFIXES = ("chatcmpl-", "cmpl-", "msg_")
+_KNOWN_PREFIXES = ("chatcmpl-", "cmpl-", "msg_", "resp_")
 
 
 def response_id(prefix: str, upstream_id: str | None) -> str:

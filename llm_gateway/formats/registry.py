@@ -16,6 +16,7 @@ from llm_gateway.formats import (
     gemini_generate_content,
     openai_chat,
     openai_completions,
+    openai_responses,
 )
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
 from llm_gateway.formats.validate import RequestShape
@@ -115,6 +116,7 @@ FORMATS: dict[str, Format] = {
     "openai-completions": _codec("openai-completions", openai_completions),
     "anthropic-messages": _codec("anthropic-messages", anthropic_messages),
     "gemini-generate-content": _codec("gemini-generate-content", gemini_generate_content),
+    "openai-responses": _codec("openai-responses", openai_responses),
 }
 
 

@@ -19,6 +19,8 @@ class Endpoint:
     client_format: str
     operation: Operation
     permission: str
+    #: answers are kept for ``previous_response_id`` (``pipeline.chains``)
+    keeps_responses: bool = False
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -30,6 +32,13 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint(
             "/v1/messages/count_tokens",
             "anthropic-messages",
+            Operation.COUNT_TOKENS,
+            "write",
+        ),
+        Endpoint("/v1/responses", "openai-responses", Operation.RESPONSES, "write", True),
+        Endpoint(
+            "/v1/responses/input_tokens",
+            "openai-responses",
             Operation.COUNT_TOKENS,
             "write",
         ),

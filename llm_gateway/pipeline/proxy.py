@@ -62,12 +62,15 @@ from ..routing.state import RateBuckets
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..state.local_buckets import LocalBuckets
+from ..store.responses import FILE_NAME as RESPONSES_FILE
+from ..store.responses import ResponseStore
 from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
 from .auth import authenticate, authorize
 from .call import ClientCall, parse_call
 from .catalog import ModelCache, list_models
+from .chains import RESPONSES_PREFIX, ResponseChains
 from .credentials import CredentialError, Credentials
 from .eligibility import (
     candidates,
@@ -167,6 +170,9 @@ class Proxy:
         self.catalog = ModelCache()
         self.clock = clock
         self.wall_clock = wall_clock
+        #: Responses turns kept for previous_response_id, and passthrough chains' accounts
+        store = ResponseStore(credentials.home / RESPONSES_FILE, credentials.secret_key)
+        self.chains = ResponseChains(store, wall_clock)
 
     # -- endpoints -----------------------------------------------------------------
 
@@ -178,6 +184,17 @@ class Proxy:
         anthropic = request.header("anthropic-version") is not None
         listing = list_models(config, key, anthropic_shape=anthropic, cache=self.catalog)
         return json_response(200, listing)
+
+    async def stored_response(self, request: Request) -> Response:
+        """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway keeps."""
+        config = self.state.config
+        key = authenticate(request.header_map, config, self.wall_clock())
+        request.notes["key_id"] = key.id
+        authorize(key, "write")
+        response_id = request.path[len(RESPONSES_PREFIX) :]
+        if request.method == "DELETE":
+            return await self.chains.delete(key.id, response_id)
+        return await self.chains.retrieve(key.id, response_id, config)
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
@@ -202,8 +219,11 @@ class Proxy:
         authorize(key, endpoint.permission, call.model)
         models = route_models(config.model_aliases, config.fallbacks, call.model)
         accounts = candidates(config, models[0])
+        if endpoint.keeps_responses:
+            call, owner = await self.chains.resolve(request, call, key.id, config)
+            accounts = [a for a in accounts if a.id == owner] or accounts
         if endpoint.operation is Operation.COUNT_TOKENS and accounts:
-            counting = [a for a in accounts if _counts_tokens(a)]
+            counting = [a for a in accounts if _counts_tokens(a, endpoint.client_format)]
             if not counting:
                 # Only a request the model could be sent is counted: the same
                 # checks (and 400s) as for the request itself.
@@ -229,6 +249,8 @@ class Proxy:
                     first = exhausted.error
                 continue
             response.headers.extend(limit_headers)
+            if endpoint.keeps_responses:
+                response = await self.chains.keep(request, response, call, key.id, config)
             return response
         assert first is not None
         raise first
@@ -624,8 +646,9 @@ def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
     return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
 
 
-def _counts_tokens(account: UpstreamAccount) -> bool:
-    return Operation.COUNT_TOKENS in get_provider(account.provider).wire_formats
+def _counts_tokens(account: UpstreamAccount, client_format: str) -> bool:
+    """The account's provider counts tokens in the client's own format."""
+    return get_provider(account.provider).wire_formats.get(Operation.COUNT_TOKENS) == client_format
 
 
 def _is_event_stream(content_type: str | None) -> bool:
@@ -656,3 +679,5 @@ def install_routes(app: GatewayApp, proxy: Proxy) -> None:
         handler = functools.partial(proxy.handle, endpoint=endpoint)
         app.route("POST", path, functools.partial(_relaying, handler))
     app.route("GET", "/v1/models", proxy.models)
+    app.route_prefix("GET", RESPONSES_PREFIX, proxy.stored_response)
+    app.route_prefix("DELETE", RESPONSES_PREFIX, proxy.stored_response)

@@ -1,4 +1,4 @@
-"""A documented estimate for ``/v1/messages/count_tokens`` when no Anthropic upstream can count.
+"""A documented estimate for token counts (`/v1/messages/count_tokens`, `/v1/responses/input_tokens`) when no upstream of the client's format can count.
 
 The estimate is the number of characters of every text the request carries
 (system, message text, tool results, tool definitions as JSON) divided by
@@ -31,7 +31,7 @@ def _text_of(value: Any) -> int:
 
 
 def estimate_input_tokens(body: dict[str, Any]) -> int:
-    chars = _text_of(body.get("system")) + _text_of(body.get("messages"))
+    chars = sum(_text_of(body.get(k)) for k in ("system", "messages", "instructions", "input"))
     tools = body.get("tools")
     if tools:
         chars += len(json.dumps(tools, separators=(",", ":")))

@@ -13,6 +13,7 @@ from typing import Any
 from ..formats.unified import Usage
 from ..streaming.anthropic_messages import usage_from_anthropic
 from ..streaming.openai_chat import usage_from_openai
+from ..streaming.openai_responses import usage_from_responses
 
 __all__ = ["billable", "usage_of_body"]
 
@@ -26,10 +27,16 @@ def _openai(body: dict[str, Any]) -> Usage | None:
     return usage_from_openai(body.get("usage"))
 
 
+def _responses(body: dict[str, Any]) -> Usage | None:
+    raw = body.get("usage")
+    return usage_from_responses(raw) if isinstance(raw, dict) else None
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], Usage | None]] = {
     "anthropic-messages": _anthropic,
     "openai-chat": _openai,
     "openai-completions": _openai,
+    "openai-responses": _responses,
 }
 
 

@@ -25,7 +25,8 @@ class Operation(str, Enum):
 
     CHAT = "chat"  # chat completions / messages
     COMPLETIONS = "completions"  # OpenAI legacy text completions
-    COUNT_TOKENS = "count_tokens"  # Anthropic token counting
+    COUNT_TOKENS = "count_tokens"  # token counting in the client's own format
+    RESPONSES = "responses"  # OpenAI Responses: chat where the provider has no Responses API
     MODELS = "models"  # GET the model list: the active health check's probe
 
 

@@ -20,6 +20,8 @@ _PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETIONS: "/completions",
     Operation.MODELS: "/models",
+    Operation.RESPONSES: "/responses",
+    Operation.COUNT_TOKENS: "/responses/input_tokens",
 }
 
 
@@ -42,10 +44,17 @@ def _target(
 
 
 _WIRE = {Operation.CHAT: "openai-chat", Operation.COMPLETIONS: "openai-completions"}
+#: OpenAI itself also serves the Responses API (and counts its input tokens);
+#: compatible servers may not, so their Responses clients are converted to chat
+_OPENAI_WIRE = {
+    **_WIRE,
+    Operation.RESPONSES: "openai-responses",
+    Operation.COUNT_TOKENS: "openai-responses",
+}
 
 PROVIDER = Provider(
     name="openai",
-    wire_formats=_WIRE,
+    wire_formats=_OPENAI_WIRE,
     default_base_url="https://api.openai.com/v1",
     default_models=("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "text-*", "davinci-*", "babbage-*"),
     build_target=_target,

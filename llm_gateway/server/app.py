@@ -130,9 +130,26 @@ class GatewayApp:
             ("GET", "/"): self.root,
             ("HEAD", "/"): self.root,
         }
+        #: (method, path prefix) -> handler, for paths that end in an id
+        self.prefix_routes: dict[tuple[str, str], Handler] = {}
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
+
+    def route_prefix(self, method: str, prefix: str, handler: Handler) -> None:
+        """``handler`` serves ``method`` on every path that is ``prefix`` plus one
+        non-empty segment (exact routes come first)."""
+        self.prefix_routes[(method, prefix)] = handler
+
+    def _lookup(self, method: str, path: str) -> Handler | None:
+        handler = self.routes.get((method, path))
+        if handler is not None:
+            return handler
+        for (route_method, prefix), candidate in self.prefix_routes.items():
+            rest = path[len(prefix) :]
+            if route_method == method and path.startswith(prefix) and rest and "/" not in rest:
+                return candidate
+        return None
 
     async def __call__(self, request: Request) -> Response:
         start = time.perf_counter()
@@ -141,7 +158,7 @@ class GatewayApp:
         allowed_origin = origin if cors.origin_allowed(origin, origins) else None
         if cors.is_preflight(request.method, request.header_map):
             return self._preflight(request, allowed_origin)
-        handler = self.routes.get((request.method, request.path))
+        handler = self._lookup(request.method, request.path)
         try:
             if handler is None:
                 raise self._no_route(request)

@@ -32,7 +32,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from llm_gateway.formats.unified import Usage
-from llm_gateway.streaming import anthropic_messages, gemini_generate_content, openai_chat
+from llm_gateway.streaming import (
+    anthropic_messages,
+    gemini_generate_content,
+    openai_chat,
+    openai_responses,
+)
 from llm_gateway.streaming.anthropic_messages import (
     AnthropicMessagesParser,
     AnthropicMessagesRenderer,
@@ -47,6 +52,11 @@ from llm_gateway.streaming.openai_chat import OpenAIChatParser, OpenAIChatRender
 from llm_gateway.streaming.openai_completions import (
     OpenAICompletionsParser,
     OpenAICompletionsRenderer,
+)
+from llm_gateway.streaming.openai_responses import (
+    ResponsesModelRewriter,
+    ResponsesStreamParser,
+    ResponsesStreamRenderer,
 )
 from llm_gateway.streaming.rewrite import AnthropicModelRewriter, OpenAIModelRewriter
 from llm_gateway.streaming.sse import SSEEvent
@@ -174,6 +184,18 @@ def _gemini_rewriter(
     return GeminiModelRewriter(model=model)
 
 
+def _responses_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
+    # The terminal event always carries usage.
+    return ResponsesStreamRenderer(model=model, created=created)
+
+
+def _responses_rewriter(
+    *, model: str | None, strip_usage: bool, id_prefix: str | None = None
+) -> StreamRewriter:
+    # Usage rides on the terminal event; ids are ``resp_`` on both sides.
+    return ResponsesModelRewriter(model=model)
+
+
 def _marks(*texts: str) -> tuple[bytes, ...]:
     """Each ``name:value`` mark as written with and without a space after the colon."""
     out: list[bytes] = []
@@ -234,5 +256,21 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _marks('"finishReason":"'),
         "",
         (),
+    ),
+    "openai-responses": StreamFormat(
+        "openai-responses",
+        ResponsesStreamParser,
+        _responses_renderer,
+        _responses_rewriter,
+        openai_responses.error_event,
+        _marks(
+            "event:response.completed",
+            "event:response.incomplete",
+            "event:response.failed",
+            "event:error",
+        ),
+        _marks("event:response.completed", "event:response.incomplete"),
+        "resp_",
+        _marks('"id":"resp_'),
     ),
 }

@@ -1,0 +1,1 @@
+"""Stores the gateway keeps in its home besides the configuration."""
