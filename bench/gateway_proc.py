@@ -108,8 +108,10 @@ class Gateway:
         max_connections_per_upstream: int | None = None,
         log_level: str = "warning",
         extra: dict[str, object] | None = None,
+        key_options: tuple[str, ...] = (),
     ) -> None:
-        """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key.
+        """Settings, then ``(name, provider, base_url, model)`` accounts, then a gateway key
+        (made with ``key_options``, e.g. ``("--rpm", "1000000")``).
 
         The connection limits are the gateway's defaults (sized from the open-file
         limit) unless given. Logging is at ``warning`` unless asked: at ``info``
@@ -137,7 +139,7 @@ class Gateway:
                 "--name", name, "--base-url", base_url, "--models", model, "--key", "-",
                 stdin=f"sk-bench-{name}\n",
             )  # fmt: skip
-        created = json.loads(self.cli("apikey", "add", "--name", "bench", "--json"))
+        created = json.loads(self.cli("apikey", "add", "--name", "bench", "--json", *key_options))
         self.key = created["key"]
 
     def start(self) -> None:

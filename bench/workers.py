@@ -7,7 +7,11 @@ two workers the second one shares its core with the load generator and the
 stub: on a 2-core machine the ratio is a lower bound of what two free cores
 give. The table reports both cores' busy share so that is visible.
 
-Usage: ``python3 bench/workers.py [--duration 10] [--connections 64]``
+``--limited`` gives the bench's key request and token limits far above what
+it sends, so every request also takes a unit from its buckets: in the
+process with one worker, in the workers' shared table with two.
+
+Usage: ``python3 bench/workers.py [--duration 10] [--connections 64] [--limited]``
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def measure(
         [("stub-openai-json", OPENAI, stub.base_url(OPENAI, "json"), model)],
         max_connections=4096,
         max_connections_per_upstream=512,
+        key_options=("--rpm", "100000000", "--tpm", "100000000000") if args.limited else (),
     )
     gateway.start()
     try:
@@ -90,6 +95,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--limited", action="store_true", help="a key with rpm and tpm limits")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -107,7 +113,7 @@ def main() -> int:
             stub.stop()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     print(f"`python3 bench/workers.py --duration {args.duration} --connections "
-          f"{args.connections}` ({when}), OpenAI→OpenAI JSON\n")  # fmt: skip
+          f"{args.connections}{' --limited' if args.limited else ''}` ({when}), OpenAI→OpenAI JSON\n")  # fmt: skip
     print("| workers | req/s | p50 ms | errors | CPU 0 busy % | CPU 1 busy % (also stub + wrk) |")
     print("|--:|--:|--:|--:|--:|--:|")
     for n, row in ((1, one), (2, two)):

@@ -61,9 +61,11 @@ from ..routing.models import route_models
 from ..routing.ratelimit import KeyLimits, RateLimiter
 from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
+from ..routing.state import RateBuckets
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..server.paths import PathPattern
+from ..state.local_buckets import LocalBuckets
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
 from ..streaming.json_array import CONTENT_TYPE as JSON_ARRAY_TYPE
@@ -163,6 +165,7 @@ class Proxy:
         *,
         health: HealthTracker,
         tokens: TokenManager | None = None,
+        limiter: RateBuckets | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -172,7 +175,8 @@ class Proxy:
         self.health = health
         self.tokens = tokens
         self.selector = Selector()
-        self.limiter = RateLimiter()
+        #: per-key buckets: in this process, or shared by every worker
+        self.limiter: RateBuckets = LocalBuckets(RateLimiter()) if limiter is None else limiter
         self.memory = MemoryBudget(state.config.proxy.large_request_memory)
         #: what glob-only accounts' upstreams list, filled in the background
         self.catalog = ModelCache()
@@ -246,7 +250,7 @@ class Proxy:
         notes["key_id"] = key.id
         authorize(key, endpoint.permission)
         try:
-            limit_headers = self._check_rate(key)
+            limit_headers = await self._check_rate(key)
         except RateLimited:
             notes["rejected"] = "rate_limit"
             raise
@@ -297,10 +301,10 @@ class Proxy:
 
     # -- routing and failover ----------------------------------------------------------
 
-    def _check_rate(self, key: GatewayKey) -> list[tuple[str, str]]:
+    async def _check_rate(self, key: GatewayKey) -> list[tuple[str, str]]:
         if key.rpm is None and key.tpm is None:
             return []
-        decision = self.limiter.check_request(
+        decision = await self.limiter.check_request(
             key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), self.clock()
         )
         if not decision.allowed:
@@ -515,9 +519,11 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         record(self.health, account.id, Outcome.OK, self.clock(), latency=self.clock() - started)
-        return self._answer(request, call, prepared, key, data, upstream.status, upstream.headers)
+        return await self._answer(
+            request, call, prepared, key, data, upstream.status, upstream.headers
+        )
 
-    def _answer(
+    async def _answer(
         self,
         request: Request,
         call: ClientCall,
@@ -534,7 +540,7 @@ class Proxy:
             response = Response(200, _stream_headers(call), body)
         else:
             response, usage = relay_body(prepared, status, headers or [], data)
-        self._charge(request, key, usage)
+        await self._charge(request, key, usage)
         return response
 
     async def _upstream_error(
@@ -571,7 +577,7 @@ class Proxy:
         if outcome is Outcome.CLIENT_ERROR:
             answer = error_answer(prepared, account, status, data)
             if answer is not None:  # e.g. a refusal: an answer in the client's format
-                return self._answer(request, call, prepared, key, answer)
+                return await self._answer(request, call, prepared, key, answer)
         relayed = relay_error(prepared, status, upstream.headers, data)
         if outcome is Outcome.CLIENT_ERROR:
             return relayed
@@ -582,7 +588,7 @@ class Proxy:
             error = _RelayedResponse(relayed)
         raise _Failed(error, outcome, retry_after)
 
-    def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
+    async def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
         if usage is None:
             return
         request.notes["usage"] = usage
@@ -591,7 +597,7 @@ class Proxy:
         )
         request.notes["output_tokens"] = usage.output_tokens
         if key.tpm is not None:
-            self.limiter.record_tokens(
+            await self.limiter.record_tokens(
                 key.id, KeyLimits(rpm=key.rpm, tpm=key.tpm), billable(usage), self.clock()
             )
 
@@ -691,7 +697,7 @@ class _ProxyStream:
             record(proxy.health, self.account.id, self.outcome, now, latency=now - self.started)
         else:  # the client left: not the account's doing
             proxy.health.record_client_error(self.account.id, now)
-        proxy._charge(self.request, self.key, self.pipe.usage)
+        await proxy._charge(self.request, self.key, self.pipe.usage)
 
 
 class _RelayedResponse(GatewayError):

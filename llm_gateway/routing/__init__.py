@@ -5,6 +5,7 @@
 * ``models``: aliases, glob model maps and fallbacks (exact names before globs).
 * ``retry_wait``: how long one request may wait on a lone busy account.
 * ``ratelimit``: per-gateway-key request and token buckets.
+* ``state``: the protocols shared state satisfies, whichever backend holds it.
 * ``retry_headers``: upstream retry-after and rate-limit reset headers.
 
 Every function that depends on time takes ``now`` from the caller.

@@ -28,6 +28,11 @@ be allowed, rounded up, at least 1.
 Memory stays bounded: a bucket that has refilled completely is identical to
 one that was never created, so full buckets are dropped (``prune``, run
 automatically as the table grows). Time is always passed in.
+
+The arithmetic (``Bucket``, ``fit``, ``take``, ``charge``; ``decide`` for the headers) is separate from
+the table that holds the buckets, so a store shared between processes
+(``state/shared_buckets.py``) loads a key's two buckets, applies the same
+functions and writes them back.
 """
 
 from __future__ import annotations
@@ -37,7 +42,17 @@ from dataclasses import dataclass
 
 from llm_gateway.routing.retry_headers import format_duration
 
-__all__ = ["Decision", "KeyLimits", "RateLimiter"]
+__all__ = [
+    "Bucket",
+    "Decision",
+    "KeyLimits",
+    "RateLimiter",
+    "admit",
+    "charge",
+    "decide",
+    "fit",
+    "take",
+]
 
 _SECONDS_PER_MINUTE = 60.0
 # Refills add up in floating point and can land a hair under a whole number
@@ -68,7 +83,7 @@ class Decision:
 
 
 @dataclass(slots=True)
-class _Bucket:
+class Bucket:
     capacity: float
     tokens: float
     updated: float
@@ -104,25 +119,16 @@ class RateLimiter:
             raise ValueError("prune_threshold must be positive")
         self._min_prune = prune_threshold
         self._next_prune = prune_threshold
-        self._requests: dict[str, _Bucket] = {}
-        self._tokens: dict[str, _Bucket] = {}
+        self._requests: dict[str, Bucket] = {}
+        self._tokens: dict[str, Bucket] = {}
 
     def check_request(self, key_id: str, limits: KeyLimits, now: float) -> Decision:
         """Admit or deny one request; an admitted one uses a request unit."""
         requests = self._bucket(self._requests, key_id, limits.rpm, now)
         tokens = self._bucket(self._tokens, key_id, limits.tpm, now)
-        waits = [b.wait_for(1.0) for b in (requests, tokens) if b is not None and not b.has_one()]
-        allowed = not waits
-        if allowed and requests is not None:
-            requests.tokens -= 1.0
-        retry_after = max(waits, default=0.0)
-        headers = _headers("requests", limits.rpm, requests) + _headers(
-            "tokens", limits.tpm, tokens
-        )
-        if not allowed:
-            headers.append(("retry-after", str(max(1, math.ceil(retry_after)))))
+        decision = admit(requests, tokens, limits)
         self._maybe_prune(now)
-        return Decision(allowed=allowed, retry_after=retry_after, headers=headers)
+        return decision
 
     def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
         """Charge the tokens a response used; the bucket may go negative."""
@@ -130,9 +136,7 @@ class RateLimiter:
             return
         bucket = self._bucket(self._tokens, key_id, limits.tpm, now)
         if bucket is not None:
-            # min() first: ``tokens`` may be an int too large for a float
-            charged = min(tokens, 2 * bucket.capacity)
-            bucket.tokens = max(bucket.tokens - charged, -bucket.capacity)
+            charge(bucket, tokens)
             self._maybe_prune(now)
 
     def prune(self, now: float) -> int:
@@ -157,21 +161,13 @@ class RateLimiter:
         return len(self._requests) + len(self._tokens)
 
     def _bucket(
-        self, table: dict[str, _Bucket], key_id: str, limit: int | None, now: float
-    ) -> _Bucket | None:
-        if limit is None:
-            table.pop(key_id, None)
-            return None
-        bucket = table.get(key_id)
+        self, table: dict[str, Bucket], key_id: str, limit: int | None, now: float
+    ) -> Bucket | None:
+        bucket = fit(table.get(key_id), limit, now)
         if bucket is None:
-            bucket = table[key_id] = _Bucket(
-                capacity=float(limit), tokens=float(limit), updated=now
-            )
-            return bucket
-        bucket.refill(now)
-        if bucket.capacity != limit:  # the limit changed under a running bucket
-            bucket.capacity = float(limit)
-            bucket.tokens = min(bucket.tokens, bucket.capacity)
+            table.pop(key_id, None)
+        else:
+            table[key_id] = bucket
         return bucket
 
     def _maybe_prune(self, now: float) -> None:
@@ -180,7 +176,56 @@ class RateLimiter:
             self._next_prune = max(self._min_prune, 2 * len(self))
 
 
-def _headers(kind: str, limit: int | None, bucket: _Bucket | None) -> list[tuple[str, str]]:
+def fit(bucket: Bucket | None, limit: int | None, now: float) -> Bucket | None:
+    """``bucket`` refilled to ``now`` (a full new one if None); None when unlimited."""
+    if limit is None:
+        return None
+    if bucket is None:
+        return Bucket(capacity=float(limit), tokens=float(limit), updated=now)
+    bucket.refill(now)
+    if bucket.capacity != limit:  # the limit changed under a running bucket
+        bucket.capacity = float(limit)
+        bucket.tokens = min(bucket.tokens, bucket.capacity)
+    return bucket
+
+
+def admit(requests: Bucket | None, tokens: Bucket | None, limits: KeyLimits) -> Decision:
+    """Admit or deny one request against refilled buckets; an admitted one uses a unit."""
+    allowed, retry_after = take(requests, tokens)
+    return decide(requests, tokens, limits, allowed, retry_after)
+
+
+def take(requests: Bucket | None, tokens: Bucket | None) -> tuple[bool, float]:
+    """The arithmetic of ``admit``: whether allowed (then a unit is taken), and the wait."""
+    waits = [b.wait_for(1.0) for b in (requests, tokens) if b is not None and not b.has_one()]
+    allowed = not waits
+    if allowed and requests is not None:
+        requests.tokens -= 1.0
+    return allowed, max(waits, default=0.0)
+
+
+def decide(
+    requests: Bucket | None,
+    tokens: Bucket | None,
+    limits: KeyLimits,
+    allowed: bool,
+    retry_after: float,
+) -> Decision:
+    """The ``Decision`` for the buckets as ``take`` left them, headers included."""
+    headers = _headers("requests", limits.rpm, requests) + _headers("tokens", limits.tpm, tokens)
+    if not allowed:
+        headers.append(("retry-after", str(max(1, math.ceil(retry_after)))))
+    return Decision(allowed=allowed, retry_after=retry_after, headers=headers)
+
+
+def charge(bucket: Bucket, tokens: int) -> None:
+    """Take a response's tokens from a refilled bucket; the debt is capped at one minute's."""
+    # min() first: ``tokens`` may be an int too large for a float
+    charged = min(tokens, 2 * bucket.capacity)
+    bucket.tokens = max(bucket.tokens - charged, -bucket.capacity)
+
+
+def _headers(kind: str, limit: int | None, bucket: Bucket | None) -> list[tuple[str, str]]:
     if limit is None or bucket is None:
         return []
     return [

@@ -45,6 +45,8 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
+from ..routing.state import RateBuckets
+from ..state.shared_buckets import SharedBuckets
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
@@ -99,6 +101,7 @@ class Gateway:
         environ: Mapping[str, str],
         *,
         metrics_dir: Path | None = None,
+        limiter: RateBuckets | None = None,
     ):
         self.store = store
         self.environ = environ
@@ -131,7 +134,12 @@ class Gateway:
             settings=lambda: self.state.config.oauth,
         )
         self.proxy = Proxy(
-            self.state, self.pool, credentials, health=self.health, tokens=self.tokens
+            self.state,
+            self.pool,
+            credentials,
+            health=self.health,
+            tokens=self.tokens,
+            limiter=limiter,
         )
         install_routes(self.app, self.proxy)
         self.ledger = self._accounting(config, metrics_dir)
@@ -411,6 +419,8 @@ def serve_forever(
         reserved, bind_port = reserve_port(bind_host)
     err(f"llm-gateway starting {workers} workers on {bind_host}:{bind_port}")
     metrics_dir = fresh_metrics_dir(store.home, bind_port)
+    # created before forking: every worker (and any started again) shares it
+    buckets = SharedBuckets.create()
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
@@ -423,6 +433,7 @@ def serve_forever(
             reuse_port=True,
             metrics_dir=metrics_dir,
             program=program,
+            limiter=buckets,
         )
 
     try:
@@ -442,8 +453,9 @@ def _serve_one(
     reuse_port: bool = False,
     metrics_dir: Path | None = None,
     program: str = "llm-gateway",
+    limiter: RateBuckets | None = None,
 ) -> int:
-    gateway = Gateway(store, environ, metrics_dir=metrics_dir)
+    gateway = Gateway(store, environ, metrics_dir=metrics_dir, limiter=limiter)
     try:
         asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:

@@ -11,10 +11,11 @@ SIGINT and SIGTERM are forwarded to every worker, which shuts down gracefully;
 the parent exits when all have. A worker that dies on its own is started
 again, unless workers keep dying within seconds of starting (then the parent
 stops them all and fails). What each worker keeps to itself: account health,
-per-key rate-limit buckets, pooled connections, and the random prefix of
-its request ids (chosen again in each worker, so ids never repeat across
-workers). Configuration and OAuth
-tokens are shared through the config file and its locks.
+pooled connections, and the random prefix of its request ids (chosen again
+in each worker, so ids never repeat across workers). Configuration and OAuth
+tokens are shared through the config file and its locks; per-key rate-limit
+buckets through a shared table that ``server/runtime.py`` creates before the
+fork (so a worker started again inherits it too).
 """
 
 from __future__ import annotations

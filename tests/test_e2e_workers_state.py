@@ -1,0 +1,182 @@
+"""State the workers of ``server start --workers 2`` share: one per-key rate
+limit for all of them (also after a worker is killed and started again), and
+one OAuth refresh however many requests on however many workers need it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
+from fake_upstream import Answer, FakeUpstream, answering, clear_proxy_environment
+from test_e2e_oauth import access_token_sent, authorised_account, message, set_expiry
+from test_oauth_fakes import FakeOAuthServer, oauth_server
+
+from llm_gateway.config.store import ConfigStore
+
+_ = oauth_server  # the fixture, imported for pytest
+
+
+@pytest.fixture
+def store(home: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigStore:
+    clear_proxy_environment(monkeypatch)
+    return ConfigStore(Path(os.environ["LLM_GATEWAY_HOME"]) / "config.yaml")
+
+
+def worker_pids(port: int, seen: set[int]) -> set[int]:
+    """Ask /health on fresh connections until two worker pids answered."""
+    for _ in range(20):
+        answer = get_health(port)
+        if answer is not None:
+            seen.add(int(answer["pid"]))
+    return seen
+
+
+@contextmanager
+def two_workers(home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, set[int]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "2"],
+        env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        seen: set[int] = set()
+        wait_until(lambda: len(worker_pids(port, seen)) == 2, 60, "two workers to answer")
+        yield process, port, seen
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def chat(port: int, key: str) -> tuple[int, str]:
+    """One request on its own connection: the status and the answering worker's id prefix."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(),
+                     headers={"authorization": f"Bearer {key}", "connection": "close",
+                              "content-type": "application/json"})  # fmt: skip
+        response = conn.getresponse()
+        response.read()
+        return response.status, (response.getheader("x-request-id") or "")[:16]
+    finally:
+        conn.close()
+
+
+def models_status(port: int, key: str) -> int:
+    """The status of an unlimited request (the model list) on its own connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/v1/models",
+                     headers={"authorization": f"Bearer {key}", "connection": "close"})  # fmt: skip
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def burst(port: int, key: str, count: int) -> list[tuple[int, str]]:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda _: chat(port, key), range(count)))
+
+
+def add_key(rpm: int) -> str:
+    name = f"k-{os.urandom(4).hex()}"
+    key: str = run_cli("apikey", "add", "--name", name, "--rpm", str(rpm), "--json").json()["key"]
+    return key
+
+
+def test_a_key_limited_to_30_rpm_gets_30_of_60_across_two_workers_also_after_a_kill(
+    home: Path, store: ConfigStore
+) -> None:
+    with FakeUpstream() as up:
+        up.respond(answering(Answer(text="ok")))
+        added = run_cli("upstream", "add", "--type", "api-key", "--provider", "openai",
+                        "--name", "only", "--key", "sk-only-" + "x" * 20,
+                        "--base-url", up.base_url + "/v1", "--models", "gpt-*", "--json")  # fmt: skip
+        assert added.code == 0, added.output
+        first_key = add_key(30)
+        with two_workers(home) as (_, port, pids):
+            replies = burst(port, first_key, 60)
+            assert sorted(status for status, _ in replies) == [200] * 30 + [429] * 30
+            assert len({prefix for _, prefix in replies}) == 2  # both workers answered
+            assert len(up.requests) == 30
+
+            victim = next(iter(pids))
+            os.kill(victim, signal.SIGKILL)
+            seen: set[int] = set()
+            wait_until(
+                lambda: len(worker_pids(port, seen) - {victim}) == 2,
+                60,
+                "the killed worker to be replaced",
+            )
+            # the spent key stays spent: the replacement did not start it afresh
+            # (it refills one request every 2 s, so only a few may have come back)
+            again = burst(port, first_key, 30)
+            assert sum(status == 200 for status, _ in again) < 15
+            # and a new key is limited exactly, by the new worker and the old one
+            second_key = add_key(30)
+            wait_until(
+                lambda: all(models_status(port, second_key) == 200 for _ in range(20)),
+                30,
+                "the new key on both workers",
+            )
+            replies = burst(port, second_key, 60)
+            assert sorted(status for status, _ in replies) == [200] * 30 + [429] * 30
+            assert len({prefix for _, prefix in replies}) == 2
+
+
+def test_twenty_requests_on_two_workers_with_an_expired_token_refresh_once(
+    home: Path, store: ConfigStore, oauth_server: FakeOAuthServer
+) -> None:
+    with FakeUpstream() as up:
+        up.respond(answering(Answer(text="from the subscription")))
+        account_id = authorised_account(store, oauth_server, up.base_url)
+        set_expiry(store, account_id, 1.0)  # long expired
+        key: str = run_cli("apikey", "add", "--name", "k", "--json").json()["key"]
+        with two_workers(home) as (_, port, _pids):
+            oauth_server.gate = threading.Event()  # hold the refresh until all have asked
+
+            def send(index: int) -> tuple[int, str]:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                try:
+                    conn.request("POST", "/v1/messages",
+                                 body=json.dumps(message(f"n{index}")).encode(),
+                                 headers={"x-api-key": key, "anthropic-version": "2023-06-01",
+                                          "content-type": "application/json",
+                                          "connection": "close"})  # fmt: skip
+                    response = conn.getresponse()
+                    response.read()
+                    return response.status, (response.getheader("x-request-id") or "")[:16]
+                finally:
+                    conn.close()
+
+            with ThreadPoolExecutor(20) as pool:
+                futures = [pool.submit(send, i) for i in range(20)]
+                wait_until(lambda: oauth_server.token_calls("refresh_token"), 30, "a refresh")
+                time.sleep(0.5)  # let the other requests reach the gateway
+                oauth_server.gate.set()
+                results = [f.result() for f in futures]
+        assert [status for status, _ in results] == [200] * 20
+        assert len({prefix for _, prefix in results}) == 2  # both workers needed the token
+        assert len(oauth_server.token_calls("refresh_token")) == 1
+        assert len({access_token_sent(up, i) for i in range(20)}) == 1
+
+
