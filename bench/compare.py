@@ -192,17 +192,21 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
     stub = NginxStub(work / "nginx", free_port(), args.load_cpu)
     stub.start()
     try:
+        paths = [p for p in PATHS if p.label in args.paths]
+        # only the upstreams the rows use: an older build may not know the others
+        used = {p.upstream for p in paths}
         accounts = [
             (f"stub-{upstream}-{mode}", upstream, stub.base_url(upstream, mode), model)
             for (upstream, mode), model in MODELS.items()
+            if upstream in used
         ]
         for b, pyz in zip(builds, pyzs, strict=True):
             gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu, b.python)
             off = args.accounting_off_base and b.name == "base"
-            gateway.configure(accounts, log_level=args.log_level, extra=_accounting(not off))
+            extra = None if args.default_config else _accounting(not off)
+            gateway.configure(accounts, log_level=args.log_level, extra=extra)
             gateway.start()
             b.gateway = gateway
-        paths = [p for p in PATHS if p.label in args.paths]
         return [
             measure_row(args, work, builds, path, mode, conns)
             for path in paths
@@ -281,6 +285,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--new-python", default=sys.executable, help="interpreter for the new build's gateway"
+    )
+    parser.add_argument(
+        "--default-config",
+        action="store_true",
+        help="give both builds only the accounts and the key, each build's defaults otherwise "
+        "(for a base that predates the ledger and metrics sections)",
     )
     parser.add_argument(
         "--accounting-off-base",
