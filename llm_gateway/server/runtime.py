@@ -45,7 +45,11 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
+from ..routing.ratelimit import RateLimiter
 from ..routing.state import RateBuckets
+from ..state.backends import multi_host_problem, open_state
+from ..state.local_buckets import LocalBuckets
+from ..state.redis_link import load_redis
 from ..state.shared_buckets import SharedBuckets
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
@@ -126,12 +130,17 @@ class Gateway:
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
         credentials = Credentials(store.home, environ)
+        # ``state``: read at start
+        local = limiter if limiter is not None else LocalBuckets(RateLimiter())
+        self.shared = open_state(config.state, local)
+        self.state.shared_state = self.shared.report
         self.tokens = TokenManager(
             store,
             self.pool,
             credentials.secret_key,
             time.time,
             settings=lambda: self.state.config.oauth,
+            share=self.shared.tokens,
         )
         self.proxy = Proxy(
             self.state,
@@ -139,7 +148,7 @@ class Gateway:
             credentials,
             health=self.health,
             tokens=self.tokens,
-            limiter=limiter,
+            limiter=self.shared.buckets,
         )
         install_routes(self.app, self.proxy)
         self.ledger = self._accounting(config, metrics_dir)
@@ -221,6 +230,7 @@ class Gateway:
         )
         if self.ledger is not None:
             self.ledger.start()
+        await self.shared.start()
         await self._start_metrics(reuse_port)
         self._watcher = asyncio.ensure_future(self._watch_config())
         self._prober = asyncio.ensure_future(self._probe_periodically())
@@ -352,6 +362,7 @@ class Gateway:
                     await task
         await self.tokens.aclose()
         await self.server.shutdown()
+        await self.shared.aclose()
         if self.metrics_server is not None:
             await self.metrics_server.shutdown()
         await self.pool.aclose()
@@ -399,6 +410,11 @@ def serve_forever(
 
     ``program``: the command that runs the CLI, for the next step the start line names."""
     config = store.load()
+    if config.state.backend == "redis":
+        load_redis()  # a one-line error, before anything starts, when it is missing
+    problem = multi_host_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
     configure(config.logging.level, config.logging.format, environ)
     files = raise_open_file_limit()  # before forking: workers inherit it
     capacity = plan(files.soft, config.server, config.proxy)
