@@ -438,10 +438,20 @@ class TokenManager:
             records.write_tokens(section, key, account_id, tokens, now)
             return True, _stored(section)
 
-        written, stored = await self._update(mutate)
+        try:
+            written, stored = await self._update(mutate)
+        except OAuthError as error:
+            if not shared:
+                raise
+            # the share holds them for every instance: the file's copy is a convenience
+            log.warning(
+                "could not save the refreshed tokens in the file (they are in the shared state)",
+                extra={"account_id": account_id, "error": error.message},
+            )
+            written, stored = False, _Stored(None, None, needs_reauth=False)
         if not written and not shared:
             return self._take_theirs(account_id, stored)
-        sealed = stored.access_token or "" if written else ""
+        sealed = (stored.access_token or "") if written else ""
         self._held[account_id] = _Held(sealed, tokens.access_token, tokens.expires_at)
         self._failed_at.pop(account_id, None)
         self._refused.pop(account_id, None)
