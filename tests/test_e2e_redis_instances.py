@@ -40,9 +40,11 @@ def store(home: Path, monkeypatch: pytest.MonkeyPatch) -> ConfigStore:
 
 
 def use_redis(store: ConfigStore, url: str) -> None:
-    """The state section every instance gets: Redis, three instances, quick retries."""
+    """The state section every instance gets: Redis, three instances, quick retries, and
+    timeouts no busy test machine reaches (a dead Redis fails at once all the same)."""
     state = {"backend": "redis", "url": url, "key_prefix": f"t{os.urandom(4).hex()}:",
-             "instances": INSTANCES, "retry_interval": 0.2, "retry_max": 0.5}  # fmt: skip
+             "instances": INSTANCES, "retry_interval": 0.2, "retry_max": 0.5,
+             "connect_timeout": 5, "command_timeout": 5}  # fmt: skip
     store.update(lambda document: document.__setitem__("state", state))
 
 

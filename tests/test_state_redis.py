@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import free_port, run
-from redis_server import RedisServer, redis_server, redis_url
+from redis_server import RedisServer, redis_server, redis_url, server_binary
 
 from llm_gateway.config.schema import StateConfig
 from llm_gateway.errors import StateUnavailable
@@ -253,3 +256,98 @@ def test_without_redis_the_lease_is_none_and_publishing_is_not_refused() -> None
             await link.aclose()
 
     run(scenario())
+
+
+def _tls_files(directory: Path) -> dict[str, Path]:
+    """A CA, and a certificate it signed for 127.0.0.1 (made with the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make test certificates")
+    files = {name: directory / name for name in ("ca.key", "ca.pem", "server.key", "server.pem")}
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    for command in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+         "-days", "2", "-subj", "/CN=llm-gateway test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf"],
+    ):  # fmt: skip
+        subprocess.run(["openssl", *command], cwd=directory, check=True, capture_output=True)
+    return files
+
+
+def test_a_tls_redis_is_reached_with_rediss_and_its_ca(tmp_path: Path) -> None:
+    binary = server_binary()
+    if binary is None:
+        pytest.skip("no redis-server on this machine (apt install redis-server)")
+    files = _tls_files(tmp_path)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(files["server.pem"]), "--tls-key-file", str(files["server.key"]),
+         "--tls-ca-cert-file", str(files["ca.pem"]), "--tls-auth-clients", "no",
+         "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"rediss://127.0.0.1:{port}/0"
+
+        async def scenario() -> tuple[bool, bool, bool]:
+            trusted = RedisLink(settings(url, ca_file=str(files["ca.pem"]), connect_timeout=2.0))
+            untrusted = RedisLink(settings(url, connect_timeout=2.0))
+            plain = RedisLink(settings(f"redis://127.0.0.1:{port}/0", connect_timeout=2.0))
+            try:
+                deadline = time.monotonic() + 30
+                while not await trusted.check():  # until the server listens
+                    assert time.monotonic() < deadline, "the TLS server did not answer"
+                    await asyncio.sleep(0.1)
+                buckets = RedisBuckets(trusted, LocalBuckets(RateLimiter()))
+                decision = await buckets.check_request("k", KeyLimits(rpm=5), 0.0)
+                stored = await trusted.client.hget(f"{trusted.settings.key_prefix}rl:k", "rc")
+                return (
+                    decision.allowed and stored == b"5",
+                    await untrusted.check(),
+                    await plain.check(),
+                )
+            finally:
+                for link in (trusted, untrusted, plain):
+                    await link.aclose()
+
+        served, without_ca, without_tls = run(scenario(), timeout=60)
+        assert served
+        assert not without_ca  # the server's certificate is checked
+        assert not without_tls
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_responses_tokens_reach_the_other_instances_within_the_charge_delay(
+    redis_url: str,
+) -> None:
+    async def scenario() -> None:
+        config = settings(redis_url)
+        here, there = RedisLink(config), RedisLink(config)
+        mine = RedisBuckets(here, LocalBuckets(RateLimiter()))
+        theirs = RedisBuckets(there, LocalBuckets(RateLimiter()))
+        limits = KeyLimits(tpm=1000)
+        try:
+            assert (await theirs.check_request("k", limits, 0.0)).allowed
+            await mine.record_tokens("k", limits, 5000, 0.0)  # no round trip of its own
+            deadline = time.monotonic() + 20
+            while (await theirs.check_request("k", limits, 0.0)).allowed:
+                assert time.monotonic() < deadline, "the tokens were never charged"
+                await asyncio.sleep(0.05)
+            # charged with the next check on this instance, at once
+            await mine.record_tokens("j", limits, 5000, 0.0)
+            assert not (await mine.check_request("j", limits, 0.0)).allowed
+            # and what waits at shutdown is charged then
+            await mine.record_tokens("m", limits, 5000, 0.0)
+            await mine.aclose()
+            assert not (await theirs.check_request("m", limits, 0.0)).allowed
+        finally:
+            await here.aclose()
+            await there.aclose()
+
+    run(scenario(), timeout=60)

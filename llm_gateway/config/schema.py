@@ -271,6 +271,9 @@ class StateConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     key_prefix: str = "llm-gateway:"
+    #: the CA certificates (PEM) a ``rediss://`` server's certificate is checked
+    #: against; None: the system's
+    ca_file: str | None = None
     #: seconds to open a connection, and to get one command's answer
     connect_timeout: float = 0.5
     command_timeout: float = 0.25
@@ -978,6 +981,7 @@ def _state(data: object) -> StateConfig:
         username=s.get("username", d.username, _str) or None,
         password=s.get("password", d.password, _str) or None,
         key_prefix=s.get("key_prefix", d.key_prefix, _str),
+        ca_file=s.get("ca_file", d.ca_file, _str) or None,
         connect_timeout=s.get("connect_timeout", d.connect_timeout, _seconds),
         command_timeout=s.get("command_timeout", d.command_timeout, _seconds),
         retry_interval=s.get("retry_interval", d.retry_interval, _seconds),

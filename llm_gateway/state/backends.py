@@ -47,6 +47,8 @@ class SharedState:
             await self.link.check()
 
     async def aclose(self) -> None:
+        if isinstance(self.buckets, RedisBuckets):
+            await self.buckets.aclose()
         if self.link is not None:
             await self.link.aclose()
 
