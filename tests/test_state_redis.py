@@ -1,6 +1,6 @@
 """The redis backend's pieces against a real Redis: the buckets' script (the same
-answers as the in-process limiter), the link's fall-back and recovery, and the
-OAuth leases with their fence."""
+answers as the in-process limiter), the link's fall-back and recovery, the
+OAuth leases with their fence, and the account health marks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from llm_gateway.errors import StateUnavailable
 from llm_gateway.oauth.errors import OAuthError
 from llm_gateway.oauth.refresh_lock import SharedTokens
 from llm_gateway.routing.ratelimit import KeyLimits, RateLimiter
+from llm_gateway.routing.state import HealthMark, MarkReason
 from llm_gateway.state.local_buckets import LocalBuckets
 from llm_gateway.state.redis_buckets import RedisBuckets, share
+from llm_gateway.state.redis_health import READ_AGAIN, RedisHealth
 from llm_gateway.state.redis_link import LinkState, RedisLink
 from llm_gateway.state.redis_tokens import RedisTokens
 
@@ -351,3 +354,88 @@ def test_a_responses_tokens_reach_the_other_instances_within_the_charge_delay(
             await there.aclose()
 
     run(scenario(), timeout=60)
+
+
+# --- account health marks -------------------------------------------------------------
+
+
+@dataclass
+class MemoryHealth:
+    """A ``SharedHealth`` in memory (the ``--workers`` table's stand-in)."""
+
+    marks: dict[tuple[str, MarkReason], float] = field(default_factory=dict)
+
+    async def read(self, account_ids: Any, now: float) -> list[HealthMark]:
+        return [
+            HealthMark(a, r, u) for (a, r), u in self.marks.items() if a in account_ids and u > now
+        ]
+
+    async def publish(self, marks: Any, now: float) -> None:
+        for m in marks:
+            if m.until == 0:
+                self.marks.pop((m.account_id, m.reason), None)
+            else:
+                self.marks[(m.account_id, m.reason)] = max(
+                    m.until, self.marks.get((m.account_id, m.reason), 0.0)
+                )
+
+
+def test_a_mark_published_on_one_instance_is_read_on_another_and_expires(redis_url: str) -> None:
+    async def scenario() -> None:
+        config = settings(redis_url)
+        here, there = RedisLink(config), RedisLink(config)
+        clock = [0.0]
+        mine, theirs = RedisHealth(here), RedisHealth(there, clock=lambda: clock[0])
+        now = time.time()
+        try:
+            assert await theirs.read(["a", "b"], now) == []
+            await mine.publish([HealthMark("a", MarkReason.CIRCUIT, now + 30)], now)
+            # what "theirs" read stands for READ_AGAIN seconds, then Redis is asked
+            assert await theirs.read(["a", "b"], now) == []
+            clock[0] += READ_AGAIN
+            assert await theirs.read(["a", "b"], now) == [
+                HealthMark("a", MarkReason.CIRCUIT, now + 30)
+            ]
+            # the later time wins; a second reason is kept beside it
+            await mine.publish(
+                [HealthMark("a", MarkReason.CIRCUIT, now + 10),
+                 HealthMark("a", MarkReason.COOLDOWN, now + 60)],
+                now,
+            )  # fmt: skip
+            clock[0] += READ_AGAIN
+            got = sorted(await theirs.read(["a"], now), key=lambda m: m.reason.value)
+            assert got == [
+                HealthMark("a", MarkReason.CIRCUIT, now + 30),
+                HealthMark("a", MarkReason.COOLDOWN, now + 60),
+            ]
+            key = f"{config.key_prefix}health:a"
+            assert 55_000 < await here.client.pttl(key) <= 60_000  # expires with its last mark
+            # a recovery removes the reason; a mark past its time is not returned
+            await mine.publish([HealthMark("a", MarkReason.COOLDOWN, 0.0)], now)
+            clock[0] += READ_AGAIN
+            assert await theirs.read(["a"], now) == [HealthMark("a", MarkReason.CIRCUIT, now + 30)]
+            assert await theirs.read(["a"], now + 31) == []
+            await mine.publish([HealthMark("a", MarkReason.CIRCUIT, 0.0)], now)
+            assert await here.client.exists(key) == 0  # nothing left behind
+        finally:
+            await here.aclose()
+            await there.aclose()
+
+    run(scenario())
+
+
+def test_without_redis_health_marks_go_to_this_hosts_table() -> None:
+    async def scenario() -> None:
+        link = RedisLink(settings("redis://127.0.0.1:1/0"), client=_DeadClient())
+        local = MemoryHealth()
+        health = RedisHealth(link, local)
+        now = time.time()
+        try:
+            await health.publish([HealthMark("a", MarkReason.AUTH, now + 30)], now)
+            assert await health.read(["a"], now) == [HealthMark("a", MarkReason.AUTH, now + 30)]
+            assert not link.up
+            assert await RedisHealth(link).read(["a"], now) == []  # no table: own view only
+        finally:
+            await link.aclose()
+
+    run(scenario())

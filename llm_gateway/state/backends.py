@@ -7,7 +7,8 @@ and never asks which backend is behind them:
 * ``local``: the buckets it was given (in-process, or shared by the forked
   ``--workers``), and no token share (OAuth refreshes use the file lock);
 * ``redis``: one ``RedisLink`` per process, ``RedisBuckets`` falling back to
-  the local buckets, and ``RedisTokens`` for OAuth leases and tokens.
+  the local buckets, ``RedisHealth`` falling back to the local health marks,
+  and ``RedisTokens`` for OAuth leases and tokens.
 
 ``multi_host_problem`` is the start-up rule for several instances: with
 ``state.instances`` above 1, OAuth accounts need the redis backend, because
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 
 from ..config.schema import Config, StateConfig
 from ..oauth.refresh_lock import TokenShare
-from ..routing.state import RateBuckets
+from ..routing.state import RateBuckets, SharedHealth
 from .redis_buckets import RedisBuckets
+from .redis_health import RedisHealth
 from .redis_link import RedisLink
 from .redis_tokens import RedisTokens
 
@@ -34,6 +36,8 @@ class SharedState:
     """What one process uses for state it shares with others."""
 
     buckets: RateBuckets
+    #: account health marks (None: each process keeps its own view)
+    health: SharedHealth | None = None
     tokens: TokenShare | None = None
     link: RedisLink | None = None
 
@@ -53,13 +57,16 @@ class SharedState:
             await self.link.aclose()
 
 
-def open_state(settings: StateConfig, local: RateBuckets) -> SharedState:
+def open_state(
+    settings: StateConfig, local: RateBuckets, local_health: SharedHealth | None = None
+) -> SharedState:
     """The backend ``settings`` names; ``ConfigError`` when redis is named but not installed."""
     if settings.backend != "redis":
-        return SharedState(buckets=local)
+        return SharedState(buckets=local, health=local_health)
     link = RedisLink(settings)
     return SharedState(
         buckets=RedisBuckets(link, local, instances=settings.instances),
+        health=RedisHealth(link, local_health),
         tokens=RedisTokens(link),
         link=link,
     )
