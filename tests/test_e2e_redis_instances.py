@@ -66,8 +66,17 @@ def instances(homes: list[Path]) -> Iterator[list[int]]:
     ports = [free_port() for _ in homes]
     processes = [
         subprocess.Popen(
-            [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
+            [
+                PYTHON,
+                "-m",
+                "llm_gateway",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -226,9 +235,7 @@ def test_redis_killed_mid_run_each_instance_enforces_its_share_then_recovers(
             # the documented degradation: 30 rpm over 3 instances is 10 on each
             replies = spread(ports, limited, 60)
             assert sorted(status for _, status in replies) == [200] * 30 + [429] * 30
-            assert sorted(port for port, status in replies if status == 200) == sorted(
-                ports * 10
-            )
+            assert sorted(port for port, status in replies if status == 200) == sorted(ports * 10)
 
             redis_server.start()  # the same port, empty
             wait_until(
@@ -239,3 +246,37 @@ def test_redis_killed_mid_run_each_instance_enforces_its_share_then_recovers(
             assert [status for _, status in spread(ports, shared, 30)] == [200] * 30
             stored = redis_dump(redis_server.port)
             assert stored.count(":rl:") == 1  # the key's buckets are in Redis again
+
+
+def test_oauth_refresh_on_one_host_serves_the_others_through_redis(
+    home: Path,
+    store: ConfigStore,
+    tmp_path: Path,
+    oauth_server: FakeOAuthServer,
+    redis_server: RedisServer,
+) -> None:
+    with FakeUpstream() as up:
+        up.respond(answering(Answer(text="from the subscription")))
+        account_id = authorised_account(store, oauth_server, up.base_url)
+        key: str = run_cli("apikey", "add", "--name", "k", "--json").json()["key"]
+        use_redis(store, redis_server.url)
+        other = host_homes(home, tmp_path)[1]  # a copy made before the refresh
+        refreshed = run_cli("oauth", "refresh", account_id)
+        assert refreshed.code == 0, refreshed.output
+        assert len(oauth_server.token_calls("refresh_token")) == 1
+        new_access = [t for t in oauth_server.issued if t.startswith("sk-ant-oat01-")][-1]
+        other_store = ConfigStore(other / "config.yaml")
+        set_expiry(other_store, account_id, 1.0)  # the other host's copy has expired
+        with instances([other]) as (port,):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.request("POST", "/v1/messages", body=json.dumps(message()).encode(),
+                         headers={"x-api-key": key, "anthropic-version": "2023-06-01",
+                                  "content-type": "application/json"})  # fmt: skip
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+        assert response.status == 200
+        # the other host took the new tokens from Redis: no second refresh, which would
+        # have spent the refresh token the first one rotated away
+        assert len(oauth_server.token_calls("refresh_token")) == 1
+        assert access_token_sent(up) == new_access

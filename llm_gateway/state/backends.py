@@ -18,6 +18,8 @@ the other hosts would spend a refresh token already rotated.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..config.schema import Config, StateConfig
@@ -28,7 +30,7 @@ from .redis_health import RedisHealth
 from .redis_link import RedisLink
 from .redis_tokens import RedisTokens
 
-__all__ = ["SharedState", "multi_host_problem", "open_state"]
+__all__ = ["SharedState", "multi_host_problem", "open_state", "token_share"]
 
 
 @dataclass
@@ -70,6 +72,19 @@ def open_state(
         tokens=RedisTokens(link),
         link=link,
     )
+
+
+@contextlib.asynccontextmanager
+async def token_share(settings: StateConfig) -> AsyncIterator[TokenShare | None]:
+    """The OAuth token share ``settings`` names (None: local), for ``oauth refresh``."""
+    if settings.backend != "redis":
+        yield None
+        return
+    link = RedisLink(settings)
+    try:
+        yield RedisTokens(link)
+    finally:
+        await link.aclose()
 
 
 def multi_host_problem(config: Config) -> str | None:
