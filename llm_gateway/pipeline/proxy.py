@@ -76,7 +76,7 @@ from .accounting import BudgetGate
 from .auth import authenticate, authorize
 from .call import ClientCall, consume_query, parse_call
 from .catalog import ModelCache, list_models
-from .chains import RESPONSES_PREFIX, ResponseChains
+from .chains import RESPONSES_PATH, RESPONSES_PREFIX, ResponseChains
 from .credentials import CredentialError, Credentials
 from .eligibility import (
     candidates,
@@ -97,6 +97,7 @@ from .exchange import (
     timeouts_of,
 )
 from .gemini_models import gemini_model, gemini_models
+from .kept_relay import KeptRelay
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_error, classify_status, client_safe, record
 from .streams import StreamPipe
@@ -184,7 +185,8 @@ class Proxy:
         self.wall_clock = wall_clock
         #: Responses turns kept for previous_response_id, and passthrough chains' accounts
         store = ResponseStore(credentials.home / RESPONSES_FILE, credentials.secret_key)
-        self.chains = ResponseChains(store, wall_clock)
+        relay = KeptRelay(pool, self.credential_for, ENDPOINTS[RESPONSES_PATH].client_format)
+        self.chains = ResponseChains(store, wall_clock, relay)
         #: the request path only adds to these (rendered by ``/metrics``)
         self.metrics = GatewayMetrics()
         #: per-key spend budgets (the runtime gives it the ledger to read)
@@ -220,15 +222,16 @@ class Proxy:
         return key
 
     async def stored_response(self, request: Request) -> Response:
-        """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway keeps."""
+        """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway or an account keeps."""
         config = self.state.config
         key = authenticate(request.header_map, config, self.wall_clock())
         request.notes["key_id"] = key.id
         authorize(key, "write")
         response_id = request.path[len(RESPONSES_PREFIX) :]
+        may_use = functools.partial(authorize, key, "write")
         if request.method == "DELETE":
-            return await self.chains.delete(key.id, response_id)
-        return await self.chains.retrieve(key.id, response_id, config)
+            return await self.chains.delete(key.id, response_id, config, may_use)
+        return await self.chains.retrieve(key.id, response_id, config, may_use)
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
