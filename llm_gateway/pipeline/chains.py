@@ -36,6 +36,7 @@ from typing import Any
 
 from ..config.schema import Config, UpstreamAccount
 from ..errors import NotFound, SecretKeyError
+from ..formats.responses_compaction import is_compaction_request
 from ..json_text import dumps_bytes
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
@@ -107,6 +108,8 @@ class ResponseChains:
         passthrough = self._passthrough(account, call)
         if call.body.get("store") is False:  # kept by nobody
             return response
+        if not passthrough and is_compaction_request(call.body):
+            return response  # a summary the client carries: nothing to chain from
         turn = _Turn(self, call, key_id, account.id, config, passthrough)
         if isinstance(response.body, bytes):
             await turn.answered(response.body)

@@ -77,6 +77,7 @@ from .auth import authenticate, authorize
 from .call import ClientCall, consume_query, parse_call
 from .catalog import ModelCache, list_models
 from .chains import RESPONSES_PATH, RESPONSES_PREFIX, ResponseChains
+from .compaction import Compactions
 from .credentials import CredentialError, Credentials
 from .eligibility import (
     candidates,
@@ -187,6 +188,8 @@ class Proxy:
         store = ResponseStore(credentials.home / RESPONSES_FILE, credentials.secret_key)
         relay = KeptRelay(pool, self.credential_for, ENDPOINTS[RESPONSES_PATH].client_format)
         self.chains = ResponseChains(store, wall_clock, relay)
+        #: Codex's compaction for accounts that cannot compact themselves
+        self.compactions = Compactions(credentials.secret_key)
         #: the request path only adds to these (rendered by ``/metrics``)
         self.metrics = GatewayMetrics()
         #: per-key spend budgets (the runtime gives it the ledger to read)
@@ -268,6 +271,7 @@ class Proxy:
         accounts = candidates(config, models[0])
         if endpoint.keeps_responses:
             call, owner = await self.chains.resolve(request, call, key.id, config)
+            call = self.compactions.expand(request, call, key.id)
             accounts = [a for a in accounts if a.id == owner] or accounts
         counting = endpoint.operation is Operation.COUNT_TOKENS
         if counting and accounts:
@@ -297,6 +301,7 @@ class Proxy:
                 response = _estimated(endpoint, call)
             response.headers.extend(limit_headers)
             if endpoint.keeps_responses:
+                response = self.compactions.finish(request, call, key.id, response)
                 response = await self.chains.keep(request, response, call, key.id, config)
             return response
         assert first is not None
@@ -471,6 +476,7 @@ class Proxy:
         notes = request.notes
         notes["account_id"] = account.id
         notes["account_name"] = account.name
+        call = self.compactions.call_for(request, call, account)
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
             prepared = prepare(call, account, credential, request, config.oauth, model)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
