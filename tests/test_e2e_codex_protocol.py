@@ -95,9 +95,13 @@ def compaction_request(model: str) -> dict[str, Any]:
 
 
 def post(gw: Wired, body: dict[str, Any]) -> Any:
-    headers = [("authorization", f"Bearer {gw.key}"), ("content-type", "application/json")]
+    return post_to(gw.port, gw.key, body)
+
+
+def post_to(port: int, key: str, body: dict[str, Any]) -> Any:
+    headers = [("authorization", f"Bearer {key}"), ("content-type", "application/json")]
     data = json.dumps(body).encode()
-    return run(exchange(gw.port, raw_request("POST", "/v1/responses", headers=headers, body=data)))
+    return run(exchange(port, raw_request("POST", "/v1/responses", headers=headers, body=data)))
 
 
 def test_compaction_passes_through_to_an_openai_account(gw: Wired) -> None:
@@ -220,3 +224,43 @@ def test_a_compaction_not_streamed_is_the_item_in_json(gw: Wired) -> None:
     assert answer["object"] == "response" and answer["status"] == "completed"
     assert [i["type"] for i in answer["output"]] == ["compaction"]
     assert answer["usage"]["output_tokens"] == Answer().output_tokens
+
+
+def test_compaction_for_gemini_and_azure_chat_upstreams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same compaction, summarised by a Gemini upstream and by an Azure
+    account on its chat API (each in its own format), then expanded."""
+    from azure_fake import AZURE_UPSTREAM_KEY, answering_azure
+    from conftest import run_cli
+    from fake_upstream import add_account, add_gateway_key, running_gateway
+    from gemini_fake import GEMINI_UPSTREAM_KEY, answering_gemini
+
+    from llm_gateway.config.store import ConfigStore
+
+    isolate_environment(monkeypatch, tmp_path / "home")
+    with FakeUpstream() as gemini, FakeUpstream() as azure:
+        add_account("gemini", gemini.base_url + "/v1beta", name="g", key=GEMINI_UPSTREAM_KEY)
+        run_cli(
+            "upstream", "add", "--type", "api-key", "--provider", "azure", "--name", "az",
+            "--key", AZURE_UPSTREAM_KEY, "--base-url", azure.base_url,
+            "--model-map", "gpt-4.1=prod-41", "--azure-style", "v1", "--json",
+        )  # fmt: skip
+        key = add_gateway_key()
+        with running_gateway(ConfigStore(tmp_path / "home" / "config.yaml")) as (_, port):
+            cases = [
+                ("gemini-2.5-pro", gemini, answering_gemini, ":generateContent"),
+                ("gpt-4.1", azure, answering_azure, "/openai/v1/chat/completions"),
+            ]
+            for model, up, answering_as, path in cases:
+                up.respond(answering_as(Answer(text=SUMMARY)))
+                response = post_to(port, key, codex_compaction(model))
+                assert response.status == 200, response.body
+                (item,) = json.loads(response.body.split(b"data: ")[-1])["response"]["output"]
+                assert item["encrypted_content"].startswith("llmgw-compaction:")
+                assert up.last().path.endswith(path)
+                assert SUMMARY_INSTRUCTION in json.dumps(up.last().json())
+                up.respond(answering_as(Answer(text="Continuing.")))
+                follow = {"model": model, "input": [item, {"role": "user", "content": "go on"}]}
+                assert post_to(port, key, follow).status == 200
+                assert SUMMARY in json.dumps(up.last().json())
