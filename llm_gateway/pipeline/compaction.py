@@ -83,12 +83,14 @@ class Compactions:
         request.body = dumps_bytes(body)
         return replace(call, body=body)
 
-    def call_for(self, request: Request, call: ClientCall, account: UpstreamAccount) -> ClientCall:
-        """What to send ``account`` for ``call``."""
+    def call_for(
+        self, request: Request, call: ClientCall, account: UpstreamAccount, model: str
+    ) -> ClientCall:
+        """What to send ``account`` for ``call`` (``model``: the name routed to)."""
         if not call.endpoint.keeps_responses or not is_compaction_request(call.body):
             return call
         provider = get_provider(account.provider)
-        upstream_model = account.upstream_model(call.model)
+        upstream_model = account.upstream_model(model)
         _, wire = provider.upstream_operation(account, call.endpoint.operation, upstream_model)
         if wire == call.endpoint.client_format:  # it compacts on its own
             request.notes[_NOTE] = "passthrough"

@@ -476,7 +476,7 @@ class Proxy:
         notes = request.notes
         notes["account_id"] = account.id
         notes["account_name"] = account.name
-        call = self.compactions.call_for(request, call, account)
+        call = self.compactions.call_for(request, call, account, model)
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
             prepared = prepare(call, account, credential, request, config.oauth, model)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
