@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
-from fake_upstream import Answer, FakeUpstream, answering, clear_proxy_environment
+from fake_upstream import (
+    Answer,
+    FakeUpstream,
+    answering,
+    clear_proxy_environment,
+    json_reply,
+)
 from test_e2e_oauth import access_token_sent, authorised_account, message, set_expiry
 from test_oauth_fakes import FakeOAuthServer, oauth_server
 
@@ -180,3 +186,68 @@ def test_twenty_requests_on_two_workers_with_an_expired_token_refresh_once(
         assert len({access_token_sent(up, i) for i in range(20)}) == 1
 
 
+def add_account(name: str, base_url: str, priority: int) -> None:
+    added = run_cli("upstream", "add", "--type", "api-key", "--provider", "openai",
+                    "--name", name, "--key", f"sk-{name}-" + "x" * 20,
+                    "--base-url", base_url + "/v1", "--models", "gpt-*",
+                    "--priority", str(priority), "--json")  # fmt: skip
+    assert added.code == 0, added.output
+
+
+def served_by_each(port: int, key: str, limit: int = 60) -> dict[str, list[int]]:
+    """Requests on fresh connections until both workers answered: statuses per worker."""
+    by_worker: dict[str, list[int]] = {}
+    for _ in range(limit):
+        status, worker = chat(port, key)
+        by_worker.setdefault(worker, []).append(status)
+        if len(by_worker) == 2:
+            break
+    assert len(by_worker) == 2, by_worker
+    return by_worker
+
+
+_FAILURES = {
+    "server_error": json_reply({"error": {"message": "boom"}}, status=500),
+    "rate_limited": json_reply(
+        {"error": {"message": "slow down", "type": "rate_limit_error"}},
+        status=429,
+        headers=[("retry-after", "8")],
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(_FAILURES))
+def test_an_account_one_worker_found_failing_or_rate_limited_is_skipped_by_the_other(
+    home: Path, store: ConfigStore, failure: str
+) -> None:
+    """The preferred account fails on a request one worker serves: the other worker
+    does not try it either (its requests go to the spare at once), for a 5xx that
+    opens its circuit and for a 429's cooldown; and both workers use it again once
+    it recovers."""
+    with FakeUpstream() as flaky, FakeUpstream() as spare:
+        flaky.respond(answering(Answer(text="preferred")))
+        spare.respond(answering(Answer(text="spare")))
+        add_account("preferred", flaky.base_url, 0)
+        add_account("spare", spare.base_url, 1)
+        store.update(
+            lambda d: d.setdefault("routing", {}).update(failure_threshold=1, open_base=8.0)
+        )
+        key: str = run_cli("apikey", "add", "--name", "k", "--json").json()["key"]
+        with two_workers(home) as (_, port, _pids):
+
+            def both_use_the_preferred_account() -> bool:
+                before = len(flaky.requests)
+                by_worker = served_by_each(port, key)
+                return len(flaky.requests) - before == sum(map(len, by_worker.values()))
+
+            wait_until(both_use_the_preferred_account, 60, "both workers to use the preferred")
+            flaky.reset()
+            flaky.respond(_FAILURES[failure])
+            status, failed_on = chat(port, key)
+            assert status == 200  # the spare answered
+            assert len(flaky.requests) == 1  # one worker tried the preferred account
+            by_worker = served_by_each(port, key)
+            assert all(s == 200 for statuses in by_worker.values() for s in statuses)
+            assert len(flaky.requests) == 1, f"tried again by a worker after {failed_on}"
+            flaky.respond(answering(Answer(text="preferred again")))
+            wait_until(both_use_the_preferred_account, 60, "both workers to use it again")

@@ -45,8 +45,9 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
-from ..routing.state import RateBuckets
+from ..routing.state import RateBuckets, SharedHealth
 from ..state.shared_buckets import SharedBuckets
+from ..state.shared_health import SharedHealthTable
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
@@ -102,6 +103,7 @@ class Gateway:
         *,
         metrics_dir: Path | None = None,
         limiter: RateBuckets | None = None,
+        shared_health: SharedHealth | None = None,
     ):
         self.store = store
         self.environ = environ
@@ -140,6 +142,7 @@ class Gateway:
             health=self.health,
             tokens=self.tokens,
             limiter=limiter,
+            shared_health=shared_health,
         )
         install_routes(self.app, self.proxy)
         self.ledger = self._accounting(config, metrics_dir)
@@ -421,6 +424,7 @@ def serve_forever(
     metrics_dir = fresh_metrics_dir(store.home, bind_port)
     # created before forking: every worker (and any started again) shares it
     buckets = SharedBuckets.create()
+    health = SharedHealthTable.create()
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
@@ -434,6 +438,7 @@ def serve_forever(
             metrics_dir=metrics_dir,
             program=program,
             limiter=buckets,
+            shared_health=health,
         )
 
     try:
@@ -454,8 +459,11 @@ def _serve_one(
     metrics_dir: Path | None = None,
     program: str = "llm-gateway",
     limiter: RateBuckets | None = None,
+    shared_health: SharedHealth | None = None,
 ) -> int:
-    gateway = Gateway(store, environ, metrics_dir=metrics_dir, limiter=limiter)
+    gateway = Gateway(
+        store, environ, metrics_dir=metrics_dir, limiter=limiter, shared_health=shared_health
+    )
     try:
         asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:
