@@ -251,3 +251,48 @@ def test_an_account_one_worker_found_failing_or_rate_limited_is_skipped_by_the_o
             assert len(flaky.requests) == 1, f"tried again by a worker after {failed_on}"
             flaky.respond(answering(Answer(text="preferred again")))
             wait_until(both_use_the_preferred_account, 60, "both workers to use it again")
+
+
+def session_chat(port: int, key: str, session: str) -> tuple[str, str]:
+    """One request of ``session`` on its own connection: the answering account's text
+    and the answering worker's id prefix."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+        conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(),
+                     headers={"authorization": f"Bearer {key}", "connection": "close",
+                              "content-type": "application/json",
+                              "x-claude-code-session-id": session})  # fmt: skip
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        assert response.status == 200, answer
+        text = str(answer["choices"][0]["message"]["content"])
+        return text, (response.getheader("x-request-id") or "")[:16]
+    finally:
+        conn.close()
+
+
+def test_a_session_lands_on_the_same_account_whichever_worker_serves_it(
+    home: Path, store: ConfigStore
+) -> None:
+    with FakeUpstream() as first, FakeUpstream() as second:
+        first.respond(answering(Answer(text="first")))
+        second.respond(answering(Answer(text="second")))
+        add_account("first", first.base_url, 0)
+        add_account("second", second.base_url, 0)
+        key: str = run_cli("apikey", "add", "--name", "k", "--json").json()["key"]
+        with two_workers(home) as (_, port, _pids):
+            assert chat(port, key)[0] == 200  # one worker's rotation is a step ahead
+            accounts: dict[str, set[str]] = {}
+            for n in range(8):
+                session = f"conversation-{n}"
+                workers: set[str] = set()
+                for _ in range(60):
+                    text, worker = session_chat(port, key, session)
+                    accounts.setdefault(session, set()).add(text)
+                    workers.add(worker)
+                    if len(workers) == 2:
+                        break
+                assert len(workers) == 2  # both workers served the session
+    assert all(len(served) == 1 for served in accounts.values()), accounts
+    assert {text for served in accounts.values() for text in served} == {"first", "second"}
