@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import test_e2e_usage as usage
 from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
 from fake_upstream import (
     Answer,
@@ -296,3 +297,41 @@ def test_a_session_lands_on_the_same_account_whichever_worker_serves_it(
                 assert len(workers) == 2  # both workers served the session
     assert all(len(served) == 1 for served in accounts.values()), accounts
     assert {text for served in accounts.values() for text in served} == {"first", "second"}
+
+
+def test_a_nearly_spent_budget_is_overshot_by_at_most_one_request_across_two_workers(
+    home: Path, store: ConfigStore
+) -> None:
+    """Twenty concurrent requests spread over both workers, against a budget with
+    room for 2.5 requests: the workers see each other's reservations."""
+    run_cli("apikey", "list")  # creates the file
+    store.update(lambda d: d.update(prices=usage.PRICES, ledger={"flush_interval": 0.05}))
+    with FakeUpstream() as up:
+        up.respond(lambda request: json_reply(usage.message(), delay=0.3))
+        usage.add_anthropic("only", up.port, priority=0)
+        key_id, key = usage.add_key("--budget", str(usage.COST * 2.5), "--budget-period", "day")
+
+        def call(_: int) -> tuple[int, str]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            body = {"model": usage.MODEL, "max_tokens": 50,
+                    "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+            try:
+                conn.request("POST", "/v1/messages", json.dumps(body),
+                             {"x-api-key": key, "content-type": "application/json",
+                              "anthropic-version": "2023-06-01", "connection": "close"})  # fmt: skip
+                response = conn.getresponse()
+                response.read()
+                return response.status, (response.getheader("x-request-id") or "")[:16]
+            finally:
+                conn.close()
+
+        with two_workers(home) as (_, port, _pids):
+            assert call(0)[0] == 200  # a worker learns what a request costs
+            with ThreadPoolExecutor(20) as pool:
+                results = list(pool.map(call, range(20)))
+            reader = usage.ledger(store)
+            wait_until(lambda: reader.total().requests == 21, 30, "21 records")
+    assert len({worker for _, worker in results}) == 2  # both workers had requests
+    assert 429 in [status for status, _ in results]
+    assert sum(status == 200 for status, _ in results) <= 3  # 2.5 left, plus one
+    assert reader.spent(key_id, 0) <= usage.COST * 2.5 + usage.COST + 1e-12
