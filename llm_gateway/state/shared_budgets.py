@@ -28,11 +28,10 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import astuple
 from typing import IO, TypeVar
 
 from ..errors import ServiceUnavailable
-from ..ledger.budgets import BudgetBook, Decision, KeyTotals
+from ..ledger.budgets import REFRESH, BudgetBook, Decision, KeyTotals
 from .shared_table import (
     digest,
     lock,
@@ -40,6 +39,7 @@ from .shared_table import (
     read_slot,
     shared_map,
     slot_size,
+    try_lock,
     unlock,
     write_slot,
 )
@@ -79,6 +79,16 @@ class SharedBudgets:
         return cls(new_file(slots * _SLOT_SIZE), slots)
 
     async def due(self, key_id: str, period: str, now: float) -> float | None:
+        # the usual answer (known and fresh) needs no lock: a read the checksum vouches for
+        key = digest(key_id)
+        index = self._home(key)
+        for step in range(min(PROBE, self._slots)):
+            fields = read_slot(self._map, ((index + step) % self._slots) * _SLOT_SIZE, _BODY)
+            if fields is not None and fields[0] == key:
+                start, end, loaded_at = fields[1], fields[2], fields[6]
+                if start <= now < end and now - loaded_at < REFRESH:
+                    return None
+                break
         return await self._apply(key_id, now, lambda book: book.due(key_id, period, now))
 
     async def load(self, key_id: str, period: str, now: float, spent: float) -> None:
@@ -95,12 +105,16 @@ class SharedBudgets:
         def apply(book: BudgetBook) -> None:
             book.settle(key_id, reserved, cost, now)
 
+        if try_lock(self._fd):
+            try:
+                self._apply_locked(key_id, now, apply)
+            finally:
+                unlock(self._fd)
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop: nothing else to let run meanwhile
-            loop = None
-        if loop is None:
-            asyncio.run(self._apply(key_id, now, apply))
+            asyncio.run(self._settle_later(key_id, now, apply))
             return
         task = loop.create_task(self._settle_later(key_id, now, apply))
         self._settling.add(task)
@@ -119,23 +133,29 @@ class SharedBudgets:
         self._file.close()
 
     async def _apply(self, key_id: str, now: float, op: Callable[[BudgetBook], _T]) -> _T:
-        """``op`` on a one-key book holding the key's stored totals, written back."""
-        key = digest(key_id)
         await lock(self._fd, LOCK_WAIT, "budget table")
         try:
-            index, totals = self._find(key, now)
-            book = BudgetBook({key_id: totals} if totals is not None else {})
-            result = op(book)
-            after = book.accounts.get(key_id)
-            fields = None if after is None else (key, *astuple(after))
-            write_slot(self._map, index * _SLOT_SIZE, _BODY, fields)
+            return self._apply_locked(key_id, now, op)
         finally:
             unlock(self._fd)
+
+    def _apply_locked(self, key_id: str, now: float, op: Callable[[BudgetBook], _T]) -> _T:
+        """``op`` on a one-key book holding the key's stored totals, written back."""
+        key = digest(key_id)
+        index, totals = self._find(key, now)
+        before = None if totals is None else _numbers(totals)
+        book = BudgetBook({key_id: totals} if totals is not None else {})
+        result = op(book)
+        after = book.accounts.get(key_id)
+        numbers = None if after is None else _numbers(after)
+        if numbers != before:
+            fields = None if numbers is None else (key, *numbers)
+            write_slot(self._map, index * _SLOT_SIZE, _BODY, fields)
         return result
 
     def _find(self, key: bytes, now: float) -> tuple[int, KeyTotals | None]:
         """Under the lock: the slot of ``key`` and its totals, or a slot to take."""
-        home = int.from_bytes(key[:8], "little") % self._slots
+        home = self._home(key)
         free: int | None = None
         oldest, oldest_read = home, float("inf")
         for step in range(min(PROBE, self._slots)):
@@ -150,3 +170,19 @@ class SharedBudgets:
             elif fields[6] < oldest_read:
                 oldest, oldest_read = index, fields[6]
         return (free if free is not None else oldest), None
+
+    def _home(self, key: bytes) -> int:
+        return int.from_bytes(key[:8], "little") % self._slots
+
+
+def _numbers(totals: KeyTotals) -> tuple[float, ...]:
+    """The totals in the slot's field order (``KeyTotals``' own)."""
+    return (
+        totals.start,
+        totals.end,
+        totals.spent,
+        totals.reserved,
+        totals.last_cost,
+        totals.loaded_at,
+        totals.settled_since_load,
+    )

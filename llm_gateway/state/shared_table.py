@@ -41,6 +41,7 @@ __all__ = [
     "read_slot",
     "shared_map",
     "slot_size",
+    "try_lock",
     "unlock",
     "write_slot",
 ]
@@ -92,6 +93,17 @@ async def lock(fd: int, wait: float, what: str) -> None:
                 f"the {what} shared by the workers stayed locked for {wait:g} s"
             )
         await asyncio.sleep(LOCK_POLL)
+
+
+def try_lock(fd: int) -> bool:
+    """Take the file's lock if it is free at once."""
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EAGAIN):
+            raise
+        return False
+    return True
 
 
 def unlock(fd: int) -> None:
