@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
-from fake_upstream import Answer, FakeUpstream, answering, clear_proxy_environment
+from fake_upstream import Answer, FakeUpstream, answering, clear_proxy_environment, json_reply
 from redis_server import RedisServer, redis_server
 from test_e2e_oauth import access_token_sent, authorised_account, message, set_expiry
 from test_oauth_fakes import FakeOAuthServer, oauth_server
@@ -280,3 +280,58 @@ def test_oauth_refresh_on_one_host_serves_the_others_through_redis(
         # have spent the refresh token the first one rotated away
         assert len(oauth_server.token_calls("refresh_token")) == 1
         assert access_token_sent(up) == new_access
+
+
+def add_account(name: str, base_url: str, priority: int) -> None:
+    added = run_cli("upstream", "add", "--type", "api-key", "--provider", "openai",
+                    "--name", name, "--key", f"sk-{name}-" + "x" * 20,
+                    "--base-url", base_url + "/v1", "--models", "gpt-*",
+                    "--priority", str(priority), "--json")  # fmt: skip
+    assert added.code == 0, added.output
+
+
+_FAILURES = {
+    "server_error": json_reply({"error": {"message": "boom"}}, status=500),
+    "rate_limited": json_reply(
+        {"error": {"message": "slow down", "type": "rate_limit_error"}},
+        status=429,
+        headers=[("retry-after", "8")],
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(_FAILURES))
+def test_an_account_failing_on_one_instance_is_skipped_by_the_other_two_within_a_second(
+    home: Path, store: ConfigStore, tmp_path: Path, redis_server: RedisServer, failure: str
+) -> None:
+    with FakeUpstream() as flaky, FakeUpstream() as spare:
+        flaky.respond(answering(Answer(text="preferred")))
+        spare.respond(answering(Answer(text="spare")))
+        add_account("preferred", flaky.base_url, 0)
+        add_account("spare", spare.base_url, 1)
+        store.update(
+            lambda d: d.setdefault("routing", {}).update(failure_threshold=1, open_base=8.0)
+        )
+        key = add_key(10_000)  # limited: the bucket check goes to Redis as well
+        use_redis(store, redis_server.url)
+        with instances(host_homes(home, tmp_path)) as ports:
+            assert [chat(port, key) for port in ports] == [200] * 3
+            assert len(flaky.requests) == 3  # every instance uses the preferred account
+            flaky.reset()
+            flaky.respond(_FAILURES[failure])
+            assert chat(ports[0], key) == 200  # the spare answered
+            assert len(flaky.requests) == 1
+            time.sleep(1.0)  # the promised bound
+            statuses = [chat(port, key) for port in ports[1:] for _ in range(5)]
+            assert statuses == [200] * 10
+            assert len(flaky.requests) == 1, "the other instances tried the failing account"
+            assert len(spare.requests) == 11
+            flaky.respond(answering(Answer(text="preferred again")))
+
+            def all_use_it_again() -> bool:
+                before = len(flaky.requests)
+                return all(chat(port, key) == 200 for port in ports) and (
+                    len(flaky.requests) - before == len(ports)
+                )
+
+            wait_until(all_use_it_again, 60, "every instance to use the account again")

@@ -175,7 +175,7 @@ class RedisLink:
             body["error"] = self._reason
             body["degraded"] = (
                 "rate limits enforce this instance's share of each limit; account health "
-                "is this instance's own; OAuth refreshes use this host's file lock"
+                "is this host's own; OAuth refreshes use this host's file lock"
             )
         return body
 
