@@ -98,7 +98,7 @@ from .exchange import (
 )
 from .gemini_models import gemini_model, gemini_models
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
-from .outcomes import Outcome, classify_error, classify_status, client_safe, record
+from .outcomes import Outcome, classify_answer, classify_error, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
 from .usage import billable
@@ -560,7 +560,7 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         status = upstream.status
-        outcome = classify_status(status)
+        outcome = classify_answer(get_provider(account.provider), status, data)
         retry_after = (
             retry_after_from_headers(upstream.headers, self.wall_clock())
             if outcome in _WAITABLE
