@@ -168,6 +168,9 @@ def prepare(
         if operation is Operation.COUNT_TOKENS:  # a renderer's default output limit
             for name in FORMATS[upstream_format].request_shape.max_tokens:
                 body.pop(name, None)
+    fit = FORMATS[upstream_format].fit_upstream
+    if not passthrough or fit.applies(request.body):
+        body = fit.fit(body)  # what the gateway carried for another provider
     usage_added = False
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)
