@@ -529,3 +529,80 @@ def test_an_estimated_count_in_the_generate_content_request_form_counts_system_a
     assert bare.status_code == full.status_code == 200, full.text
     assert full.headers["x-llm-gateway-estimate"] == "true"
     assert full.json()["totalTokens"] > bare.json()["totalTokens"]
+
+
+# --- the JSON-array stream form from an upstream ---------------------------------------
+
+
+def array_streaming_gemini(answer: Answer) -> Any:
+    """A Gemini server that answers every stream as Google does without ``alt=sse``:
+    ``application/json``, a pretty-printed array written in 7-byte pieces."""
+    from fake_upstream import Stream
+    from gemini_fake import gemini_events, model_of
+
+    whole = answering_gemini(answer)
+
+    def handler(request: Received) -> Reply:
+        if not request.path.endswith(":streamGenerateContent"):
+            return whole(request)
+        chunks = [json.loads(e.removeprefix(b"data: ")) for e in gemini_events(answer, "g")]
+        for chunk in chunks:
+            chunk["modelVersion"] = model_of(request)
+        body = json.dumps(chunks, indent=2).replace("\n}", "\n}\r\n").encode()
+        return Stream([body], chunk_size=7, headers=(("content-type", "application/json"),))
+
+    return handler
+
+
+def test_a_json_array_stream_reaches_every_client_as_its_own_stream(crossing: Crossing) -> None:
+    answer = Answer(text="Two cities.", reasoning="Look both up.", tool_calls=CALLS)
+    crossing.gemini.respond(array_streaming_gemini(answer))
+    # OpenAI chat
+    stream = crossing.openai_sdk().chat.completions.create(
+        model="gemini-3-pro-preview",
+        messages=[{"role": "user", "content": "Weather?"}],
+        stream=True,
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    arguments: dict[int, str] = {}
+    for c in chunks:
+        for call in (c.choices[0].delta.tool_calls or ()) if c.choices else ():
+            arguments[call.index] = arguments.get(call.index, "") + (call.function.arguments or "")
+    assert text == "Two cities."
+    assert [json.loads(arguments[i]) for i in sorted(arguments)] == [
+        {"city": "Paris"},
+        {"city": "Tokyo"},
+    ]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    # Anthropic, with the thought signed
+    with crossing.anthropic_sdk().messages.stream(
+        model="gemini-3-pro-preview",
+        max_tokens=500,
+        messages=[{"role": "user", "content": "Weather?"}],
+        tools=[WEATHER],
+    ) as events:
+        message = events.get_final_message()
+    assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert message.content[0].signature == "gemini:" + THOUGHT_SIGNATURE
+    assert message.stop_reason == "tool_use"
+    # a Gemini client, as SSE and as an array of its own
+    body = {"contents": [{"role": "user", "parts": [{"text": "Weather?"}]}]}
+    sse = crossing.post("/v1beta/models/gemini-3-pro-preview:streamGenerateContent?alt=sse", body)
+    assert sse.headers["content-type"].startswith("text/event-stream")
+    sent = [
+        json.loads(line.removeprefix("data: "))
+        for line in sse.text.splitlines()
+        if line.startswith("data: ")
+    ]
+    array = crossing.post("/v1beta/models/gemini-3-pro-preview:streamGenerateContent", body)
+    assert array.headers["content-type"].startswith("application/json")
+    assert array.json() == sent
+    parts = [p for chunk in sent for p in chunk["candidates"][0]["content"]["parts"]]
+    assert "".join(p.get("text", "") for p in parts if not p.get("thought")) == "Two cities."
+    assert [p["functionCall"]["args"] for p in parts if "functionCall" in p] == [
+        {"city": "Paris"},
+        {"city": "Tokyo"},
+    ]
+    assert parts[0]["thoughtSignature"] == THOUGHT_SIGNATURE
+    assert all(r.query == "alt=sse" for r in crossing.gemini.requests)

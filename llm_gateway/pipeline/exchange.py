@@ -103,7 +103,8 @@ class Prepared:
     #: the client wants its stream as a JSON array, not SSE
     json_array: bool = False
 
-    def stream_pipe(self) -> StreamPipe:
+    def stream_pipe(self, array_input: bool = False) -> StreamPipe:
+        """The pipe for the upstream's stream (``array_input``: it came as a JSON array)."""
         return make_stream_pipe(
             client_format=self.client_format,
             upstream_format=self.upstream_format,
@@ -114,6 +115,7 @@ class Prepared:
             strip_usage=self.usage_added,
             redactor=self.redactor,
             json_array=self.json_array,
+            array_input=array_input,
         )
 
 
