@@ -495,6 +495,35 @@ def test_count_tokens_in_the_generate_content_request_form_passes_to_gemini(
     assert crossing.gemini.last().path == "/v1beta/models/gemini-2.5-flash:countTokens"
 
 
+def test_a_renamed_model_is_renamed_inside_the_generate_content_request_too(
+    crossing: Crossing,
+) -> None:
+    """A Gemini account that maps the client's name: the path and the wrapped
+    request's ``model`` both name the upstream's model."""
+    add_account(
+        "gemini",
+        crossing.gemini.base_url + "/v1beta",
+        name="mapped",
+        key=GEMINI_UPSTREAM_KEY,
+        models="counted-alias",
+        model_map="counted-alias=gemini-2.5-pro",
+    )
+    wait_until(
+        lambda: any(a.name == "mapped" for a in crossing.gateway.state.config.upstream_accounts),
+        10,
+        "the new account to be served",
+    )
+    crossing.gemini.respond(json_reply({"totalTokens": 41}))
+    answer = crossing.post("/v1beta/models/counted-alias:countTokens", COUNTED)
+    assert answer.status_code == 200, answer.text
+    received = crossing.gemini.last()
+    assert received.path == "/v1beta/models/gemini-2.5-pro:countTokens"
+    inner = COUNTED["generateContentRequest"]
+    assert received.json() == {
+        "generateContentRequest": {**inner, "model": "models/gemini-2.5-pro"}
+    }
+
+
 def test_count_tokens_with_both_forms_at_once_is_a_400_in_googles_shape(
     crossing: Crossing,
 ) -> None:

@@ -158,6 +158,10 @@ def prepare(
         # a format that names the model in the path (Gemini) has none in the body
         if upstream_model != call.model and "model" in body:
             body = {**body, "model": upstream_model}
+        if counter is not None and upstream_model != call.model:
+            # a count may name the model inside the request it wraps (Gemini's
+            # REST form): rewrapped, it names the upstream's model there too
+            body = counter.request(body, upstream_model)
     else:
         unified = FORMATS[client_format].parse_request(call.body)
         if call.stream and not unified.stream:

@@ -2,12 +2,12 @@
 
 Theory of operation: ``classify_status`` and ``classify_error`` turn an HTTP
 status or a transport error into an ``Outcome`` (``classify_answer`` also
-reads an error body the provider knows to mean a refused credential); ``record`` tells the health
-tracker (a client's 400 never counts against an account, a 401/403 is a
-credential problem, not a provider health problem, a 429 is a cooldown, not a
-failure, and ``BUSY``, the gateway's own limits (its pool's queue timed out,
-or it ran out of file descriptors), is never the account's: nothing is
-recorded but the return of a probe slot); ``Outcome.retryable`` says whether
+reads an error body the provider knows to mean a refused credential);
+``record`` tells the health tracker (a client's 400 never counts against an
+account, a 401/403 is a credential problem, not a provider health problem, a
+429 is a cooldown, not a failure, and ``BUSY``, the gateway's own limits (its
+pool's queue timed out, or it ran out of file descriptors), is never the
+account's: nothing is recorded but the return of a probe slot); ``Outcome.retryable`` says whether
 the next candidate should be tried (only ever before the first byte reached
 the client).
 """
