@@ -180,12 +180,15 @@ def test_anthropic_bodies_without_foreign_signatures_are_the_same_body() -> None
 @pytest.mark.parametrize(
     ("name", "raw", "applies"),
     [
-        ("openai-chat", b'{"messages":[{"tool_calls":[]}]}', True),
+        ("openai-chat", b'{"tool_calls":[{"id": "' + b"c" * 41 + b'"}]}', True),
+        ("openai-chat", b'{"tool_call_id":"' + b"c" * 41 + b'"}', True),
+        ("openai-chat", b'{"tool_calls":[{"id":"' + b"c" * 40 + b'"}]}', False),
         ("openai-chat", b'{"messages":[{"role":"user"}]}', False),
-        ("anthropic-messages", b'{"signature":"gemini:abc"}', True),
-        ("anthropic-messages", b'{"signature":"EqQB"}', False),
-        ("openai-responses", b'{"call_id":"x"}', True),
-        ("gemini-generate-content", b'{"call_id":"x"}', False),
+        ("anthropic-messages", b'{"signature": "gemini:abc"}', True),
+        ("anthropic-messages", b'{"signature":"EqQB","text":"gemini:"}', False),
+        ("openai-responses", b'{"call_id":"' + b"c" * 65 + b'"}', True),
+        ("openai-responses", b'{"call_id":"' + b"c" * 64 + b'"}', False),
+        ("gemini-generate-content", b'{"call_id":"' + b"c" * 65 + b'"}', False),
     ],
 )
 def test_each_format_declares_when_a_passthrough_body_needs_fitting(

@@ -24,13 +24,16 @@ format, whether the gateway rendered it or passed the client's body through:
 
 A fit function never changes its argument: it returns the same object when
 nothing needs to change, and a copy with the changes otherwise (a passthrough
-body is the client's parsed request, reused for the next candidate).
-``marks`` are byte strings without which a body holds nothing to fit, so a
-passthrough body is only walked when one of them is in its bytes.
+body is the client's parsed request, reused for the next candidate). A
+passthrough body is walked only when its bytes match the format's
+``pattern`` (an id too long, a foreign signature): one scan of the bytes,
+about as costly as a substring search, where walking a long conversation's
+messages in Python would cost several times more.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,13 +73,14 @@ Body = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class UpstreamFit:
-    """A format's ``fit`` and the ``marks`` a body needs for it to apply."""
+    """A format's ``fit``, and the ``pattern`` a body's bytes match when it may
+    have something to fit (None: never)."""
 
     fit: Callable[[Body], Body]
-    marks: tuple[bytes, ...] = ()
+    pattern: re.Pattern[bytes] | None = None
 
     def applies(self, raw: bytes) -> bool:
-        return any(mark in raw for mark in self.marks)
+        return self.pattern is not None and self.pattern.search(raw) is not None
 
 
 def _unchanged(body: Body) -> Body:
@@ -125,7 +129,11 @@ def _fit_chat_message(message: object) -> object:
     return message
 
 
-OPENAI_CHAT_FIT = UpstreamFit(fit_openai_chat, (b'"tool_call',))
+#: ``"id"`` or ``"tool_call_id"`` with a value over the limit (other keys ending
+#: in ``id`` only cost a walk that changes nothing)
+OPENAI_CHAT_FIT = UpstreamFit(
+    fit_openai_chat, re.compile(rb'id"\s*:\s*"[^"]{%d}' % (OPENAI_CHAT_CALL_ID_LIMIT + 1))
+)
 
 
 # -- OpenAI Responses ----------------------------------------------------------------
@@ -149,7 +157,9 @@ def fit_responses(body: Body) -> Body:
     return body if fitted is None else {**body, "input": fitted}
 
 
-RESPONSES_FIT = UpstreamFit(fit_responses, (b'"call_id"',))
+RESPONSES_FIT = UpstreamFit(
+    fit_responses, re.compile(rb'call_id"\s*:\s*"[^"]{%d}' % (RESPONSES_CALL_ID_LIMIT + 1))
+)
 
 
 # -- Anthropic -----------------------------------------------------------------------
@@ -218,4 +228,6 @@ def _last_calls_lack_thinking(messages: list[Any]) -> bool:
     return False
 
 
-ANTHROPIC_FIT = UpstreamFit(fit_anthropic, (SIGNATURE_PREFIX.encode(),))
+ANTHROPIC_FIT = UpstreamFit(
+    fit_anthropic, re.compile(rb'"signature"\s*:\s*"' + re.escape(SIGNATURE_PREFIX.encode()))
+)
