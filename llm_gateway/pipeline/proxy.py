@@ -61,10 +61,11 @@ from ..routing.models import route_models
 from ..routing.ratelimit import KeyLimits, RateLimiter
 from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
-from ..routing.state import RateBuckets
+from ..routing.state import RateBuckets, SharedHealth
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..server.paths import PathPattern
+from ..state.health_link import HealthLink
 from ..state.local_buckets import LocalBuckets
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
@@ -166,6 +167,7 @@ class Proxy:
         health: HealthTracker,
         tokens: TokenManager | None = None,
         limiter: RateBuckets | None = None,
+        shared_health: SharedHealth | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -173,6 +175,8 @@ class Proxy:
         self.pool = pool
         self.credentials = credentials
         self.health = health
+        #: what the other workers say of the accounts, and what this one tells them
+        self.health_link = HealthLink(health, shared_health, clock=clock, wall_clock=wall_clock)
         self.tokens = tokens
         self.selector = Selector()
         #: per-key buckets: in this process, or shared by every worker
@@ -345,6 +349,7 @@ class Proxy:
     ) -> Response:
         """Try ``model``'s accounts in order; raises ``_Exhausted`` when none could."""
         routing = config.routing
+        await self.health_link.sync([a.id for a in accounts])
         ordered = self._order(call, model, accounts, config)
         earlier = request.notes.get("attempts")  # on an earlier model's accounts
         attempts = earlier if isinstance(earlier, int) else 0
@@ -361,6 +366,7 @@ class Proxy:
             try:
                 response = await self._attempt(request, call, model, account, config, key)
             except _Failed as failed:
+                await self.health_link.flush()
                 last = failed
                 self.metrics.attempts.inc((account.id, failed.outcome.value))
                 request.notes["failed_account"] = account.id
@@ -389,6 +395,7 @@ class Proxy:
                         await asyncio.sleep(pause)
                         queue.append(account)
                 continue
+            await self.health_link.flush()
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
             answered = Outcome.OK if response.status < 400 else Outcome.CLIENT_ERROR

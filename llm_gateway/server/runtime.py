@@ -45,8 +45,10 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
-from ..routing.state import RateBuckets
+from ..routing.state import RateBuckets, SharedHealth, SpendBudgets
 from ..state.shared_buckets import SharedBuckets
+from ..state.shared_budgets import SharedBudgets
+from ..state.shared_health import SharedHealthTable
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
@@ -102,6 +104,8 @@ class Gateway:
         *,
         metrics_dir: Path | None = None,
         limiter: RateBuckets | None = None,
+        shared_health: SharedHealth | None = None,
+        budgets: SpendBudgets | None = None,
     ):
         self.store = store
         self.environ = environ
@@ -140,9 +144,10 @@ class Gateway:
             health=self.health,
             tokens=self.tokens,
             limiter=limiter,
+            shared_health=shared_health,
         )
         install_routes(self.app, self.proxy)
-        self.ledger = self._accounting(config, metrics_dir)
+        self.ledger = self._accounting(config, metrics_dir, budgets)
         usage = LedgerReader(store.home / config.ledger.file) if config.ledger.enabled else None
         self.admin = AdminApi(self.state, store, ledger=lambda: usage)
         install_admin_routes(self.app, self.admin)
@@ -171,7 +176,9 @@ class Gateway:
         self._publisher: asyncio.Task[None] | None = None
         self.metrics_server: HTTPServer | None = None
 
-    def _accounting(self, config: Config, metrics_dir: Path | None) -> LedgerWriter | None:
+    def _accounting(
+        self, config: Config, metrics_dir: Path | None, budgets: SpendBudgets | None = None
+    ) -> LedgerWriter | None:
         """The usage ledger, budgets and ``/metrics`` (``ledger``, ``metrics``: read at start)."""
         ledger: LedgerWriter | None = None
         reader: LedgerReader | None = None
@@ -186,7 +193,7 @@ class Gateway:
                 retention=settings.retention_days * 86400,
             )
             reader = LedgerReader(path)
-        self.proxy.budgets = BudgetGate(reader)
+        self.proxy.budgets = BudgetGate(reader, book=budgets)
         accounting = Accounting(
             lambda: self.state.config, self.proxy.metrics, ledger=ledger, budgets=self.proxy.budgets
         )
@@ -421,6 +428,8 @@ def serve_forever(
     metrics_dir = fresh_metrics_dir(store.home, bind_port)
     # created before forking: every worker (and any started again) shares it
     buckets = SharedBuckets.create()
+    health = SharedHealthTable.create()
+    budgets = SharedBudgets.create()
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
@@ -434,6 +443,8 @@ def serve_forever(
             metrics_dir=metrics_dir,
             program=program,
             limiter=buckets,
+            shared_health=health,
+            budgets=budgets,
         )
 
     try:
@@ -454,8 +465,17 @@ def _serve_one(
     metrics_dir: Path | None = None,
     program: str = "llm-gateway",
     limiter: RateBuckets | None = None,
+    shared_health: SharedHealth | None = None,
+    budgets: SpendBudgets | None = None,
 ) -> int:
-    gateway = Gateway(store, environ, metrics_dir=metrics_dir, limiter=limiter)
+    gateway = Gateway(
+        store,
+        environ,
+        metrics_dir=metrics_dir,
+        limiter=limiter,
+        shared_health=shared_health,
+        budgets=budgets,
+    )
     try:
         asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:
