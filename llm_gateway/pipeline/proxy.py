@@ -101,7 +101,7 @@ from .exchange import (
 from .gemini_models import gemini_model, gemini_models
 from .kept_relay import KeptRelay
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
-from .outcomes import Outcome, classify_error, classify_status, client_safe, record
+from .outcomes import Outcome, classify_answer, classify_error, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
 from .usage import billable
@@ -517,8 +517,11 @@ class Proxy:
                 await upstream.aclose()
                 raise _TokenRejected()
             return await self._upstream_error(request, call, prepared, account, upstream, key)
-        if call.stream and _is_event_stream(upstream.header("content-type")):
-            stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
+        content_type = upstream.header("content-type")
+        array = call.stream and _is_array_stream(prepared.upstream_format, content_type)
+        if call.stream and (array or _is_event_stream(content_type)):
+            pipe = prepared.stream_pipe(array_input=array)
+            stream = _ProxyStream(self, upstream, pipe, request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
             # a JSON array has no room for an SSE comment: no keepalive there
@@ -576,7 +579,7 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         status = upstream.status
-        outcome = classify_status(status)
+        outcome = classify_answer(get_provider(account.provider), status, data)
         retry_after = (
             retry_after_from_headers(upstream.headers, self.wall_clock())
             if outcome in _WAITABLE
@@ -763,6 +766,15 @@ def _stream_headers(call: ClientCall) -> list[tuple[str, str]]:
 
 def _is_event_stream(content_type: str | None) -> bool:
     return content_type is not None and "text/event-stream" in content_type
+
+
+def _is_array_stream(upstream_format: str, content_type: str | None) -> bool:
+    """A stream answered as a JSON array (``StreamFormat.array_stream``)."""
+    return (
+        content_type is not None
+        and content_type.lower().startswith("application/json")
+        and STREAM_FORMATS[upstream_format].array_stream
+    )
 
 
 async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
