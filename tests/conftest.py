@@ -164,7 +164,7 @@ def gateway_in_thread(
     The calling thread stays free to run CLI commands (which talk to the
     gateway over HTTP) and to watch ``gateway.state``.
     """
-    from llm_gateway.server.runtime import Gateway
+    from llm_gateway.runtime import Gateway
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="gateway-loop", daemon=True)

@@ -33,7 +33,7 @@ from llm_gateway.cli.main import main
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.pipeline.proxy import candidates
 from llm_gateway.providers.registry import PROVIDERS
-from llm_gateway.server.runtime import Gateway
+from llm_gateway.runtime import Gateway
 
 KEY = "sk-local-0123456789abcdef"
 COMPATIBLE = "upstream add --type api-key --provider openai-compatible --name local"

@@ -50,7 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def cmd_start(args: argparse.Namespace, ctx: Context) -> int:
-    from ..server.runtime import serve_forever
+    from ..runtime import serve_forever
 
     return serve_forever(
         ctx.store,

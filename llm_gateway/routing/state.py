@@ -2,7 +2,7 @@
 
 Theory of operation: state that several gateway processes must agree on is
 reached through the small protocols here. The request path holds one object
-per protocol, chosen by the composition root (``server/runtime.py``), and
+per protocol, chosen by the composition root (``runtime.py``), and
 never asks which backend is behind it:
 
 * in one process, the plain in-memory ``RateLimiter`` (``ratelimit.py``,

@@ -14,7 +14,7 @@ stops them all and fails). What each worker keeps to itself: account health,
 pooled connections, and the random prefix of its request ids (chosen again
 in each worker, so ids never repeat across workers). Configuration and OAuth
 tokens are shared through the config file and its locks; per-key rate-limit
-buckets through a shared table that ``server/runtime.py`` creates before the
+buckets through a shared table that ``runtime.py`` creates before the
 fork (so a worker started again inherits it too).
 """
 

@@ -1,6 +1,6 @@
 """The shared-state backend a gateway process uses, chosen from ``state:``.
 
-Theory of operation: the composition root (``server/runtime.py``) asks
+Theory of operation: the composition root (``runtime.py``) asks
 ``open_state`` for the objects the request path and the token manager use,
 and never asks which backend is behind them:
 

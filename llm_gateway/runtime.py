@@ -1,12 +1,17 @@
 """Running the gateway: start-up, configuration reload, signals, shutdown.
 
+This is the composition root: the one module that imports the request path
+(``pipeline/``, ``admin/``), the state backends, the ledger and the metrics,
+and wires them into the inbound server (``server/``), which imports none of
+them.
+
 Theory of operation: ``serve_forever`` loads and validates the configuration
 (refusing to start on an invalid file), configures logging, raises the
-open-file limit and logs the connections it allows (``capacity.py``), builds the
+open-file limit and logs the connections it allows (``server/capacity.py``), builds the
 application and the HTTP server, and runs until SIGINT or SIGTERM. A watcher
 task ``stat``s the config file every ``RELOAD_INTERVAL`` seconds; when it
 changed, the file is re-read and validated on a worker thread
-(``reloading.ConfigWatcher``), and the new ``Config`` replaces the old one in
+(``server/reloading.ConfigWatcher``), and the new ``Config`` replaces the old one in
 ``GatewayState`` for every later request, with the health policy and the
 server's limits; settings read only at start are logged at warning when they
 change. A file that fails to validate, is empty or is missing is logged and
@@ -15,7 +20,7 @@ server never writes the whole configuration back (only the OAuth manager
 saves rotated tokens, and the admin page enables or disables accounts, through
 the store's locked update), so it cannot undo a change the CLI made. Before
 binding, it refuses to start on an address that something already serves
-(``occupancy.py``), ``--workers`` included.
+(``server/occupancy.py``), ``--workers`` included.
 """
 
 from __future__ import annotations
@@ -29,40 +34,40 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from ..admin.routes import AdminApi, install_admin_routes
-from ..config.schema import Config, RoutingConfig
-from ..config.store import ConfigStore, Loaded
-from ..errors import ConfigError
-from ..ledger.query import LedgerReader
-from ..ledger.writer import LedgerWriter
-from ..logs import configure
-from ..metrics.shared import PUBLISH_INTERVAL, SharedSnapshots
-from ..oauth.manager import TokenManager
-from ..pipeline.accounting import Accounting, BudgetGate
-from ..pipeline.credentials import Credentials
-from ..pipeline.metrics_route import MetricsApp, MetricsEndpoint
-from ..pipeline.probes import probe_open_circuits
-from ..pipeline.proxy import Proxy, install_routes
-from ..pipeline.upkeep import run_upkeep
-from ..routing.health import HealthPolicy, HealthTracker
-from ..routing.ratelimit import RateLimiter
-from ..routing.state import RateBuckets, SharedHealth, SpendBudgets
-from ..state.backends import multi_host_problem, open_state
-from ..state.local_buckets import LocalBuckets
-from ..state.redis_link import load_redis
-from ..state.shared_buckets import SharedBuckets
-from ..state.shared_budgets import SharedBudgets
-from ..state.shared_health import SharedHealthTable
-from ..upstream.pool import ConnectionPool
-from ..upstream.proxy import ProxySettings
-from .app import GatewayApp, GatewayState, error_for_status
-from .banner import start_line
-from .capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
-from .malloc import return_large_blocks
-from .occupancy import occupant
-from .reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
-from .tcp import HTTPServer, ServerLimits
-from .workers import reserve_port, run_workers
+from .admin.routes import AdminApi, install_admin_routes
+from .config.schema import Config, RoutingConfig
+from .config.store import ConfigStore, Loaded
+from .errors import ConfigError
+from .ledger.query import LedgerReader
+from .ledger.writer import LedgerWriter
+from .logs import configure
+from .metrics.shared import PUBLISH_INTERVAL, SharedSnapshots
+from .oauth.manager import TokenManager
+from .pipeline.accounting import Accounting, BudgetGate
+from .pipeline.credentials import Credentials
+from .pipeline.metrics_route import MetricsApp, MetricsEndpoint
+from .pipeline.probes import probe_open_circuits
+from .pipeline.proxy import Proxy, install_routes
+from .pipeline.upkeep import run_upkeep
+from .routing.health import HealthPolicy, HealthTracker
+from .routing.ratelimit import RateLimiter
+from .routing.state import RateBuckets, SharedHealth, SpendBudgets
+from .server.app import GatewayApp, GatewayState, error_for_status
+from .server.banner import start_line
+from .server.capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit
+from .server.malloc import return_large_blocks
+from .server.occupancy import occupant
+from .server.reloading import RELOAD_INTERVAL, ConfigWatcher, error_detail, restart_needed
+from .server.tcp import HTTPServer, ServerLimits
+from .server.workers import reserve_port, run_workers
+from .state.backends import multi_host_problem, open_state
+from .state.local_buckets import LocalBuckets
+from .state.redis_link import load_redis
+from .state.shared_buckets import SharedBuckets
+from .state.shared_budgets import SharedBudgets
+from .state.shared_health import SharedHealthTable
+from .upstream.pool import ConnectionPool
+from .upstream.proxy import ProxySettings
 
 __all__ = ["Gateway", "serve_forever"]
 
