@@ -3,7 +3,7 @@ ambiguous framing, impossible chunk sizes, bodies trickled to hold a slot,
 every slot taken, half-closed clients, status lines, keepalives on silent
 streams, and what answers on ``/``.
 
-The app is ``test_server_tcp``'s (the real ``GatewayApp`` plus test routes);
+The app is ``inbound_server``'s (the real ``GatewayApp`` plus test routes);
 limits are small so each scenario takes a second or two.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 from conftest import (
@@ -28,33 +27,7 @@ from conftest import (
     read_response,
     run,
 )
-from test_server_tcp import HEALTH, KEEPALIVE, LIMITS, Probe, assert_error, make_app, trickle
-
-from llm_gateway.server.app import error_for_status
-from llm_gateway.server.messages import Request, Response, json_response
-from llm_gateway.server.tcp import HTTPServer, ServerLimits
-
-
-async def start(probe: Probe, limits: ServerLimits = LIMITS) -> tuple[HTTPServer, int]:
-    app = make_app(probe)
-
-    async def status(request: Request) -> Response:
-        return json_response(int(request.query), {"status": int(request.query)})
-
-    async def silent_chunks() -> AsyncIterator[bytes]:
-        yield b"data: one\n\n"
-        probe.started.set()
-        await probe.release.wait()  # a model thinking in silence
-        yield b"data: two\n\n"
-
-    async def silent(request: Request) -> Response:
-        return Response(200, [("content-type", "text/event-stream")], silent_chunks(), KEEPALIVE)
-
-    app.route("GET", "/status", status)
-    app.route("GET", "/silent", silent)
-    server = HTTPServer(app, limits, render_error=error_for_status)
-    [port] = await server.start("127.0.0.1", 0)
-    return server, port
+from inbound_server import HEALTH, KEEPALIVE, LIMITS, Probe, assert_error, start, trickle
 
 
 async def read_final(reader: asyncio.StreamReader) -> tuple[list[str], RawResponse]:
