@@ -35,7 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from .admin.routes import AdminApi, install_admin_routes
-from .config.schema import Config, RoutingConfig
+from .config.routing import RoutingConfig
+from .config.schema import Config
 from .config.store import ConfigStore, Loaded
 from .errors import ConfigError
 from .ledger.query import LedgerReader

@@ -32,7 +32,8 @@ from conftest import (
 from llm_gateway import __version__
 from llm_gateway.cli.main import build_parser
 from llm_gateway.cli.upstream_cmd import api_key_context
-from llm_gateway.config.schema import Config, Quirks
+from llm_gateway.config.accounts import Quirks
+from llm_gateway.config.schema import Config
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.crypto.gateway_keys import hash_key, parse_key_id, verify_key
 from llm_gateway.crypto.sealing import is_sealed, load_secret_key, unseal

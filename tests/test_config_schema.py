@@ -9,18 +9,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.config.schema import (
-    PROVIDERS,
-    Config,
-    GatewayKey,
-    OAuthState,
-    Quirks,
-    SchemaError,
-    ServerConfig,
-    UpstreamAccount,
-    default_document,
-    parse_config,
-)
+from llm_gateway.config.accounts import PROVIDERS, OAuthState, Quirks, UpstreamAccount
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.network import ServerConfig
+from llm_gateway.config.schema import Config, GatewayKey, default_document, parse_config
 
 
 def account(**fields: Any) -> dict[str, Any]:

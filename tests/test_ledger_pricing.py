@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from llm_gateway.config.schema import SchemaError, parse_config
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import parse_config
 from llm_gateway.formats.unified import Usage
 from llm_gateway.ledger.budgets import BudgetBook, period_bounds
 from llm_gateway.ledger.pricing import cost_of, price_rule

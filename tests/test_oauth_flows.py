@@ -15,14 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_gateway.config.schema import (
-    Config,
-    OAuthSettings,
-    SchemaError,
-    UpstreamAccount,
-    default_document,
-    parse_config,
-)
+from llm_gateway.config.accounts import OAuthSettings, UpstreamAccount
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import Config, default_document, parse_config
 from llm_gateway.oauth import claude_code, pkce
 from llm_gateway.oauth.errors import CredentialsRejected, InvalidGrant, OAuthError
 from llm_gateway.oauth.flow import (

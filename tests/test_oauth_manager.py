@@ -31,7 +31,7 @@ from test_oauth_fakes import (  # noqa: F401 (oauth_server is a fixture)
     store_of,
 )
 
-from llm_gateway.config.schema import UpstreamAccount
+from llm_gateway.config.accounts import UpstreamAccount
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.crypto.sealing import load_secret_key
 from llm_gateway.oauth import records

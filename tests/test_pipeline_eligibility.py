@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_gateway.config.schema import OAuthState, UpstreamAccount
+from llm_gateway.config.accounts import OAuthState, UpstreamAccount
 from llm_gateway.errors import RateLimited, ServiceUnavailable, UpstreamError
 from llm_gateway.pipeline.eligibility import not_servable, unavailable_error
 from llm_gateway.routing.health import FailureKind, HealthPolicy, HealthTracker

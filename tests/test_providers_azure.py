@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import config_file, run_cli
 
-from llm_gateway.config.schema import (
-    AzureSettings,
-    Quirks,
-    SchemaError,
-    UpstreamAccount,
-    parse_config,
-)
+from llm_gateway.config.accounts import AzureSettings, Quirks, UpstreamAccount
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import parse_config
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.formats.azure_filter import refusal_for_filtered_prompt
 from llm_gateway.formats.registry import FORMATS

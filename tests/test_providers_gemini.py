@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import config_file, run_cli
 
-from llm_gateway.config.schema import Quirks, UpstreamAccount
+from llm_gateway.config.accounts import Quirks, UpstreamAccount
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.providers.base import Operation
 from llm_gateway.providers.registry import get_provider

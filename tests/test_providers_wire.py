@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from test_config_schema import account, error_of
 
-from llm_gateway.config.schema import UpstreamAccount, parse_config
+from llm_gateway.config.accounts import UpstreamAccount
+from llm_gateway.config.schema import parse_config
 from llm_gateway.providers.base import Operation
 from llm_gateway.providers.registry import get_provider
 

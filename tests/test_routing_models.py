@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_gateway.config.schema import SchemaError, UpstreamAccount, parse_config
+from llm_gateway.config.accounts import UpstreamAccount
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import parse_config
 from llm_gateway.pipeline.quirks import cap_output_tokens
 from llm_gateway.routing.models import is_glob, lookup, route_models
 

@@ -28,7 +28,8 @@ from fake_upstream import (
     running_gateway,
 )
 
-from llm_gateway.config.schema import ProxyConfig, ServerConfig, parse_config
+from llm_gateway.config.network import ProxyConfig, ServerConfig
+from llm_gateway.config.schema import parse_config
 from llm_gateway.config.store import ConfigStore
 from llm_gateway.pipeline.outcomes import Outcome, classify_error, record
 from llm_gateway.routing.health import CircuitState, FailureKind, HealthPolicy, HealthTracker

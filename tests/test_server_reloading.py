@@ -7,8 +7,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from llm_gateway.config.schema import Config, LoggingConfig, ServerConfig
+from llm_gateway.config.network import ServerConfig
+from llm_gateway.config.schema import Config
 from llm_gateway.config.store import ConfigStore, Loaded
+from llm_gateway.config.telemetry import LoggingConfig
 from llm_gateway.errors import ConfigError
 from llm_gateway.server.reloading import ConfigWatcher, restart_needed
 

@@ -13,7 +13,9 @@ import pytest
 from conftest import gateway_in_thread, get_health, point_config_at, run_cli
 from redis_server import redis_url
 
-from llm_gateway.config.schema import SchemaError, StateConfig, parse_config
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import parse_config
+from llm_gateway.config.storage import StateConfig
 from llm_gateway.config.store import ConfigStore
 
 _ = redis_url  # the fixture, imported for pytest

@@ -17,7 +17,7 @@ import pytest
 from conftest import free_port, run
 from redis_server import RedisServer, redis_server, redis_url, server_binary
 
-from llm_gateway.config.schema import StateConfig
+from llm_gateway.config.storage import StateConfig
 from llm_gateway.errors import StateUnavailable
 from llm_gateway.oauth.errors import OAuthError
 from llm_gateway.oauth.refresh_lock import SharedTokens

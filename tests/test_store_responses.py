@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_gateway.config.schema import SchemaError, parse_config
+from llm_gateway.config.fields import SchemaError
+from llm_gateway.config.schema import parse_config
 from llm_gateway.store.responses import ResponseStore, StoredResponse
 
 KEY = bytes(range(32))

@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import Config, GatewayKey, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config, GatewayKey
 from ..ledger.query import BudgetUse
 from ..routing.health import AccountHealth, CircuitState
 

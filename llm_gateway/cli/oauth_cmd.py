@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import Config, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config
 from ..crypto.sealing import load_secret_key
 from ..oauth import records
 from ..oauth.claude_code import PastedCodeError, parse_pasted_code

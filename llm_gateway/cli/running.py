@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config.schema import ServerConfig
+from ..config.network import ServerConfig
 from ..errors import ConfigError
 from .context import CliError, Context
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config.schema import Config, ServerConfig, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.network import ServerConfig
+from ..config.schema import Config
 from ..errors import ConfigError
 from .context import Context, print_table
 from .running import check_url, fetch_health, local_url, serves_file, show_address

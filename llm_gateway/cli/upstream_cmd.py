@@ -14,7 +14,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from ..config.schema import ACCOUNT_TYPES, AZURE_URL_STYLES, WIRES
+from ..config.accounts import ACCOUNT_TYPES, AZURE_URL_STYLES, WIRES
 from ..crypto.sealing import load_secret_key, mask, seal, unseal
 from ..errors import SecretKeyError
 from ..pipeline.credentials import api_key_context

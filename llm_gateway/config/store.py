@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 import yaml
 
 from ..errors import ConfigError
-from .schema import Config, SchemaError, default_document, parse_config
+from .fields import SchemaError
+from .schema import Config, default_document, parse_config
 
 __all__ = ["ConfigStore", "resolve_config_path"]
 

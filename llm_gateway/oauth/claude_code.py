@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
-from ..config.schema import Config, OAuthSettings
+from ..config.accounts import OAuthSettings
+from ..config.schema import Config
 from .flow import TokenRequest, Tokens, json_request, parse_token_response
 
 __all__ = [

@@ -54,7 +54,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from ..config.schema import Config, OAuthSettings, OAuthState, UpstreamAccount
+from ..config.accounts import OAuthSettings, OAuthState, UpstreamAccount
+from ..config.schema import Config
 from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..upstream.pool import ConnectionPool

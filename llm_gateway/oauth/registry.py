@@ -6,7 +6,7 @@ here; nothing else tests a provider's name.
 
 from __future__ import annotations
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from . import claude_code
 from .errors import OAuthError
 from .flow import OAuthFlow

@@ -28,7 +28,8 @@ import logging
 from collections.abc import Hashable
 from typing import Any
 
-from ..config.schema import Config, GatewayKey, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config, GatewayKey
 from ..errors import GatewayError
 from ..formats.error_relay import decode_json
 from ..providers.registry import get_provider

@@ -34,7 +34,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
-from ..config.schema import Config, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config
 from ..errors import NotFound, SecretKeyError
 from ..formats.responses_compaction import is_compaction_request
 from ..json_text import dumps_bytes

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from ..crypto.sealing import seal, unseal
 from ..errors import InvalidRequest, SecretKeyError, UpstreamError
 from ..formats.responses_compaction import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from ..crypto.sealing import load_secret_key, unseal
 from ..errors import SecretKeyError, UpstreamError
 from ..oauth.records import token_context as oauth_token_context

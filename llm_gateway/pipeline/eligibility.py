@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..config.schema import Config, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config
 from ..errors import GatewayError, NotFound, RateLimited, ServiceUnavailable, UpstreamError
 from ..providers.registry import get_provider
 from ..routing.health import CircuitState, HealthTracker

@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..config.schema import Config, OAuthSettings, ProxyConfig, UpstreamAccount
+from ..config.accounts import OAuthSettings, UpstreamAccount
+from ..config.network import ProxyConfig
+from ..config.schema import Config
 from ..errors import UpstreamError
 from ..formats.error_relay import Redactor, decode_json, kind_for_status, relay_message
 from ..formats.ids import response_id

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from ..config.schema import Config, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config
 from ..errors import NotFound
 from ..formats.error_relay import Redactor, decode_json
 from ..providers.base import Operation

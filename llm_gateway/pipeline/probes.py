@@ -23,7 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..config.schema import Config, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config
 from ..errors import GatewayError, UpstreamError
 from ..oauth.errors import OAuthError
 from ..providers.base import Operation

@@ -41,7 +41,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..config.schema import Config, GatewayKey, UpstreamAccount
+from ..config.accounts import UpstreamAccount
+from ..config.schema import Config, GatewayKey
 from ..errors import (
     GatewayError,
     NotFound,

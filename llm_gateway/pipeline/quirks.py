@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config.schema import Quirks
+from ..config.accounts import Quirks
 
 __all__ = ["adjust_outgoing", "ask_for_stream_usage", "cap_output_tokens"]
 

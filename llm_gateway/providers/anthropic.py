@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..config.schema import OAuthSettings, UpstreamAccount
+from ..config.accounts import OAuthSettings, UpstreamAccount
 from ..formats.token_counts import anthropic_count_request, read_anthropic_count
 from ..oauth.identity import apply_claude_code_identity
 from ..oauth.presentation import claude_code_headers

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from ..formats.azure_filter import refusal_for_filtered_prompt
 from .base import Operation, Provider, UpstreamTarget
 

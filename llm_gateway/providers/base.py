@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..config.schema import OAuthSettings, UpstreamAccount
+from ..config.accounts import OAuthSettings, UpstreamAccount
 
 __all__ = ["Operation", "Provider", "TokenCounter", "UpstreamTarget"]
 

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from ..formats.token_counts import gemini_count_request, read_gemini_count
 from .base import Operation, Provider, TokenCounter, UpstreamTarget
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..config.schema import UpstreamAccount
+from ..config.accounts import UpstreamAccount
 from ..formats.token_counts import openai_input_tokens_request, read_openai_input_tokens
 from .base import Operation, Provider, TokenCounter, UpstreamTarget
 

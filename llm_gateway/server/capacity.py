@@ -24,7 +24,7 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass
 
-from ..config.schema import ProxyConfig, ServerConfig
+from ..config.network import ProxyConfig, ServerConfig
 
 __all__ = [
     "FILES_PER_CONNECTION",

@@ -22,7 +22,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from ..config.schema import Config, StateConfig
+from ..config.schema import Config
+from ..config.storage import StateConfig
 from ..oauth.refresh_lock import TokenShare
 from ..routing.state import RateBuckets, SharedHealth
 from .redis_buckets import RedisBuckets

@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from ..config.schema import StateConfig
+from ..config.storage import StateConfig
 from ..errors import ConfigError, StateUnavailable
 
 __all__ = ["MISSING_PACKAGE", "LinkState", "RedisLink", "load_redis", "masked_address"]
