@@ -38,8 +38,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 from ..config.accounts import UpstreamAccount
 from ..config.schema import Config, GatewayKey
@@ -70,7 +69,6 @@ from ..state.health_link import HealthLink
 from ..state.local_buckets import LocalBuckets
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
-from ..streaming.json_array import CONTENT_TYPE as JSON_ARRAY_TYPE
 from ..streaming.registry import STREAM_FORMATS
 from ..upstream.pool import ConnectionPool
 from ..upstream.response import Response as UpstreamResponse
@@ -91,7 +89,6 @@ from .eligibility import (
 from .endpoints import ENDPOINTS, KEY_QUERY, MODEL_ENDPOINTS, Endpoint
 from .exchange import (
     Prepared,
-    account_header,
     error_answer,
     prepare,
     relay_body,
@@ -103,7 +100,14 @@ from .gemini_models import gemini_model, gemini_models
 from .kept_relay import KeptRelay
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
 from .outcomes import Outcome, classify_answer, classify_error, client_safe, record
-from .streams import StreamPipe
+from .relaying import RelayedResponse, relaying
+from .streamed import (
+    ProxyStream,
+    is_array_stream,
+    is_event_stream,
+    stream_debug_level,
+    stream_headers,
+)
 from .token_estimate import estimate_input_tokens
 from .usage import billable
 
@@ -111,13 +115,6 @@ __all__ = ["Proxy", "install_routes"]
 
 log = logging.getLogger("llm_gateway.proxy")
 
-SSE_HEADERS = [
-    ("content-type", "text/event-stream; charset=utf-8"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-]
-#: a stream written as a JSON array (``ClientCall.json_array``)
-JSON_ARRAY_HEADERS = [("content-type", JSON_ARRAY_TYPE), ("cache-control", "no-cache")]
 _STRATEGIES = {s.value.replace("_", "-"): s for s in Strategy}
 #: upstream answers whose retry-after a lone account's request may wait out
 _WAITABLE = (Outcome.RATE_LIMITED, Outcome.OVERLOADED)
@@ -125,10 +122,6 @@ _WAITABLE = (Outcome.RATE_LIMITED, Outcome.OVERLOADED)
 #: thread: the interpreter then switches between it and the event loop every few
 #: milliseconds, so one huge request does not stall every other connection
 _PREPARE_ON_THREAD_BYTES = 1 << 20
-#: once a stream's final event has gone to the client, the longest silence
-#: allowed before the rest of the upstream body (normally its end, already on
-#: its way, so the connection can be kept)
-_AFTER_END_WAIT = 2.0
 #: a token counter's answers that mean the upstream has no such endpoint
 _NO_COUNTER = (404, 405, 501)
 
@@ -519,15 +512,25 @@ class Proxy:
                 raise _TokenRejected()
             return await self._upstream_error(request, call, prepared, account, upstream, key)
         content_type = upstream.header("content-type")
-        array = call.stream and _is_array_stream(prepared.upstream_format, content_type)
-        if call.stream and (array or _is_event_stream(content_type)):
+        array = call.stream and is_array_stream(prepared.upstream_format, content_type)
+        if call.stream and (array or is_event_stream(content_type)):
             pipe = prepared.stream_pipe(array_input=array)
-            stream = _ProxyStream(self, upstream, pipe, request, account, key)
+            stream = ProxyStream(
+                upstream,
+                pipe,
+                request,
+                account,
+                key,
+                metrics=self.metrics,
+                health=self.health,
+                clock=self.clock,
+                charge=self._charge,
+            )
             stream.started = started
-            stream.debug_level = _stream_debug_level(request, key)
+            stream.debug_level = stream_debug_level(request, key)
             # a JSON array has no room for an SSE comment: no keepalive there
             keepalive = b"" if call.json_array else STREAM_FORMATS[prepared.client_format].keepalive
-            return Response(200, _stream_headers(call), stream, keepalive)
+            return Response(200, stream_headers(call), stream, keepalive)
         try:
             data = await upstream.aread(max_bytes=config.proxy.max_response_bytes)
         except UpstreamError as error:
@@ -557,7 +560,7 @@ class Proxy:
         the client asked for one)."""
         if call.stream:  # a whole answer to a streaming request: replay it as a stream
             body, usage = relay_body_as_stream(prepared, data)
-            response = Response(200, _stream_headers(call), body)
+            response = Response(200, stream_headers(call), body)
         else:
             response, usage = relay_body(prepared, status, headers or [], data)
         await self._charge(request, key, usage)
@@ -605,7 +608,7 @@ class Proxy:
         if outcome is Outcome.AUTH_FAILED:
             error = UpstreamError(credentials_rejected(account, f"upstream answered {status}"))
         else:
-            error = _RelayedResponse(relayed)
+            error = RelayedResponse(relayed)
         raise _Failed(error, outcome, retry_after)
 
     async def _charge(self, request: Request, key: GatewayKey, usage: Usage | None) -> None:
@@ -622,112 +625,6 @@ class Proxy:
             )
 
 
-class _ProxyStream:
-    """A streamed response body: upstream chunks through a pipe, cleaned up exactly once.
-
-    The server pulls chunks with ``async for`` and always calls ``aclose``, even
-    when the client went away before the first chunk; ``aclose`` then closes the
-    upstream response (freeing its connection) and settles the account's
-    in-flight count and health.
-    """
-
-    def __init__(
-        self,
-        proxy: Proxy,
-        upstream: UpstreamResponse,
-        pipe: StreamPipe,
-        request: Request,
-        account: UpstreamAccount,
-        key: GatewayKey,
-    ):
-        self.proxy = proxy
-        self.upstream = upstream
-        self.pipe = pipe
-        self.request = request
-        self.account = account
-        self.key = key
-        self.started = proxy.clock()
-        self.outcome: Outcome | None = None
-        #: log each converted chunk at this level (None: don't)
-        self.debug_level: int | None = None
-        self._closed = False
-        proxy.metrics.streams.inc((), 1)
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        pipe = self.pipe
-        winding_down = False
-        try:
-            async for chunk in self.upstream.aiter_bytes():
-                out = pipe.feed(chunk)
-                if out:
-                    if self.debug_level is not None:
-                        self._debug(out)
-                    yield out
-                if pipe.complete and not winding_down:
-                    winding_down = True
-                    self.upstream.wind_down(_AFTER_END_WAIT)
-            tail = pipe.finish()
-            self.outcome = Outcome.OK
-        except UpstreamError as error:
-            if pipe.complete:  # after the stream's final event: the answer is whole
-                self.outcome = Outcome.OK
-                log.debug(
-                    "upstream stream failed after its end",
-                    extra={"request_id": self.request.request_id, "reason": error.message},
-                )
-                await self.aclose()
-                return
-            self.outcome = classify_error(error)
-            log.warning(
-                "upstream stream failed",
-                extra={
-                    "request_id": self.request.request_id,
-                    "account_id": self.account.id,
-                    "error": type(error).__name__,
-                    "reason": error.message,
-                },
-            )
-            self.request.notes["error"] = type(error).__name__
-            tail = pipe.fail(error.kind, client_safe(error).message)
-        await self.aclose()
-        if tail:
-            yield tail
-
-    def _debug(self, out: bytes) -> None:
-        assert self.debug_level is not None
-        log.log(
-            self.debug_level,
-            "stream event",
-            extra={"request_id": self.request.request_id, "reason": out.decode("utf-8", "replace")},
-        )
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        proxy = self.proxy
-        proxy.metrics.streams.inc((), -1)
-        proxy.health.end_request(self.account.id)
-        await self.upstream.aclose()
-        now = proxy.clock()
-        if self.outcome is not None:
-            record(proxy.health, self.account.id, self.outcome, now, latency=now - self.started)
-        else:  # the client left: not the account's doing
-            proxy.health.record_client_error(self.account.id, now)
-        await proxy._charge(self.request, self.key, self.pipe.usage)
-
-
-class _RelayedResponse(GatewayError):
-    """An upstream error answer to relay as-is when no other account can help."""
-
-    def __init__(self, response: Response):
-        super().__init__("upstream error", status=response.status)
-        self.response = response
-
-
 def _log_transport(request: Request, account: UpstreamAccount, error: UpstreamError) -> None:
     """The full transport error (hosts, phases) for the operator; clients get less."""
     log.info(
@@ -739,14 +636,6 @@ def _log_transport(request: Request, account: UpstreamAccount, error: UpstreamEr
             "reason": error.message,
         },
     )
-
-
-def _stream_debug_level(request: Request, key: GatewayKey) -> int | None:
-    """Converted stream events are logged with debug logging on, or at info level when
-    an admin key asks with ``X-Debug-Stream: true``."""
-    if request.header("x-debug-stream") == "true" and "admin" in key.permissions:
-        return logging.INFO
-    return logging.DEBUG if log.isEnabledFor(logging.DEBUG) else None
 
 
 def _estimated(endpoint: Endpoint, call: ClientCall) -> Response:
@@ -761,50 +650,15 @@ def _counts_tokens(account: UpstreamAccount) -> bool:
     return get_provider(account.provider).token_counter is not None
 
 
-def _stream_headers(call: ClientCall) -> list[tuple[str, str]]:
-    return list(JSON_ARRAY_HEADERS if call.json_array else SSE_HEADERS)
-
-
-def _is_event_stream(content_type: str | None) -> bool:
-    return content_type is not None and "text/event-stream" in content_type
-
-
-def _is_array_stream(upstream_format: str, content_type: str | None) -> bool:
-    """A stream answered as a JSON array (``StreamFormat.array_stream``)."""
-    return (
-        content_type is not None
-        and content_type.lower().startswith("application/json")
-        and STREAM_FORMATS[upstream_format].array_stream
-    )
-
-
-async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:
-    """Run ``handler``; an upstream error answer kept for relaying becomes the response.
-    Once an account was chosen, the response (or error) names it."""
-    try:
-        response: Response = await handler(request)
-    except _RelayedResponse as relayed:
-        response = relayed.response
-    except GatewayError as error:
-        name = request.notes.get("account_name")
-        if isinstance(name, str):
-            error.headers = [*error.headers, account_header(name)]
-        raise
-    name = request.notes.get("account_name")
-    if isinstance(name, str):
-        response.headers.append(account_header(name))
-    return response
-
-
 def install_routes(app: GatewayApp, proxy: Proxy) -> None:
     """Register the inference endpoints and the model listing on ``app``."""
     for path, endpoint in ENDPOINTS.items():
         handler = functools.partial(proxy.handle, endpoint=endpoint)
-        app.route("POST", path, functools.partial(_relaying, handler))
+        app.route("POST", path, functools.partial(relaying, handler))
     for endpoint in MODEL_ENDPOINTS.values():
         assert endpoint.pattern is not None
         handler = functools.partial(proxy.handle, endpoint=endpoint)
-        app.route_pattern("POST", endpoint.pattern, functools.partial(_relaying, handler))
+        app.route_pattern("POST", endpoint.pattern, functools.partial(relaying, handler))
     app.route("GET", "/v1/models", proxy.models)
     app.route("GET", "/v1beta/models", proxy.gemini_models)
     one_model = PathPattern.parse("/v1beta/models/{model}")
