@@ -39,16 +39,12 @@ from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
 from ..streaming.sse import compact_json, encode_event
 from .call import ClientCall
+from .streamed import SSE_HEADERS
 
 __all__ = ["Compactions", "compaction_stream"]
 
 _NOTE = "compaction"
 _SUMMARISED = "summarised"
-_SSE_HEADERS = [
-    ("content-type", "text/event-stream; charset=utf-8"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-]
 
 
 def _context(key_id: str) -> str:
@@ -116,7 +112,7 @@ class Compactions:
         answer = compaction_response(summarised, item, model=call.model)
         extra = [(k, v) for k, v in response.headers if k != "content-type"]
         if call.stream:
-            return Response(200, [*_SSE_HEADERS, *extra], compaction_stream(answer))
+            return Response(200, [*SSE_HEADERS, *extra], compaction_stream(answer))
         return json_response(200, answer, extra)
 
 
