@@ -79,7 +79,9 @@ class LedgerStore:
         if not records:
             return
         with self._transaction():
-            self.conn.executemany(_INSERT, [r.row() for r in records])
+            # plain tuples: sqlite3 reads an exact tuple's items directly, a tuple
+            # subclass's (the named tuple) one Python-level ``__getitem__`` each
+            self.conn.executemany(_INSERT, [tuple(r) for r in records])
 
     def prune(self, before: float) -> int:
         """Delete records older than ``before``; returns how many."""
