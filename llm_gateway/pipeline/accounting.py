@@ -31,18 +31,11 @@ from ..ledger.query import LedgerReader
 from ..ledger.records import LedgerRecord
 from ..ledger.writer import LedgerWriter
 from ..metrics.families import GatewayMetrics, status_class
+from ..metrics.registry import Buckets, Value
 from ..server.messages import Request
 from .token_estimate import estimate_input_tokens
 
 __all__ = ["Accounting", "BudgetGate", "record_of"]
-
-_TOKEN_TYPES = (
-    ("input", "input_tokens"),
-    ("output", "output_tokens"),
-    ("cache_read", "cache_read_tokens"),
-    ("cache_creation", "cache_write_tokens"),
-    ("reasoning", "reasoning_tokens"),
-)
 
 
 def _text(notes: dict[str, object], name: str) -> str:
@@ -149,7 +142,14 @@ def _duration(seconds: float) -> str:
 
 
 class Accounting:
-    """The application's ``finished`` hook for inference requests."""
+    """The application's ``finished`` hook for inference requests.
+
+    It runs on the event loop once per request, so it does as little as it
+    can: the record is one named tuple, and the metric series a request adds
+    to are looked up once per kind of request (client format, account,
+    status, error, model label) and per key, then kept (``_Series``) until
+    the configuration is replaced; counting is then a few additions.
+    """
 
     def __init__(
         self,
@@ -165,6 +165,10 @@ class Accounting:
         self.ledger = ledger
         self.budgets = budgets
         self.wall_clock = wall_clock
+        #: the configuration the kept series were resolved with
+        self._bound_for: Config | None = None
+        self._series: dict[tuple[str, str, int, str, str], _Series] = {}
+        self._cost: dict[tuple[str, str], Value] = {}
 
     def finished(self, request: Request, status: int, duration: float) -> None:
         notes = request.notes
@@ -178,25 +182,76 @@ class Accounting:
             self.ledger.submit(record)
 
     def _count(self, record: LedgerRecord, notes: dict[str, object], config: Config) -> None:
+        if self._bound_for is not config:  # account providers and model labels may differ
+            self._bound_for, self._series, self._cost = config, {}, {}
         m = self.metrics
-        account = config.account_by_id(record.account_id)
-        provider = account.provider if account is not None else ""
         model = m.model_label(config, record.model)
-        gen_ai = ("chat", provider, model)
         error = record.error_kind or ("" if record.status < 400 else "UpstreamHTTPError")
-        m.requests.inc(
-            (record.client_format, record.account_id, status_class(record.status), error)
-        )
-        m.duration.observe((*gen_ai, error), record.duration_ms / 1000)
+        kind = (record.client_format, record.account_id, record.status, error, model)
+        series = self._series.get(kind)
+        if series is None:
+            series = self._series[kind] = _Series(m, config, kind)
+        series.requests.value += 1
+        series.duration.observe(record.duration_ms / 1000)
         if record.status < 400 and record.ttfb_ms is not None:
-            m.ttft.observe(gen_ai, record.ttfb_ms / 1000)
-        if record.account_id:
-            for token_type, field in _TOKEN_TYPES:
-                count = getattr(record, field)
-                if count or token_type in ("input", "output"):
-                    m.tokens.observe((*gen_ai, token_type), count)
+            series.ttft.observe(record.ttfb_ms / 1000)
+        if series.input_tokens is not None and series.output_tokens is not None:
+            series.input_tokens.observe(record.input_tokens)
+            series.output_tokens.observe(record.output_tokens)
+            for token_type, count in (
+                ("cache_read", record.cache_read_tokens),
+                ("cache_creation", record.cache_write_tokens),
+                ("reasoning", record.reasoning_tokens),
+            ):
+                if count:
+                    m.tokens.buckets_of((*series.gen_ai, token_type)).observe(count)
         if record.cost:
-            m.cost.inc((record.key_id, model), record.cost)
+            labels = (record.key_id, model)
+            cost = self._cost.get(labels)
+            if cost is None:
+                cost = self._cost[labels] = m.cost.value_of(labels)
+            cost.value += record.cost
         rejected = notes.get("rejected")
         if isinstance(rejected, str):
             m.rejected.inc((record.key_id, rejected))
+
+
+class _Series:
+    """The metric series one kind of finished request adds to, resolved once.
+
+    A series appears in ``/metrics`` only once something was added to it, as
+    when every event looked its series up: the time to first token only for
+    successes that had one, token counts only for requests that reached an
+    account.
+    """
+
+    __slots__ = (
+        "metrics",
+        "gen_ai",
+        "requests",
+        "duration",
+        "input_tokens",
+        "output_tokens",
+        "_ttft",
+    )
+
+    def __init__(
+        self, m: GatewayMetrics, config: Config, kind: tuple[str, str, int, str, str]
+    ) -> None:
+        client_format, account_id, status, error, model = kind
+        account = config.account_by_id(account_id)
+        self.metrics = m
+        self.gen_ai = gen_ai = ("chat", account.provider if account is not None else "", model)
+        self.requests = m.requests.value_of(
+            (client_format, account_id, status_class(status), error)
+        )
+        self.duration = m.duration.buckets_of((*gen_ai, error))
+        self.input_tokens = m.tokens.buckets_of((*gen_ai, "input")) if account_id else None
+        self.output_tokens = m.tokens.buckets_of((*gen_ai, "output")) if account_id else None
+        self._ttft: Buckets | None = None
+
+    @property
+    def ttft(self) -> Buckets:
+        if self._ttft is None:
+            self._ttft = self.metrics.ttft.buckets_of(self.gen_ai)
+        return self._ttft
