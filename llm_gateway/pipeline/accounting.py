@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config.schema import Config, GatewayKey
+from ..config.schema import Config, GatewayKey, PriceRule
 from ..errors import RateLimited
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
@@ -38,49 +38,49 @@ from .token_estimate import estimate_input_tokens
 __all__ = ["Accounting", "BudgetGate", "record_of"]
 
 
-def _text(notes: dict[str, object], name: str) -> str:
-    value = notes.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def _number(notes: dict[str, object], name: str) -> float | None:
-    value = notes.get(name)
-    return float(value) if isinstance(value, (int, float)) else None
+#: what a request that reported no usage used
+_NO_USAGE = Usage()
+#: price rules remembered per (upstream model, requested model) and configuration
+_RULE_CACHE = 1024
 
 
 def record_of(
-    request: Request, status: int, duration: float, now: float, config: Config
+    request: Request, status: int, duration: float, now: float, rule: PriceRule | None
 ) -> LedgerRecord:
-    """The ledger record of a finished request, priced with ``config.prices``."""
-    notes = request.notes
-    usage = notes.get("usage")
+    """The ledger record of a finished request, priced with ``rule``.
+
+    The request path notes the text fields as strings (``str`` only turns an
+    absent one into ``""``)."""
+    get = request.notes.get
+    usage = get("usage")
     if not isinstance(usage, Usage):
-        usage = Usage()
-    model, upstream_model = _text(notes, "model"), _text(notes, "upstream_model")
-    cost = cost_of(usage, price_rule(config.prices, upstream_model, model))
-    attempts = notes.get("attempts")
-    return LedgerRecord(
-        time=now,
-        request_id=request.request_id,
-        key_id=_text(notes, "key_id"),
-        account_id=_text(notes, "account_id"),
-        client_format=_text(notes, "client_format"),
-        upstream_format=_text(notes, "upstream_format"),
-        model=model,
-        upstream_model=upstream_model,
-        status=status,
-        error_kind=_text(notes, "error"),
-        attempts=attempts if isinstance(attempts, int) else 0,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        duration_ms=round(duration * 1000, 2),
-        ttfb_ms=_number(notes, "ttfb_ms"),
-        streamed=notes.get("streamed") is True,
-        cost=cost,
+        usage = _NO_USAGE
+    attempts, ttfb_ms = get("attempts"), get("ttfb_ms")
+    # positional, in the fields' order: keywords would cost a dict per record
+    return LedgerRecord._make(
+        (
+            now,  # time
+            request.request_id,
+            str(get("key_id", "")),
+            str(get("account_id", "")),
+            str(get("client_format", "")),
+            str(get("upstream_format", "")),
+            str(get("model", "")),
+            str(get("upstream_model", "")),
+            status,
+            str(get("error", "")),  # error_kind
+            attempts if isinstance(attempts, int) else 0,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.cache_write_1h_tokens,
+            usage.reasoning_tokens,
+            round(duration * 1000, 2),  # duration_ms
+            float(ttfb_ms) if isinstance(ttfb_ms, (int, float)) else None,
+            get("streamed") is True,
+            cost_of(usage, rule) if rule is not None else 0.0,
+        )
     )
 
 
@@ -165,8 +165,9 @@ class Accounting:
         self.ledger = ledger
         self.budgets = budgets
         self.wall_clock = wall_clock
-        #: the configuration the kept series were resolved with
+        #: the configuration the kept rules and series were resolved with
         self._bound_for: Config | None = None
+        self._rules: dict[tuple[str, str], PriceRule | None] = {}
         self._series: dict[tuple[str, str, int, str, str], _Series] = {}
         self._cost: dict[tuple[str, str], Value] = {}
 
@@ -175,15 +176,31 @@ class Accounting:
         if "client_format" not in notes:
             return  # not an inference request
         config = self.config()
-        record = record_of(request, status, duration, self.wall_clock(), config)
+        if self._bound_for is not config:  # rules, providers and model labels may differ
+            self._bound_for, self._rules, self._series, self._cost = config, {}, {}, {}
+        rule = self._rule(config, notes.get("upstream_model"), notes.get("model"))
+        record = record_of(request, status, duration, self.wall_clock(), rule)
         self.budgets.settle(record, request)
         self._count(record, notes, config)
         if self.ledger is not None:
             self.ledger.submit(record)
 
+    def _rule(self, config: Config, upstream_model: object, model: object) -> PriceRule | None:
+        """``price_rule``, remembered until the configuration is replaced."""
+        names = (
+            upstream_model if isinstance(upstream_model, str) else "",
+            model if isinstance(model, str) else "",
+        )
+        try:
+            return self._rules[names]
+        except KeyError:
+            pass
+        if len(self._rules) >= _RULE_CACHE:  # requested models are the clients' strings
+            self._rules = {}
+        rule = self._rules[names] = price_rule(config.prices, *names)
+        return rule
+
     def _count(self, record: LedgerRecord, notes: dict[str, object], config: Config) -> None:
-        if self._bound_for is not config:  # account providers and model labels may differ
-            self._bound_for, self._series, self._cost = config, {}, {}
         m = self.metrics
         model = m.model_label(config, record.model)
         error = record.error_kind or ("" if record.status < 400 else "UpstreamHTTPError")
@@ -198,13 +215,14 @@ class Accounting:
         if series.input_tokens is not None and series.output_tokens is not None:
             series.input_tokens.observe(record.input_tokens)
             series.output_tokens.observe(record.output_tokens)
-            for token_type, count in (
-                ("cache_read", record.cache_read_tokens),
-                ("cache_creation", record.cache_write_tokens),
-                ("reasoning", record.reasoning_tokens),
-            ):
-                if count:
-                    m.tokens.buckets_of((*series.gen_ai, token_type)).observe(count)
+            if record.cache_read_tokens or record.cache_write_tokens or record.reasoning_tokens:
+                for token_type, count in (
+                    ("cache_read", record.cache_read_tokens),
+                    ("cache_creation", record.cache_write_tokens),
+                    ("reasoning", record.reasoning_tokens),
+                ):
+                    if count:
+                        m.tokens.buckets_of((*series.gen_ai, token_type)).observe(count)
         if record.cost:
             labels = (record.key_id, model)
             cost = self._cost.get(labels)
