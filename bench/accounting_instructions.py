@@ -19,7 +19,8 @@ writer thread, which commits at most every ``flush_interval``, writes smaller
 batches than at full speed: the ledger's share here is an upper bound.
 
 Usage: ``python3 bench/accounting_instructions.py [--paths ...] [--modes json,sse]
-[--requests 400] [--connections 16]``
+[--requests 400] [--connections 16] [--keep DIR]``; ``callgrind_annotate`` reads
+the dumps kept with ``--keep`` (``DIR/cg-on/callgrind.PID.N``, one per row).
 """
 
 from __future__ import annotations
@@ -156,12 +157,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--gateway-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument(
+        "--keep", type=Path, help="work in this new directory and keep it (callgrind's dumps)"
+    )
     args = parser.parse_args()
     args.paths = [p.replace("->", "→") for p in args.paths.split(",") if p]
     args.modes = [m for m in args.modes.split(",") if m]
     ensure_tools()
-    with tempfile.TemporaryDirectory(prefix="llm-gateway-instructions-") as scratch:
-        rows = measure(args, Path(scratch))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+        rows = measure(args, args.keep.resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix="llm-gateway-instructions-") as scratch:
+            rows = measure(args, Path(scratch))
     print("\n| path | body | instructions/req off | on | **on ÷ off** |")
     print("|---|---|--:|--:|--:|")
     for label, mode, off, on in rows:
