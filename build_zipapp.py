@@ -16,7 +16,15 @@ site-packages switched off, so:
 * its ``__main__.py`` is ``llm_gateway/__main__.py``, which checks the Python
   version before importing anything, so an old interpreter gets a sentence.
 
-Usage: ``python3 build_zipapp.py [--output PATH]``
+Usage: ``python3 build_zipapp.py [--output PATH] [--with redis|WHEEL]...``
+
+Optional extras (``--with``) are bundled too, pure Python only: ``--with
+redis`` takes redis-py (for ``state.backend: redis``) from the installed
+distribution, ``--with redis-X-py3-none-any.whl`` from a wheel. Either way
+every file is checked against the distribution's own ``RECORD`` first, as
+the vendored wheels are. redis-py needs ``async-timeout`` on Python older
+than 3.11.3: it is bundled when installed (or given as a wheel), and the
+build says when it is not.
 
 Updating the vendored copy: download the wheels (``python3 -m pip download
 --no-deps h11==V certifi==V pyyaml==V``), then ``python3 build_zipapp.py
@@ -31,6 +39,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import stat
@@ -50,6 +59,8 @@ NATIVE_SUFFIXES = (".so", ".pyd", ".dylib", ".dll")
 OPTIONAL_NATIVE = ("yaml/_yaml",)
 #: importable package -> its distribution on PyPI
 DEPENDENCIES = {"h11": "h11", "certifi": "certifi", "yaml": "PyYAML"}
+#: ``--with NAME``: importable package -> distribution, the first one required
+EXTRAS = {"redis": {"redis": "redis", "async_timeout": "async-timeout"}}
 
 
 class BuildError(Exception):
@@ -130,12 +141,17 @@ def _entry(zf: zipfile.ZipFile, arcname: str, data: bytes) -> None:
     zf.writestr(info, data, compresslevel=9)
 
 
-def build(output: Path, vendor: Path = VENDOR) -> Path:
+def build(output: Path, vendor: Path = VENDOR, extras: tuple[str, ...] = ()) -> Path:
     main = (ROOT / "llm_gateway" / "__main__.py").read_bytes()
     entries: list[tuple[str, bytes]] = [("__main__.py", main)]
     for arcname, path in package_files("llm_gateway", ROOT / "llm_gateway"):
         entries.append((arcname, path.read_bytes()))
     entries.extend(vendored_files(vendor))
+    bundled: dict[str, bytes] = {}
+    for choice in extras:
+        bundled.update(extra_files(choice))
+    taken = {name for name, _ in entries}
+    entries.extend((name, data) for name, data in bundled.items() if name not in taken)
     entries.sort()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -160,9 +176,11 @@ def _record_digest(entry: str) -> str:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
 
 
-def wheel_files(wheel: Path) -> tuple[str, dict[str, bytes]]:
-    """The distribution name and the files to vendor from one wheel, each checked
-    against the wheel's own RECORD."""
+def wheel_files(
+    wheel: Path, packages: tuple[str, ...] = tuple(DEPENDENCIES)
+) -> tuple[str, dict[str, bytes]]:
+    """The distribution name and the files of ``packages`` (with its licences)
+    in one wheel, each checked against the wheel's own RECORD."""
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
         records = [n for n in names if n.endswith(".dist-info/RECORD")]
@@ -179,7 +197,9 @@ def wheel_files(wheel: Path) -> tuple[str, dict[str, bytes]]:
         for name in names:
             top = name.split("/", 1)[0]
             licence = name.startswith(f"{info_dir}/licenses/")
-            if not licence and (top not in DEPENDENCIES or is_native(name)):
+            if not licence and (top not in packages or is_native(name)):
+                if top in packages and not licence and top not in DEPENDENCIES:
+                    raise BuildError(f"refusing to bundle native extension {name}")
                 continue
             data = zf.read(name)
             if expected.get(name) != sha256(data):
@@ -188,6 +208,67 @@ def wheel_files(wheel: Path) -> tuple[str, dict[str, bytes]]:
                 name = f"licenses/{distribution}/" + name.split("/licenses/", 1)[1]
             files[name] = data
     return distribution, files
+
+
+def installed_files(distribution: str, packages: tuple[str, ...]) -> dict[str, bytes]:
+    """The files of ``packages`` (with its licences) in an installed distribution,
+    each checked against its RECORD."""
+    try:
+        found = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise BuildError(f"{distribution} is not installed") from None
+    files: dict[str, bytes] = {}
+    for entry in found.files or ():
+        name = entry.as_posix()
+        top = name.split("/", 1)[0]
+        licence = top.endswith(".dist-info") and "/licenses/" in name
+        if not licence and (top not in packages or "__pycache__" in name):
+            continue
+        if is_native(name):
+            raise BuildError(f"refusing to bundle native extension {name}")
+        data = Path(str(entry.locate())).read_bytes()
+        if entry.hash is None or _record_digest(f"{entry.hash.mode}={entry.hash.value}") != sha256(
+            data
+        ):
+            raise BuildError(f"the installed {distribution}: {name} does not match its RECORD")
+        if licence:
+            name = f"licenses/{distribution}/" + name.split("/licenses/", 1)[1]
+        files[name] = data
+    if not any(name.startswith(f"{packages[0]}/") for name in files):
+        raise BuildError(f"the installed {distribution} holds no {packages[0]} package")
+    return files
+
+
+def extra_files(choice: str) -> dict[str, bytes]:
+    """What ``--with choice`` bundles: an extra's name (installed) or a wheel's path."""
+    if choice.endswith(".whl"):
+        wheel = Path(choice)
+        if not wheel.is_file():
+            raise BuildError(f"no such wheel: {choice}")
+        packages = tuple(p for extra in EXTRAS.values() for p in extra)
+        _, files = wheel_files(wheel, packages)
+        return files
+    if choice not in EXTRAS:
+        raise BuildError(f"--with takes {', '.join(EXTRAS)} or a wheel's path, not {choice!r}")
+    files: dict[str, bytes] = {}
+    (first, distribution), *others = EXTRAS[choice].items()
+    try:
+        files.update(installed_files(distribution, (first,)))
+    except BuildError as exc:
+        raise BuildError(
+            f"--with {choice}: {exc}; install it (pip install 'llm-gateway[{choice}]') "
+            f"or pass its wheel: --with {distribution}-VERSION-py3-none-any.whl"
+        ) from None
+    for package, name in others:
+        try:
+            files.update(installed_files(name, (package,)))
+        except BuildError:
+            print(
+                f"note: {name} is not installed: the archive's {choice} support needs "
+                f"Python 3.11.3 or newer (or add --with {name}-VERSION-py3-none-any.whl)",
+                file=sys.stderr,
+            )
+    return files
 
 
 def vendor_wheels(wheels: list[Path], vendor: Path = VENDOR) -> None:
@@ -221,12 +302,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="WHEEL",
         help="refresh vendor/ from these wheels instead of building",
     )
+    parser.add_argument(
+        "--with",
+        dest="extras",
+        action="append",
+        default=[],
+        metavar="EXTRA",
+        help="bundle an optional extra too: redis (installed) or a wheel's path; repeatable",
+    )
     args = parser.parse_args(argv)
     try:
         if args.vendor:
             vendor_wheels(args.vendor)
             return 0
-        path = build(args.output)
+        path = build(args.output, extras=tuple(args.extras))
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

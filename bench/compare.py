@@ -32,19 +32,29 @@ What the usage ledger and the metrics cost: ``compare.py HEAD HEAD
 ``ledger.enabled`` and ``metrics.enabled`` false, the new one with both on and
 a price table that prices every request; the ratio is on ÷ off.
 
+What the redis state backend costs: ``compare.py HEAD HEAD --redis-new auto``
+runs the same build twice, both with a gateway key limited (so every request
+checks and charges its buckets), the base on the local backend and the new
+one on ``state.backend: redis`` (``auto``: a ``redis-server`` started on the
+load core for the run; or a ``redis://`` URL). The new build is built with
+``--with redis``. Besides the CPU ratio, each row reports the median p50
+latency of both and the p50 the new one adds; the Redis server's own CPU is
+not counted in the gateway's.
+
 The same build under two interpreters is a comparison too: ``compare.py HEAD
 HEAD --new-python python3.13`` measures what a newer Python buys (the zipapp is
 pure Python, so one build runs on any 3.10+).
 
 Usage: ``python3 bench/compare.py BASE [NEW] [--paths ...] [--modes json,sse]
 [--connections 16] [--duration 4] [--rounds 3] [--base-python PY] [--new-python PY]
-[--out PATH.md]``
+[--redis-new auto|URL] [--out PATH.md]``
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
 import signal
 import statistics
 import subprocess
@@ -126,11 +136,11 @@ def resolve(name: str, ref: str | None, python: str) -> Build:
     return Build(name, ref, _git("rev-parse", "--verify", f"{ref}^{{commit}}"), python, version)
 
 
-def build(side: Build, work: Path) -> Path:
+def build(side: Build, work: Path, extras: tuple[str, ...] = ()) -> Path:
     """The zipapp of ``side``: the working tree's, or the one its exported tree builds."""
     pyz = work / f"{side.name}.pyz"
     if side.ref is None:
-        return build_zipapp(pyz)
+        return build_zipapp(pyz, extras=extras)
     tree = work / f"tree-{side.name}"
     tree.mkdir()
     tarball = subprocess.run(
@@ -138,6 +148,7 @@ def build(side: Build, work: Path) -> Path:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=tarball, check=True)
     command = [sys.executable, str(tree / "build_zipapp.py"), "--output", str(pyz)]
+    command += [arg for extra in extras for arg in ("--with", extra)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return pyz
 
@@ -187,8 +198,32 @@ def measure_row(
     return row
 
 
+#: a key limit no bench run reaches: every request is checked and charged, none denied
+BENCH_LIMITS = ("--rpm", "100000000", "--tpm", "100000000000")
+
+
+def start_redis(work: Path, cpu: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``redis-server`` without persistence on CPU ``cpu`` and a free loopback port."""
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        raise SystemExit("--redis-new auto needs redis-server (apt install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        ["taskset", "-c", str(cpu), binary, "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
 def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
-    pyzs = [build(b, work) for b in builds]
+    pyzs = [
+        build(b, work, ("redis",) if args.redis_new and b.name == "new" else ()) for b in builds
+    ]
+    redis_process: subprocess.Popen[bytes] | None = None
+    redis_url = args.redis_new
+    if redis_url == "auto":
+        redis_process, redis_url = start_redis(work, args.load_cpu)
     stub = NginxStub(work / "nginx", free_port(), args.load_cpu)
     stub.start()
     try:
@@ -204,7 +239,12 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
             gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu, b.python)
             off = args.accounting_off_base and b.name == "base"
             extra = None if args.default_config else _accounting(not off)
-            gateway.configure(accounts, log_level=args.log_level, extra=extra)
+            limits: tuple[str, ...] = ()
+            if redis_url:
+                limits = BENCH_LIMITS
+                if b.name == "new":
+                    extra = {**(extra or {}), "state": {"backend": "redis", "url": redis_url}}
+            gateway.configure(accounts, log_level=args.log_level, extra=extra, key_options=limits)
             gateway.start()
             b.gateway = gateway
         return [
@@ -218,6 +258,9 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
             if b.gateway is not None:
                 b.gateway.stop()
         stub.stop()
+        if redis_process is not None:
+            redis_process.terminate()
+            redis_process.wait(30)
 
 
 def _accounting(on: bool) -> dict[str, object]:
@@ -249,20 +292,29 @@ def report(args: argparse.Namespace, builds: list[Build], rows: list[Row], date:
         "move with this shared VM's speed and are not comparable with other runs.",
         "",
         "| path | body | conns | base CPU ms/req (min–max) | new CPU ms/req (min–max) "
-        "| **new ÷ base** | req/s base / new | errors base / new |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| **new ÷ base** | req/s base / new | p50 ms base / new (added) | errors base / new |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         body = "stream" if r.mode == "sse" else "json"
         rps = f"{statistics.median(r.base.rps):,.0f} / {statistics.median(r.new.rps):,.0f}"
+        p50_base, p50_new = statistics.median(r.base.p50_ms), statistics.median(r.new.p50_ms)
+        p50 = f"{p50_base:.2f} / {p50_new:.2f} ({p50_new - p50_base:+.2f})"
         lines.append(
             f"| {r.path} | {body} | {r.connections} | {_spread(r.base.cpu_ms)} "
-            f"| {_spread(r.new.cpu_ms)} | **{r.ratio:.3f}** | {rps} "
+            f"| {_spread(r.new.cpu_ms)} | **{r.ratio:.3f}** | {rps} | {p50} "
             f"| {r.base.errors} / {r.new.errors} |"
         )
     if rows:
         mean = statistics.geometric_mean(r.ratio for r in rows)
-        lines += ["", f"Geometric mean of new ÷ base over {len(rows)} rows: **{mean:.3f}**"]
+        p50_ratio = statistics.geometric_mean(
+            statistics.median(r.new.p50_ms) / statistics.median(r.base.p50_ms) for r in rows
+        )
+        lines += [
+            "",
+            f"Geometric mean of new ÷ base over {len(rows)} rows: **{mean:.3f}** CPU per "
+            f"request, **{p50_ratio:.3f}** p50 latency",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -296,6 +348,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--accounting-off-base",
         action="store_true",
         help="the base gateway runs without the usage ledger and metrics (compare HEAD HEAD)",
+    )
+    parser.add_argument(
+        "--redis-new",
+        metavar="auto|URL",
+        help="the new gateway on state.backend redis (auto: start a redis-server), both with "
+        "a limited key (compare HEAD HEAD)",
     )
     parser.add_argument("--out", type=Path, help="default bench/results/compare-DATE.md")
     args = parser.parse_args(argv)

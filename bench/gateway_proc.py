@@ -54,11 +54,12 @@ def free_port() -> int:
         return port
 
 
-def build_zipapp(output: Path, python: str = sys.executable) -> Path:
+def build_zipapp(output: Path, python: str = sys.executable, extras: tuple[str, ...] = ()) -> Path:
     """Build ``llm-gateway.pyz`` from this checkout at ``output`` (from ``vendor/``:
-    nothing needs to be installed)."""
+    nothing needs to be installed; ``extras``: ``--with`` each, e.g. ``redis``)."""
+    with_extras = [arg for extra in extras for arg in ("--with", extra)]
     subprocess.run(
-        [python, str(REPO / "build_zipapp.py"), "--output", str(output)],
+        [python, str(REPO / "build_zipapp.py"), "--output", str(output), *with_extras],
         check=True,
         stdout=subprocess.DEVNULL,
     )

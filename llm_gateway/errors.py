@@ -24,6 +24,7 @@ __all__ = [
     "RateLimited",
     "SecretKeyError",
     "ServiceUnavailable",
+    "StateUnavailable",
     "UpstreamError",
     "UpstreamHTTPError",
     "UpstreamTimeout",
@@ -98,6 +99,10 @@ class RateLimited(GatewayError):
 class ServiceUnavailable(GatewayError):
     status = 503
     kind = "overloaded_error"
+
+
+class StateUnavailable(ServiceUnavailable):
+    """The shared state's server (Redis) cannot be reached; callers fall back to local state."""
 
 
 class UpstreamError(GatewayError):

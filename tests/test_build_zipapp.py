@@ -20,8 +20,11 @@ from typing import Any
 
 import pytest
 from conftest import PYTHON, REPO, free_port, get_health, wait_until
+from redis_server import redis_url
 
 from llm_gateway import __version__
+
+_ = redis_url  # the fixture, imported for pytest
 
 PY310 = Path.home() / ".pyenv" / "versions" / "3.10.13" / "bin" / "python3.10"
 INTERPRETERS = [
@@ -327,3 +330,111 @@ def test_the_zipapp_manages_config_and_serves(pyz: Path, python: str, tmp_path: 
     # the next step is named as this archive is run, so it works when pasted
     program = shlex.join([python, "-I", "-S", str(pyz)])
     assert f"1 gateway key, 0 upstream accounts); next: {program} upstream add " in err
+
+
+# --- --with redis: an optional extra, checked like the vendored copy ---------------------
+
+
+@pytest.fixture(scope="module")
+def pyz_with_redis(builder: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("redis", reason="redis-py is not installed (pip install '.[redis]')")
+    path: Path = builder.build(
+        tmp_path_factory.mktemp("zipapp-redis") / "llm-gateway.pyz", extras=("redis",)
+    )
+    return path
+
+
+def test_with_redis_bundles_redis_py_and_its_licence(pyz_with_redis: Path, pyz: Path) -> None:
+    with zipfile.ZipFile(pyz_with_redis) as zf:
+        names = set(zf.namelist())
+    assert {"redis/__init__.py", "redis/asyncio/client.py", "licenses/redis/LICENSE"} <= names
+    assert not [n for n in names if n.endswith(NATIVE) or "__pycache__" in n]
+    with zipfile.ZipFile(pyz) as zf:
+        assert not [n for n in zf.namelist() if n.startswith("redis/")]
+
+
+def _fake_distribution(site: Path, content: bytes, recorded: bytes) -> Any:
+    import importlib.metadata
+
+    (site / "redis").mkdir(parents=True)
+    (site / "redis" / "__init__.py").write_bytes(content)
+    info = site / "redis-9.9.dist-info"
+    info.mkdir()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(recorded).digest()).rstrip(b"=").decode()
+    (info / "METADATA").write_text("Name: redis\nVersion: 9.9\n")
+    (info / "RECORD").write_text(
+        f"redis/__init__.py,sha256={digest},{len(recorded)}\nredis-9.9.dist-info/RECORD,,\n"
+    )
+    return importlib.metadata.PathDistribution(info)
+
+
+def test_with_redis_checks_the_installed_files_against_their_record(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tampered = _fake_distribution(tmp_path / "site", b"import os; os.system('x')\n", b"ok\n")
+    monkeypatch.setattr(builder.importlib.metadata, "distribution", lambda name: tampered)
+    with pytest.raises(builder.BuildError, match="does not match its RECORD"):
+        builder.build(tmp_path / "out.pyz", extras=("redis",))
+    assert not (tmp_path / "out.pyz").exists()
+
+
+def test_with_redis_when_it_is_not_installed_says_how_to_get_it(
+    builder: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    def missing(name: str) -> Any:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(builder.importlib.metadata, "distribution", missing)
+    with pytest.raises(builder.BuildError, match=r"pip install 'llm-gateway\[redis\]'"):
+        builder.build(tmp_path / "out.pyz", extras=("redis",))
+    with pytest.raises(builder.BuildError, match="--with takes redis or a wheel"):
+        builder.build(tmp_path / "out.pyz", extras=("memcached",))
+
+
+def _start_zipapp(pyz: Path, home: Path, url: str) -> tuple[subprocess.Popen[str], int]:
+    """``pyz server start`` with site-packages off, its config naming a Redis at ``url``."""
+    home.mkdir(mode=0o700)
+    port = free_port()
+    config = home / "config.yaml"
+    config.write_text(f"server:\n  port: {port}\nstate:\n  backend: redis\n  url: {url}\n")
+    config.chmod(0o600)
+    env = {**os.environ, "LLM_GATEWAY_HOME": str(home), "LOG_LEVEL": "warning"}
+    process = subprocess.Popen(
+        [PYTHON, "-I", "-S", str(pyz), "server", "start"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, port
+
+
+def test_the_zipapp_with_redis_serves_with_the_redis_backend(
+    pyz_with_redis: Path, tmp_path: Path, redis_url: str
+) -> None:
+    import sys
+
+    if sys.version_info < (3, 11, 3):
+        pytest.importorskip("async_timeout", reason="redis-py needs async-timeout here")
+    process, port = _start_zipapp(pyz_with_redis, tmp_path / "home", redis_url)
+    try:
+        health = wait_until(lambda: get_health(port), 60, "the zipapp to answer /health")
+        assert health["state"]["backend"] == "redis"
+        assert health["state"]["reachable"] is True
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+
+
+def test_the_zipapp_without_redis_refuses_the_backend_in_one_line(
+    pyz: Path, tmp_path: Path
+) -> None:
+    process, _ = _start_zipapp(pyz, tmp_path / "home", "redis://127.0.0.1:6379/0")
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == (
+        "error: state.backend redis needs the redis package: pip install 'llm-gateway[redis]', "
+        "or build the zipapp with: python3 build_zipapp.py --with redis\n"
+    )

@@ -162,3 +162,114 @@ def test_claude_code_runs_a_tool_round_trip_over_a_responses_only_upstream(
             assert anthropic_only not in text
         outputs = [i for i in second["input"] if i.get("type") == "function_call_output"]
         assert outputs and outputs[0]["call_id"] == "call_1" and MARKER in json.dumps(outputs[0])
+
+
+#: what the fake Gemini 3 signs its thought and its function call with (distinct,
+#: so that a signature moved to the wrong part is noticed)
+THOUGHT_SIGNED = "CiQBcsjafGThoughtSignatureForClaudeCode+/=="
+CALL_SIGNED = "CiQBcsjafGCallSignatureForClaudeCode0123+/="
+
+
+def _gemini_chunk(parts: list[dict[str, Any]], model: str, finish: str | None = None) -> bytes:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    usage = {"promptTokenCount": 40, "candidatesTokenCount": 8, "totalTokenCount": 48}
+    body = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
+    return f"data: {json.dumps(body)}\n\n".encode()
+
+
+def gemini_turn(request: Received) -> Reply:
+    """A Gemini 3 model: with tools and no function response yet, it thinks and calls
+    Bash, signing both parts; a function call sent back without its signature (or
+    with another) is refused with 400 INVALID_ARGUMENT, as Gemini 3 refuses it."""
+    from fake_upstream import Stream, json_reply
+
+    model = request.path.rsplit("/", 1)[-1].split(":", 1)[0]
+    body = request.json()
+    contents = body.get("contents", [])
+    parts = [p for c in contents for p in c.get("parts", [])]
+    for part in parts:
+        if "functionCall" in part and part.get("thoughtSignature") != CALL_SIGNED:
+            error = {
+                "code": 400,
+                "message": "Function call is missing a thought_signature in functionCall parts.",
+                "status": "INVALID_ARGUMENT",
+            }
+            return json_reply({"error": error}, 400)
+    if any("functionResponse" in p for p in parts):
+        text = [{"text": f"The command printed {MARKER}."}]
+        return Stream([_gemini_chunk(text, model, "STOP")])
+    if body.get("tools"):
+        thought = {"text": "Run it.", "thought": True, "thoughtSignature": THOUGHT_SIGNED}
+        call = {
+            "functionCall": {
+                "name": "Bash",
+                "args": {"command": f"echo {MARKER}", "description": "echo"},
+            },
+            "thoughtSignature": CALL_SIGNED,
+        }
+        return Stream([_gemini_chunk([thought], model), _gemini_chunk([call], model, "STOP")])
+    return Stream([_gemini_chunk([{"text": "ok"}], model, "STOP")])
+
+
+def test_claude_code_runs_a_tool_round_trip_over_a_gemini_upstream(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_proxy_environment(monkeypatch)
+    with FakeUpstream() as up:
+        up.respond(gemini_turn)
+        added = run_cli("upstream", "add", "--type", "api-key", "--provider", "gemini",
+                        "--name", "gemini", "--key", "AIzaSyClaudeCodeGeminiKey0123456789abc",
+                        "--base-url", up.base_url + "/v1beta", "--models", "*")  # fmt: skip
+        assert added.code == 0, added.output
+        key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
+        workdir = tmp_path / "project"
+        workdir.mkdir()
+        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path / "cc-home"),
+                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": key,
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "DISABLE_TELEMETRY": "1",
+                "DISABLE_AUTOUPDATER": "1",
+            }
+            assert CLAUDE is not None
+            result = subprocess.run(
+                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
+                 "--allowedTools", "Bash", "--output-format", "json",
+                 "--model", "gemini-3-pro-preview"],
+                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
+            )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        outcome: dict[str, Any] = json.loads(result.stdout)
+        assert outcome["is_error"] is False, outcome
+        assert outcome["result"] == f"The command printed {MARKER}."
+        posts = [r for r in up.requests if r.method == "POST"]
+        turns = [r for r in posts if r.json().get("tools")]
+        assert len(turns) >= 2
+        assert turns[0].path == "/v1beta/models/gemini-3-pro-preview:streamGenerateContent"
+        first, second = turns[0].json(), turns[-1].json()
+        # Claude Code's two dozen tools, each accepted by Gemini's schema subset
+        declarations = first["tools"][0]["functionDeclarations"]
+        assert len(declarations) >= 20 and "Bash" in {d["name"] for d in declarations}
+        assert "cachedContent" not in first and "cache_control" not in json.dumps(first)
+        # the second turn: the call back on its part with its signature, byte for
+        # byte, the thought with its own, and Bash's output answering it by name
+        model_turn = [c for c in second["contents"] if c["role"] == "model"][-1]
+        (call,) = [p for p in model_turn["parts"] if "functionCall" in p]
+        assert call["functionCall"]["name"] == "Bash"
+        assert call["thoughtSignature"] == CALL_SIGNED
+        thoughts = [p for p in model_turn["parts"] if p.get("thought")]
+        assert [p.get("thoughtSignature") for p in thoughts] == [THOUGHT_SIGNED]
+        responses = [
+            p["functionResponse"]
+            for c in second["contents"]
+            if c["role"] == "user"
+            for p in c["parts"]
+            if "functionResponse" in p
+        ]
+        assert [r["name"] for r in responses] == ["Bash"]
+        assert MARKER in json.dumps(responses[0]["response"])

@@ -59,15 +59,23 @@ def codex_home(root: Path, port: int, model: str) -> Path:
 
 
 def run_codex(
-    root: Path, port: int, key: str, model: str, prompt: str, *, builtin: bool = False
+    root: Path,
+    port: int,
+    key: str,
+    model: str,
+    prompt: str,
+    *,
+    builtin: bool = False,
+    extra_config: str = "",
 ) -> subprocess.CompletedProcess[str]:
     """``codex exec`` through the gateway: as the README's ``gw`` provider, or as
-    Codex's built-in OpenAI provider pointed at the gateway (``builtin``)."""
+    Codex's built-in OpenAI provider pointed at the gateway (``builtin``), with
+    ``extra_config`` lines at the top of its ``config.toml``."""
     if builtin:
         home = root / "codex-home"
         home.mkdir()
         (home / "config.toml").write_text(
-            f'model = "{model}"\nopenai_base_url = "http://127.0.0.1:{port}/v1"\n'
+            extra_config + f'model = "{model}"\nopenai_base_url = "http://127.0.0.1:{port}/v1"\n'
         )
     else:
         home = codex_home(root, port, model)
@@ -192,3 +200,48 @@ def test_codex_builtin_openai_provider_falls_back_to_http_at_once(
         assert result.stdout.strip() == "Hello from the gateway."
         assert "Reconnecting" not in result.stderr
         assert [r.path for r in up.requests if r.method == "POST"] == ["/v1/messages"]
+
+
+def test_codex_builtin_provider_compacts_through_a_converted_upstream(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Codex's own OpenAI provider with a tiny auto-compaction limit asks the gateway
+    to compact (a ``compaction_trigger`` request): the Anthropic upstream writes the
+    summary, Codex gets its compaction item, and the next turn carries the summary."""
+    from llm_gateway.formats.responses_compaction import SUMMARY_INSTRUCTION
+
+    clear_proxy_environment(monkeypatch)
+    summary = "SUMMARY: the user wants echo hello-from-codex run."
+
+    def turn(request: Received) -> Reply:
+        text = json.dumps(request.json())
+        if SUMMARY_INSTRUCTION in text:
+            return answering(Answer(text=summary))(request)
+        if summary in text:  # the history now is the summary: the work is done
+            return answering(Answer(text="Finished from the summary."))(request)
+        return upstream_turn(request)
+
+    with FakeUpstream() as up:
+        up.respond(turn)
+        key = wired(up, "anthropic")
+        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
+            result = run_codex(
+                tmp_path,
+                port,
+                key,
+                "claude-sonnet-4-5",
+                f"Run the command `echo {MARKER}`.",
+                builtin=True,
+                extra_config="model_auto_compact_token_limit = 10\n",
+            )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "context compacted" in result.stderr
+        assert result.stdout.strip() == "Finished from the summary."
+        texts = [json.dumps(r.json()) for r in up.requests if r.method == "POST"]
+        asked = [n for n, text in enumerate(texts) if SUMMARY_INSTRUCTION in text]
+        assert asked, "Codex never compacted"
+        summarising = json.loads(texts[asked[0]])
+        assert not summarising.get("stream") and "compaction_trigger" not in texts[asked[0]]
+        # the turn after it: Codex sent its compaction item, the upstream got the summary
+        assert summary in texts[asked[0] + 1] and "llmgw-compaction" not in texts[asked[0] + 1]
+        assert key not in result.stdout + result.stderr

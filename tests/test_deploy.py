@@ -70,6 +70,31 @@ def _unit() -> configparser.ConfigParser:
     return parser
 
 
+def test_the_instances_example_puts_two_gateways_on_redis_behind_a_tcp_balancer() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.instances.yaml").read_text())
+    services = compose["services"]
+    gateways = [services[name] for name in ("gateway-1", "gateway-2")]
+    for service in gateways:
+        build = service["build"]
+        assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DEPLOY / "Dockerfile"
+        assert re.fullmatch(r"\d+\.\d+\.\d+", build["args"]["REDIS_PY"])  # pinned
+        assert service["volumes"] == gateways[0]["volumes"]  # one config, one secret key
+    redis = services["redis"]
+    assert "--appendonly" in redis["command"] and "--requirepass" in redis["command"]
+    assert any(volume.endswith(":/data") for volume in redis["volumes"])
+    balancer = services["balancer"]
+    assert balancer["ports"] == ["127.0.0.1:3847:3847"]
+    haproxy = (DEPLOY / "haproxy.cfg").read_text()
+    assert "mode tcp" in haproxy
+    assert re.findall(r"^\s*server (\S+) (\S+)", haproxy, re.M) == [
+        ("gateway-1", "gateway-1:3847"),
+        ("gateway-2", "gateway-2:3847"),
+    ]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert 'pip install --no-cache-dir --no-deps "redis==${REDIS_PY}"' in dockerfile
+    assert "build_zipapp.py --with redis" in dockerfile
+
+
 def test_the_unit_runs_as_its_own_user_in_a_sandbox() -> None:
     service = _unit()["Service"]
     assert service["User"] == "llm-gateway" and service["StateDirectory"] == "llm-gateway"

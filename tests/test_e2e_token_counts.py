@@ -128,6 +128,7 @@ def test_an_openai_model_is_counted_by_responses_input_tokens(ups: Upstreams) ->
             "name": "get_weather",
             "description": "Weather in a city",
             "parameters": TOOL["input_schema"],
+            "strict": False,
         }
     ]
     assert "max_tokens" not in sent and "max_output_tokens" not in sent

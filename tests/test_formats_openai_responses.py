@@ -328,7 +328,10 @@ def test_render_request_for_a_responses_upstream() -> None:
         "function_call_output",
     ]
     assert [i["call_id"] for i in body["input"][2:]] == ["c1", "c2", "c1", "c2"]
-    assert body["tools"] == [{"type": "function", "name": "w", "parameters": {"type": "object"}}]
+    # no strictness said: not strict (a Responses function without ``strict`` is strict)
+    assert body["tools"] == [
+        {"type": "function", "name": "w", "parameters": {"type": "object"}, "strict": False}
+    ]
     assert body["tool_choice"] == "required" and body["max_output_tokens"] == 100
     assert body["reasoning"] == {"effort": "high", "summary": "auto"}
     assert body["text"] == {
@@ -337,6 +340,26 @@ def test_render_request_for_a_responses_upstream() -> None:
     again = RESPONSES.parse_request(body)
     assert again.tool_choice is not None and again.tool_choice.mode is ToolChoiceMode.ANY
     assert isinstance(again.messages[-1].parts[0], ToolResultPart)
+
+
+def test_tool_strictness_reaches_a_responses_upstream_as_said_or_false() -> None:
+    """Anthropic tools carry ``strict`` only when a client sets it; a Responses
+    upstream treats a function without it as strict and refuses loose schemas."""
+    loose = {"type": "object", "properties": {"q": {"type": "string"}}}
+    body = ANTHROPIC.parse_request(
+        {
+            "model": "gpt-5",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [
+                {"name": "search", "input_schema": loose},
+                {"name": "exact", "input_schema": {"type": "object"}, "strict": True},
+            ],
+        }
+    )
+    tools = RESPONSES.render_request(body)["tools"]
+    assert [(t["name"], t["strict"]) for t in tools] == [("search", False), ("exact", True)]
+    assert tools[0]["parameters"] == loose
 
 
 # --- properties ------------------------------------------------------------------------
@@ -431,13 +454,25 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         body["max_output_tokens"] = draw(st.integers(1, 10**5))
     if draw(st.booleans()):
         body["tools"] = [
-            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {
+                "type": "function",
+                "name": "f",
+                "parameters": {"type": "object"},
+                "strict": draw(st.booleans()),
+            },
             {"type": "custom", "name": "g", "format": {"type": "text"}},
             {
                 "type": "namespace",
                 "name": "ns",
                 "description": "",
-                "tools": [{"type": "function", "name": "h", "parameters": {"type": "object"}}],
+                "tools": [
+                    {
+                        "type": "function",
+                        "name": "h",
+                        "parameters": {"type": "object"},
+                        "strict": draw(st.booleans()),
+                    }
+                ],
             },
         ]
         body["tool_choice"] = draw(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from conftest import config_file, run_cli
 
 from llm_gateway.config.schema import Quirks, UpstreamAccount
@@ -62,3 +64,34 @@ def test_upstream_add_provider_gemini(home: Path) -> None:
     assert [(a.provider, a.name) for a in stored] == [("gemini", "google")]
     listing = run_cli("upstream", "list")
     assert "gemini" in listing.out and KEY not in listing.output
+
+
+# --- a key Gemini calls invalid ---------------------------------------------------------
+
+
+def _google_error(status: int, code: str, reason: str | None) -> bytes:
+    error: dict[str, object] = {"code": status, "message": "API key not valid.", "status": code}
+    if reason is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
+    return json.dumps({"error": error}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "refused"),
+    [
+        (400, _google_error(400, "INVALID_ARGUMENT", "API_KEY_INVALID"), True),
+        (400, _google_error(400, "INVALID_ARGUMENT", None), False),  # a bad request
+        (400, _google_error(400, "INVALID_ARGUMENT", "FIELD_INVALID"), False),
+        (429, _google_error(429, "RESOURCE_EXHAUSTED", "API_KEY_INVALID"), False),
+        (400, b"API_KEY_INVALID but not JSON", False),
+        (400, b'{"error": {"details": "API_KEY_INVALID"}}', False),
+    ],
+)
+def test_a_400_naming_the_key_invalid_is_a_refused_credential(
+    status: int, body: bytes, refused: bool
+) -> None:
+    from llm_gateway.pipeline.outcomes import Outcome, classify_answer
+
+    assert GEMINI.refuses_credentials(status, body) is refused
+    outcome = classify_answer(GEMINI, status, body)
+    assert (outcome is Outcome.AUTH_FAILED) is refused

@@ -312,3 +312,29 @@ def test_fallback_groups_rotate_only_when_they_lead() -> None:
         assert ids(selector.order(candidates, health, 0.0)) == ["p", "f1", "f2"]
     health.record_auth_failure("p", 0.0, "key refused")
     assert firsts(selector, candidates, health, 4) == ["f1", "f2", "f1", "f2"]
+
+
+def test_a_new_session_lands_on_the_same_account_in_every_process() -> None:
+    """Two selectors (two workers) with different histories agree on each session's
+    account, and on where it moves when that account is out; sessions spread by weight."""
+    pool = [Candidate("a", weight=3), Candidate("b"), Candidate("c"), Candidate("low", 1)]
+    busy, fresh, health = Selector(), Selector(), HealthTracker()
+    for _ in range(5):  # one worker has served other requests, the other none
+        busy.order(pool, health, 1.0)
+    firsts: list[str] = []
+    for n in range(400):
+        session = f"conversation-{n}"
+        mine = ids(busy.order(pool, health, 1.0, session=session))
+        theirs = ids(fresh.order(pool, health, 1.0, session=session))
+        assert mine == theirs, session
+        assert mine[-1] == "low"  # the fallback group comes last
+        firsts.append(mine[0])
+    assert 0.45 < firsts.count("a") / 400 < 0.75  # weight 3 of 5
+    assert firsts.count("b") > 40 and firsts.count("c") > 40
+    out = HealthTracker()
+    out.record_rate_limited("a", 0.0, retry_after=30.0)
+    for n in range(50):
+        session = f"conversation-{n}"
+        moved = ids(busy.order(pool, out, 1.0, session=session))
+        assert moved == ids(fresh.order(pool, out, 1.0, session=session))
+        assert moved == [i for i in ids(fresh.order(pool, health, 1.0, session=session)) if i != "a"]

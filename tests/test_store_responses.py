@@ -84,3 +84,20 @@ def test_responses_config_section() -> None:
         parse_config({"responses": {"max_age": 0}})
     with pytest.raises(SchemaError, match="responses.unknown"):
         parse_config({"responses": {"unknown": 1}})
+
+
+def test_chain_owners_per_key_bounded_and_kept_across_reopening(tmp_path: Path) -> None:
+    from llm_gateway.store.responses import ChainOwner
+
+    store = store_at(tmp_path)
+    for n in range(4):
+        owner = ChainOwner(f"acct{n}", "gpt-4o")
+        store.put_owner("key-a", f"resp_{n}", owner, created=100.0 + n, max_stored=3, max_age=50)
+    store.close()
+    again = store_at(tmp_path)
+    assert again.owner("key-a", "resp_3", now=110.0, max_age=50) == ChainOwner("acct3", "gpt-4o")
+    assert again.owner("key-a", "resp_0", now=110.0, max_age=50) is None  # beyond the count
+    assert again.owner("key-b", "resp_3", now=110.0, max_age=50) is None  # another key's
+    assert again.owner("key-a", "resp_3", now=200.0, max_age=50) is None  # too old
+    again.forget_owner("key-a", "resp_3")
+    assert again.owner("key-a", "resp_3", now=110.0, max_age=50) is None

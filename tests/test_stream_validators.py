@@ -736,6 +736,8 @@ def _item_view(item: dict[str, Any]) -> tuple[Any, ...]:
     if kind == "reasoning":
         summary = "".join(s["text"] for s in item["summary"])
         return ("reasoning", summary, item.get("encrypted_content"))
+    if kind == "compaction":
+        return ("compaction", item["encrypted_content"])
     assert item["status"] == "completed"
     if kind == "function_call":
         return ("function_call", item["call_id"], item["name"], json.loads(item["arguments"]))
@@ -803,6 +805,8 @@ class _ResponsesChecker:
             elif done["type"] == "function_call":
                 assert self.piece_done == self.piece == done["arguments"]
                 assert (done["call_id"], done["name"]) == (item["call_id"], item["name"])
+            elif done["type"] == "compaction":  # whole when added: no deltas
+                assert done == item and done["encrypted_content"]
             else:
                 assert self.piece_done == self.piece == done["input"]
             self.done_items.append(done)

@@ -12,7 +12,8 @@
   answer named them), the expiry and time left, the last refresh and the last
   error.
 * ``oauth refresh ID`` refreshes now, through the same ``TokenManager`` the
-  server uses (so it coordinates with a running server).
+  server uses (so it coordinates with a running server, and with
+  ``state.backend: redis`` with every instance, through Redis).
 
 Only ``--type oauth`` accounts are accepted. Tokens, codes and verifiers are
 never printed.
@@ -40,6 +41,7 @@ from ..oauth.manager import TokenManager
 from ..oauth.pkce import make_state, make_verifier, s256_challenge
 from ..oauth.registry import FLOWS
 from ..oauth.token_client import post_token
+from ..state.backends import token_share
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .context import CliError, Context
@@ -343,17 +345,20 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 
 async def _refresh(config: Config, ctx: Context, account_id: str) -> None:
     pool = _pool(config, ctx.environ)
-    manager = TokenManager(
-        ctx.store,
-        pool,
-        lambda: load_secret_key(ctx.store.home, ctx.environ, create=False),
-        time.time,
-    )
-    try:
-        await manager.refresh_now(account_id)
-    finally:
-        await manager.aclose()
-        await pool.aclose()
+    # with state.backend redis: the lease and the newest tokens the instances share
+    async with token_share(config.state) as share:
+        manager = TokenManager(
+            ctx.store,
+            pool,
+            lambda: load_secret_key(ctx.store.home, ctx.environ, create=False),
+            time.time,
+            share=share,
+        )
+        try:
+            await manager.refresh_now(account_id)
+        finally:
+            await manager.aclose()
+            await pool.aclose()
 
 
 def cmd_refresh(args: argparse.Namespace, ctx: Context) -> int:

@@ -164,9 +164,26 @@ def _describe_gateway(ctx: Context, health: dict[str, Any]) -> None:
             f"  upstream accounts in use: {ups.get('enabled')} enabled of {ups.get('total')}"
             f", {ups.get('available')} available"
         )
+    shared = health.get("state")
+    if isinstance(shared, dict):
+        ctx.out(f"  shared state: {_shared_state(shared)}")
     pending = health.get("restart_needed")
     if isinstance(pending, list) and pending:
         ctx.out(f"  restart needed for: {', '.join(str(s) for s in pending)}")
+
+
+def _shared_state(shared: dict[str, Any]) -> str:
+    """``redis at redis://host:6379/0, reachable`` (the address comes masked)."""
+    backend = str(shared.get("backend"))
+    if "reachable" not in shared:
+        return backend
+    where = f"{backend} at {shared.get('address')}"
+    if shared.get("reachable"):
+        return f"{where}, reachable"
+    return (
+        f"{where}, UNREACHABLE since {shared.get('unreachable_since')} ({shared.get('error')}); "
+        f"{shared.get('degraded')}"
+    )
 
 
 def _read_config(ctx: Context) -> tuple[Config | None, str | None]:

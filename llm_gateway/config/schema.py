@@ -43,6 +43,8 @@ __all__ = [
     "Quirks",
     "SchemaError",
     "ServerConfig",
+    "STATE_BACKENDS",
+    "StateConfig",
     "UpstreamAccount",
     "WIRES",
     "default_document",
@@ -62,6 +64,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "text")
 #: the value of a limit that the gateway sizes itself (None in the dataclasses)
 AUTO = "auto"
+#: where state shared by gateway processes lives (``StateConfig.backend``)
+STATE_BACKENDS = ("local", "redis")
 
 
 class SchemaError(ValueError):
@@ -251,6 +255,35 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Where the state gateway processes share lives; read only at start.
+
+    ``local``: this host (exact across ``--workers``); ``redis``: a Redis (or
+    Valkey) server shared by several instances, at ``url`` (``redis://`` or
+    ``rediss://`` for TLS; a user and password in the URL or as fields).
+    ``instances``: how many gateway instances share the configuration; while
+    Redis cannot be reached each enforces ``1/instances`` of every limit.
+    """
+
+    backend: str = "local"
+    #: may hold a password: never shown unmasked
+    url: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    key_prefix: str = "llm-gateway:"
+    #: the CA certificates (PEM) a ``rediss://`` server's certificate is checked
+    #: against; None: the system's
+    ca_file: str | None = None
+    #: seconds to open a connection, and to get one command's answer
+    connect_timeout: float = 0.5
+    command_timeout: float = 0.25
+    #: seconds before a failed Redis is tried again; doubles up to ``retry_max``
+    retry_interval: float = 1.0
+    retry_max: float = 30.0
+    instances: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Quirks:
     """Per-account differences of OpenAI-compatible servers, as data, not code."""
 
@@ -385,6 +418,7 @@ class Config:
     prices: PricesConfig = PricesConfig()
     ledger: LedgerConfig = LedgerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    state: StateConfig = StateConfig()
 
     def key_by_id(self, key_id: str) -> GatewayKey | None:
         for key in self.gateway_keys:
@@ -939,6 +973,37 @@ def _metrics(data: object) -> MetricsConfig:
     return result
 
 
+def _state(data: object) -> StateConfig:
+    s, d = _Section(data, "state"), StateConfig()
+    result = StateConfig(
+        backend=s.get("backend", d.backend, _choice(STATE_BACKENDS)),
+        url=s.get("url", d.url, _redis_url),
+        username=s.get("username", d.username, _str) or None,
+        password=s.get("password", d.password, _str) or None,
+        key_prefix=s.get("key_prefix", d.key_prefix, _str),
+        ca_file=s.get("ca_file", d.ca_file, _str) or None,
+        connect_timeout=s.get("connect_timeout", d.connect_timeout, _seconds),
+        command_timeout=s.get("command_timeout", d.command_timeout, _seconds),
+        retry_interval=s.get("retry_interval", d.retry_interval, _seconds),
+        retry_max=s.get("retry_max", d.retry_max, _seconds),
+        instances=s.get("instances", d.instances, _int(1, 1000)),
+    )
+    if result.backend == "redis" and result.url is None:
+        raise SchemaError("state.url", "is required with backend redis (redis://host:6379/0)")
+    s.finish()
+    return result
+
+
+def _redis_url(path: str, value: object) -> str | None:
+    text = _str(path, value).strip()
+    if not text:
+        return None
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("redis", "rediss") or not rest.rpartition("@")[2]:
+        raise SchemaError(path, "must be redis://host:port/db or rediss://host:port/db (TLS)")
+    return text
+
+
 def _model_name(path: str, value: object) -> str:
     name = _str(path, value)
     if not name or is_glob(name):
@@ -1010,6 +1075,7 @@ def parse_config(data: object) -> Config:
         prices=_prices(top.raw("prices")),
         ledger=_ledger(top.raw("ledger")),
         metrics=_metrics(top.raw("metrics")),
+        state=_state(top.raw("state")),
     )
     top.finish()
     return config

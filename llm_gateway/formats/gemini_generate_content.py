@@ -98,6 +98,7 @@ REQUEST_SHAPE = RequestShape(
     messages="contents",
     roles=frozenset({"user", "model"}),
     max_tokens=(),
+    count_wrapper="generateContentRequest",
 )
 
 _REQUEST_FIELDS = frozenset(

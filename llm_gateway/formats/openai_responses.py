@@ -628,8 +628,9 @@ def _render_tool(tool: Tool, identity: ToolName) -> dict[str, Any]:
     out["parameters"] = (
         tool.input_schema.value() if tool.input_schema is not None else {"type": "object"}
     )
-    if tool.strict is not None:
-        out["strict"] = tool.strict
+    # a Responses function without ``strict`` is strict, which refuses the
+    # schemas other formats allow: unknown strictness is sent as not strict
+    out["strict"] = bool(tool.strict)
     return out
 
 

@@ -20,6 +20,13 @@ from llm_gateway.formats import (
     openai_responses,
 )
 from llm_gateway.formats.unified import ChatRequest, ChatResponse
+from llm_gateway.formats.upstream_fit import (
+    ANTHROPIC_FIT,
+    NO_FIT,
+    OPENAI_CHAT_FIT,
+    RESPONSES_FIT,
+    UpstreamFit,
+)
 from llm_gateway.formats.validate import RequestShape
 
 __all__ = ["FORMATS", "Format", "TokenCount", "get_format"]
@@ -87,6 +94,9 @@ class Format:
     * ``token_count``: the shape of a token-count answer in this format.
     * ``model_field``: the response field naming the model (a passthrough
       answer shows the client's name there).
+    * ``fit_upstream``: edits a body bound for an upstream in this format so
+      the upstream accepts what the gateway carried for another provider
+      (``formats.upstream_fit``: over-long tool-call ids, foreign signatures).
     """
 
     name: str
@@ -100,6 +110,7 @@ class Format:
     request_shape: RequestShape
     token_count: TokenCount = INPUT_TOKENS
     model_field: str = "model"
+    fit_upstream: UpstreamFit = NO_FIT
 
 
 class Codec(Protocol):
@@ -136,9 +147,11 @@ def _codec(name: str, module: Codec) -> Format:
 
 
 FORMATS: dict[str, Format] = {
-    "openai-chat": _codec("openai-chat", openai_chat),
+    "openai-chat": replace(_codec("openai-chat", openai_chat), fit_upstream=OPENAI_CHAT_FIT),
     "openai-completions": _codec("openai-completions", openai_completions),
-    "anthropic-messages": _codec("anthropic-messages", anthropic_messages),
+    "anthropic-messages": replace(
+        _codec("anthropic-messages", anthropic_messages), fit_upstream=ANTHROPIC_FIT
+    ),
     "gemini-generate-content": replace(
         _codec("gemini-generate-content", gemini_generate_content),
         token_count=TokenCount(
@@ -151,6 +164,7 @@ FORMATS: dict[str, Format] = {
         token_count=TokenCount(
             lambda n: {"object": "response.input_tokens", "input_tokens": n}, _input_tokens
         ),
+        fit_upstream=RESPONSES_FIT,
     ),
 }
 

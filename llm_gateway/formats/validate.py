@@ -18,7 +18,7 @@ from typing import Any
 
 from llm_gateway.errors import InvalidRequest
 
-__all__ = ["RequestShape", "check_request"]
+__all__ = ["RequestShape", "check_request", "unwrap_count"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,31 @@ class RequestShape:
     max_tokens_required: bool = False
     #: fields that must be lists when present
     lists: tuple[str, ...] = ("tools",)
+    #: a token count may hold the whole request under this field (Gemini's
+    #: ``countTokens``: ``{"generateContentRequest": {...}}``), read as the request
+    count_wrapper: str | None = None
+
+
+def unwrap_count(shape: RequestShape, body: dict[str, Any]) -> dict[str, Any]:
+    """The request a token count ``body`` holds: the object under the shape's
+    ``count_wrapper`` when there is one (less its ``model``: the path or the
+    body names it), else ``body`` itself."""
+    inner = body.get(shape.count_wrapper) if shape.count_wrapper else None
+    if inner is None:
+        return body
+    if not isinstance(inner, dict):
+        raise InvalidRequest(
+            f"'{shape.count_wrapper}' must be an object", param=shape.count_wrapper
+        )
+    if shape.messages is not None and shape.messages in body:
+        raise InvalidRequest(
+            f"'{shape.messages}' and '{shape.count_wrapper}' cannot both be given",
+            param=shape.count_wrapper,
+        )
+    request = {key: value for key, value in inner.items() if key != "model"}
+    if "model" in body:
+        request["model"] = body["model"]
+    return request
 
 
 def check_request(shape: RequestShape, body: dict[str, Any], *, counting: bool = False) -> None:

@@ -7,11 +7,16 @@ request finished since (``settle``). A request is admitted only while
 own cost (the larger of its input tokens priced and the key's last request's
 cost); when it finishes, its reservation is replaced by its real cost. So
 concurrent requests see each other's reservations, and a nearly spent budget
-is overshot by at most about one request's cost. With ``--workers``, each
-process re-reads the ledger every ``REFRESH`` seconds, so the others' spend
-counts within that time (and the ledger's flush interval). Periods are calendar days,
-ISO weeks (from Monday) and months, in UTC; a new period starts from zero.
-Time is passed in.
+is overshot by at most about one request's cost. A key's total is read from
+the ledger again every ``REFRESH`` seconds (spend the ledger holds that did
+not pass through these totals). Periods are calendar days, ISO weeks (from
+Monday) and months, in UTC; a new period starts from zero. Time is passed in.
+
+``BudgetBook`` keeps the totals of one process (``state/local_budgets.py``
+puts it behind ``routing/state.py``'s ``SpendBudgets``); with ``--workers``,
+``state/shared_budgets.py`` keeps each key's ``KeyTotals`` in memory shared
+by the workers and applies the same methods to it under a lock, so every
+worker sees every reservation and the bound holds for all of them together.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["REFRESH", "BudgetBook", "Decision", "period_bounds"]
+__all__ = ["REFRESH", "BudgetBook", "Decision", "KeyTotals", "period_bounds"]
 
 #: seconds between two reads of a key's total from the ledger
 REFRESH = 5.0
@@ -52,7 +57,9 @@ class Decision:
 
 
 @dataclass(slots=True)
-class _Account:
+class KeyTotals:
+    """One key's spend in its current period (seconds since the epoch, UTC)."""
+
     start: float
     end: float
     spent: float = 0.0
@@ -67,7 +74,15 @@ class _Account:
 class BudgetBook:
     """Running totals and reservations per key, for one process."""
 
-    accounts: dict[str, _Account] = field(default_factory=dict)
+    accounts: dict[str, KeyTotals] = field(default_factory=dict)
+
+    def reserve_held(
+        self, key_id: str, budget: float, estimate: float, now: float
+    ) -> tuple[Decision, float]:
+        """``reserve``, and what an admitted request holds (0 when refused)."""
+        held = self.reservation(key_id, estimate)
+        decision = self.reserve(key_id, budget, estimate, now)
+        return decision, held if decision.allowed else 0.0
 
     def known(self, key_id: str, now: float) -> bool:
         """The key's total for the current period is known (maybe due a refresh)."""
@@ -95,7 +110,7 @@ class BudgetBook:
             # reservations stay; what finished while the ledger was read counts
             account.spent = max(account.spent, spent + account.settled_since_load)
             return
-        self.accounts[key_id] = _Account(start, end, spent, loaded_at=now)
+        self.accounts[key_id] = KeyTotals(start, end, spent, loaded_at=now)
 
     def reserve(self, key_id: str, budget: float, estimate: float, now: float) -> Decision:
         account = self.accounts[key_id]

@@ -10,16 +10,21 @@ just refreshed beats the older one still in memory; a token re-authorised by
 A refresh is *single-flight* per account: the first caller starts one task and
 every concurrent caller awaits the same task (shielded, so a caller that gives
 up does not cancel it for the others); exactly one token request goes out.
-Across processes the account's ``refresh_lock`` serialises refreshes. Inside
-both, one refresh is:
+Across processes the account's ``refresh_lock`` serialises refreshes; across
+hosts (``state.backend: redis``) a ``TokenShare`` lease does too, and the
+share holds the newest tokens (``refresh_lock.hold``). Inside both, one
+refresh is:
 
 1. re-read the configuration file (the truth another process may have
-   changed); if it already holds a token that is good enough for the goal
-   (valid long enough, and not the token the upstream just rejected), adopt it
-   and send nothing;
+   changed) and, with a share, its tokens when they are newer than the
+   file's (another host refreshed); if they are good enough for the goal
+   (valid long enough, and not the token the upstream just rejected), adopt
+   them and send nothing;
 2. otherwise POST the refresh request (``token_client``: fallback URL and
    back-off on transient failures included) with the file's refresh token;
-3. save the answer *before* using it: ``ConfigStore.update`` re-reads the file
+3. save the answer *before* using it: first to the share, whose fence
+   refuses it if a newer lease holder got there first (then theirs is
+   adopted); then to the file: ``ConfigStore.update`` re-reads the file
    under its lock and, if the sealed refresh token there is still the one we
    spent, writes the new sealed tokens, expiry and ``last_refresh`` and clears
    ``last_error``/``needs_reauth``; if it changed meanwhile, the file's tokens
@@ -46,10 +51,10 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from ..config.schema import Config, OAuthSettings, UpstreamAccount
+from ..config.schema import Config, OAuthSettings, OAuthState, UpstreamAccount
 from ..config.store import ConfigStore
 from ..errors import ConfigError, GatewayError
 from ..upstream.pool import ConnectionPool
@@ -57,7 +62,7 @@ from ..upstream.timeouts import Timeouts
 from . import records
 from .errors import InvalidGrant, OAuthError, ReauthorizationRequired, TokenStoreError
 from .flow import Tokens
-from .refresh_lock import LOCK_WAIT, refresh_lock
+from .refresh_lock import LOCK_WAIT, Lease, SharedTokens, TokenShare, hold
 from .registry import FLOWS, flow_for
 from .token_client import RETRY_WAITS, TOKEN_TIMEOUTS, post_token
 
@@ -128,6 +133,7 @@ class TokenManager:
         retry_waits: Sequence[float] = RETRY_WAITS,
         lock_wait: float = LOCK_WAIT,
         retry_after_failure: float = RETRY_AFTER_FAILURE,
+        share: TokenShare | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
@@ -139,6 +145,7 @@ class TokenManager:
         self._retry_waits = tuple(retry_waits)
         self._lock_wait = lock_wait
         self._retry_after_failure = retry_after_failure
+        self._share = share
         self._held: dict[str, _Held] = {}
         self._inflight: dict[str, asyncio.Task[str]] = {}
         self._failed_at: dict[str, float] = {}
@@ -311,11 +318,16 @@ class TokenManager:
     # -- one refresh -------------------------------------------------------------------
 
     async def _refresh(self, account_id: str, goal: _Goal) -> str:
-        async with refresh_lock(self._store.home, account_id, wait=self._lock_wait):
+        async with hold(
+            self._store.home, account_id, wait=self._lock_wait, share=self._share
+        ) as lease:
             config = await self._load()
             account = config.account_by_id(account_id)
             if account is None or account.type != "oauth":
                 raise OAuthError(f"upstream account {account_id} is not an oauth account")
+            in_file = account.oauth.refresh_token
+            if lease is not None:
+                account = await self._newest(account)
             state = account.oauth
             if state.needs_reauth or not state.refresh_token:
                 self._held.pop(account_id, None)
@@ -325,11 +337,12 @@ class TokenManager:
                 raise ReauthorizationRequired(
                     f"upstream account {account_id} {what} (llm-gateway oauth start {account_id})"
                 )
-            adopted = self._adopt(account, goal)
+            adopted = self._adopt(account.id, state, goal)
             if adopted is not None:
                 return adopted
             flow = flow_for(account)
             spent = state.refresh_token
+            assert spent is not None
             refresh_token = self._unseal(account_id, "refresh_token", spent)
             try:
                 answer = await post_token(
@@ -345,7 +358,7 @@ class TokenManager:
                 )
             except InvalidGrant as error:
                 self.on_refresh(account_id, False)
-                return await self._on_invalid_grant(account_id, spent, error)
+                return await self._on_invalid_grant(account_id, in_file or spent, error)
             except OAuthError as error:
                 self.on_refresh(account_id, False)
                 self._failed_at[account_id] = self._clock()
@@ -355,22 +368,67 @@ class TokenManager:
                 await self._record_error(account_id, spent, error.message)
                 raise
             self.on_refresh(account_id, True)
-            return await self._persist(account_id, spent, tokens)
+            if lease is not None and not await self._publish(lease, tokens):
+                return await self._take_shared(account_id)
+            return await self._persist(account_id, in_file, tokens, shared=lease is not None)
 
-    def _adopt(self, account: UpstreamAccount, goal: _Goal) -> str | None:
-        """The stored access token, when it already meets ``goal``."""
+    async def _newest(self, account: UpstreamAccount) -> UpstreamAccount:
+        """``account`` with the share's tokens when they are newer than its file's."""
+        assert self._share is not None
+        theirs = await self._share.read(account.id)
         state = account.oauth
+        if theirs is None or (theirs.last_refresh or 0.0) <= (state.last_refresh or 0.0):
+            return account
+        newer = replace(
+            state,
+            access_token=theirs.access_token,
+            refresh_token=theirs.refresh_token,
+            expires_at=theirs.expires_at,
+            last_refresh=theirs.last_refresh,
+            needs_reauth=False,
+        )
+        return replace(account, oauth=newer)
+
+    async def _publish(self, lease: Lease, tokens: Tokens) -> bool:
+        """Offer fresh tokens to the share, sealed as in the file; False when fenced out."""
+        assert self._share is not None
+        section: dict[str, Any] = {}
+        records.write_tokens(section, self._key(), lease.account_id, tokens, self._clock())
+        sealed = SharedTokens(
+            access_token=section["access_token"],
+            refresh_token=section.get("refresh_token"),
+            expires_at=section.get("expires_at"),
+            last_refresh=section["last_refresh"],
+        )
+        return await self._share.publish(lease, sealed)
+
+    async def _take_shared(self, account_id: str) -> str:
+        """The tokens a newer lease holder published (ours were fenced out)."""
+        assert self._share is not None
+        theirs = await self._share.read(account_id)
+        if theirs is None:
+            raise OAuthError(f"the new tokens of upstream account {account_id} were lost")
+        stored = _Stored(theirs.access_token, theirs.expires_at, needs_reauth=False)
+        return self._take_theirs(account_id, stored)
+
+    def _adopt(self, account_id: str, state: OAuthState, goal: _Goal) -> str | None:
+        """The stored access token, when it already meets ``goal``."""
         if goal.min_validity is None or not state.access_token:
             return None
         if _expiring(state.expires_at, self._clock(), goal.min_validity):
             return None
-        access = self._unseal(account.id, "access_token", state.access_token)
+        access = self._unseal(account_id, "access_token", state.access_token)
         if access == goal.avoid:
             return None
-        self._held[account.id] = _Held(state.access_token, access, state.expires_at)
+        self._held[account_id] = _Held(state.access_token, access, state.expires_at)
         return access
 
-    async def _persist(self, account_id: str, spent: str, tokens: Tokens) -> str:
+    async def _persist(
+        self, account_id: str, spent: str | None, tokens: Tokens, *, shared: bool = False
+    ) -> str:
+        """Save fresh tokens in the file, unless another process changed its
+        tokens since ``spent`` was read (then theirs are used, unless the
+        share already took ours: ``shared``)."""
         key, now = self._key(), self._clock()
 
         def mutate(document: dict[str, Any]) -> tuple[bool, _Stored]:
@@ -380,10 +438,20 @@ class TokenManager:
             records.write_tokens(section, key, account_id, tokens, now)
             return True, _stored(section)
 
-        written, stored = await self._update(mutate)
-        if not written:
+        try:
+            written, stored = await self._update(mutate)
+        except OAuthError as error:
+            if not shared:
+                raise
+            # the share holds them for every instance: the file's copy is a convenience
+            log.warning(
+                "could not save the refreshed tokens in the file (they are in the shared state)",
+                extra={"account_id": account_id, "error": error.message},
+            )
+            written, stored = False, _Stored(None, None, needs_reauth=False)
+        if not written and not shared:
             return self._take_theirs(account_id, stored)
-        sealed = stored.access_token or ""
+        sealed = (stored.access_token or "") if written else ""
         self._held[account_id] = _Held(sealed, tokens.access_token, tokens.expires_at)
         self._failed_at.pop(account_id, None)
         self._refused.pop(account_id, None)

@@ -25,14 +25,15 @@ from ..config.schema import Config, GatewayKey, PriceRule
 from ..errors import RateLimited
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
-from ..ledger.budgets import BudgetBook
 from ..ledger.pricing import cost_of, price_rule
 from ..ledger.query import LedgerReader
 from ..ledger.records import LedgerRecord
 from ..ledger.writer import LedgerWriter
 from ..metrics.families import GatewayMetrics, status_class
 from ..metrics.registry import Buckets, Value
+from ..routing.state import SpendBudgets
 from ..server.messages import Request
+from ..state.local_budgets import LocalBudgets
 from .token_estimate import estimate_input_tokens
 
 __all__ = ["Accounting", "BudgetGate", "record_of"]
@@ -87,9 +88,15 @@ def record_of(
 class BudgetGate:
     """Per-key spend budgets, enforced before routing (see ``ledger.budgets``)."""
 
-    def __init__(self, reader: LedgerReader | None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        reader: LedgerReader | None,
+        clock: Callable[[], float] = time.time,
+        book: SpendBudgets | None = None,
+    ) -> None:
         self.reader = reader
-        self.book = BudgetBook()
+        #: the keys' totals: in this process, or shared by every worker
+        self.book: SpendBudgets = LocalBudgets() if book is None else book
         self.clock = clock
 
     async def admit(
@@ -98,11 +105,11 @@ class BudgetGate:
         if key.budget is None:
             return
         now = self.clock()
-        start = self.book.due(key.id, key.budget_period, now)
+        start = await self.book.due(key.id, key.budget_period, now)
         if start is not None:
             reader = self.reader
             spent = 0.0 if reader is None else await asyncio.to_thread(reader.spent, key.id, start)
-            self.book.load(key.id, key.budget_period, self.clock(), spent)
+            await self.book.load(key.id, key.budget_period, self.clock(), spent)
             now = self.clock()
         model = body.get("model")
         rule = price_rule(config.prices, model if isinstance(model, str) else "")
@@ -110,8 +117,7 @@ class BudgetGate:
         if rule is not None:
             unified = FORMATS[str(request.notes["client_format"])].parse_request(body)
             estimate = cost_of(Usage(input_tokens=estimate_input_tokens(unified)), rule)
-        held = self.book.reservation(key.id, estimate)
-        decision = self.book.reserve(key.id, key.budget, estimate, now)
+        decision, held = await self.book.reserve(key.id, key.budget, estimate, now)
         if not decision.allowed:
             request.notes["rejected"] = "budget"
             currency = config.prices.currency
@@ -127,7 +133,7 @@ class BudgetGate:
         held = request.notes.get("budget_reserved")
         if isinstance(held, float):
             self.book.settle(record.key_id, held, record.cost, record.time)
-        elif record.cost and self.book.known(record.key_id, record.time):
+        elif record.cost:  # counts only where the key's total is known
             self.book.settle(record.key_id, 0.0, record.cost, record.time)
 
 

@@ -6,7 +6,9 @@ is refused), checks the shape every request of the client's format must have
 pulls out what routing needs (model, stream flag, a session hint for sticky
 routing); everything after it works on the ``ClientCall``. An endpoint whose
 path names the model (the Gemini API) gives the model from the path, checked
-as if the body held it; the body itself is left as the client sent it.
+as if the body held it; the body itself is left as the client sent it (but a
+token count that wraps the request, as Gemini's REST ``countTokens`` may, is
+read as the request it wraps; passthrough still sends the client's bytes).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from ..errors import InvalidRequest
 from ..formats.registry import FORMATS
-from ..formats.validate import check_request
+from ..formats.validate import check_request, unwrap_count
 from ..json_object import loads_object
 from ..providers.base import Operation
 from ..server.messages import Request
@@ -60,9 +62,12 @@ def parse_call(
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     counting = endpoint.operation is Operation.COUNT_TOKENS
+    shape = FORMATS[endpoint.client_format].request_shape
+    if counting:  # the REST form of Gemini's countTokens wraps the whole request
+        body = unwrap_count(shape, body)
     path_model = endpoint.path_model(path)
     checked = body if path_model is None else {**body, "model": path_model}
-    check_request(FORMATS[endpoint.client_format].request_shape, checked, counting=counting)
+    check_request(shape, checked, counting=counting)
     model: str = checked["model"]
     stream: bool = body.get("stream", False) if endpoint.stream is None else endpoint.stream
     json_array = stream and endpoint.sse_query is not None and not _asks(query, endpoint.sse_query)

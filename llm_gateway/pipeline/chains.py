@@ -4,9 +4,11 @@ Theory of operation. A Responses client may name an earlier turn instead of
 resending it. Two cases:
 
 * The turn went to an account that speaks Responses itself (OpenAI): the
-  upstream keeps it, so the request passes through untouched, and the chain
-  must stay on that account. The gateway remembers, in memory, which account
-  produced each such response id (bounded, most recent first).
+  upstream keeps it (unless the client said ``store: false``), so the request
+  passes through untouched, and the chain must stay on that account. The
+  gateway remembers which account produced each such response id, in the
+  same file as the kept turns (``store.responses``: per gateway key, bounded
+  by count and age), so chains stay on their accounts across a restart.
 * The turn was converted (Anthropic, chat, Gemini upstreams keep nothing):
   the gateway kept it (``store.responses``: sealed, per gateway key, bounded
   by count and age) unless the client said ``store: false``. ``resolve``
@@ -18,7 +20,9 @@ resending it. Two cases:
 ``keep`` saves what a converted turn answered: a whole body at once, a stream
 when its terminal event has passed through (the stream is only watched, never
 changed). ``retrieve`` and ``delete`` serve ``GET``/``DELETE
-/v1/responses/{id}`` for responses the gateway keeps.
+/v1/responses/{id}``: responses the gateway keeps from its store, responses
+an account keeps by asking that account (``kept_relay``), for the key that
+made them only; any other id is OpenAI's 404.
 """
 
 from __future__ import annotations
@@ -26,28 +30,29 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
 
 from ..config.schema import Config, UpstreamAccount
 from ..errors import NotFound, SecretKeyError
+from ..formats.responses_compaction import is_compaction_request
 from ..json_text import dumps_bytes
 from ..providers.registry import get_provider
 from ..server.messages import Request, Response, json_response
-from ..store.responses import ResponseStore, StoredResponse
+from ..store.responses import ChainOwner, ResponseStore, StoredResponse
 from ..streaming.sse import SSEDecoder, SSEError, SSEEvent
 from .call import ClientCall
+from .kept_relay import KeptRelay
 
-__all__ = ["ResponseChains", "RESPONSES_PREFIX"]
+__all__ = ["ResponseChains", "RESPONSES_PATH", "RESPONSES_PREFIX"]
 
 log = logging.getLogger("llm_gateway.pipeline")
 
+#: ``POST /v1/responses``
+RESPONSES_PATH = "/v1/responses"
 #: ``GET``/``DELETE`` ``/v1/responses/{id}``
-RESPONSES_PREFIX = "/v1/responses/"
-#: response ids of passthrough turns whose account is remembered
-_OWNERS_KEPT = 10000
+RESPONSES_PREFIX = RESPONSES_PATH + "/"
 _TERMINAL = frozenset(("response.completed", "response.incomplete"))
 
 
@@ -58,10 +63,16 @@ def _items(value: object) -> list[Any]:
 
 
 class ResponseChains:
-    def __init__(self, store: ResponseStore, wall_clock: Callable[[], float]):
+    def __init__(
+        self,
+        store: ResponseStore,
+        wall_clock: Callable[[], float],
+        relay: KeptRelay | None = None,
+    ):
         self.store = store
         self.wall_clock = wall_clock
-        self._owners: OrderedDict[str, str] = OrderedDict()
+        #: asks an account for the responses it keeps (None: such ids are unknown)
+        self.relay = relay
 
     # -- the request path ------------------------------------------------------------
 
@@ -77,7 +88,10 @@ class ResponseChains:
             key_id, previous, now=self.wall_clock(), max_age=config.responses.max_age
         )
         if kept is None:
-            return call, self._owners.get(previous)
+            owner = await self.store.aowner(
+                key_id, previous, now=self.wall_clock(), max_age=config.responses.max_age
+            )
+            return call, None if owner is None else owner.account_id
         body = {k: v for k, v in call.body.items() if k != "previous_response_id"}
         body["input"] = [*kept.input_items, *kept.output_items, *_items(call.body.get("input"))]
         request.body = dumps_bytes(body)
@@ -92,8 +106,10 @@ class ResponseChains:
         if response.status != 200 or account is None:
             return response
         passthrough = self._passthrough(account, call)
-        if not passthrough and call.body.get("store") is False:
+        if call.body.get("store") is False:  # kept by nobody
             return response
+        if not passthrough and is_compaction_request(call.body):
+            return response  # a summary the client carries: nothing to chain from
         turn = _Turn(self, call, key_id, account.id, config, passthrough)
         if isinstance(response.body, bytes):
             await turn.answered(response.body)
@@ -108,26 +124,63 @@ class ResponseChains:
         _, wire = provider.upstream_operation(account, endpoint.operation, upstream_model)
         return wire == endpoint.client_format
 
-    def remember_owner(self, response_id: str, account_id: str) -> None:
-        self._owners[response_id] = account_id
-        self._owners.move_to_end(response_id)
-        while len(self._owners) > _OWNERS_KEPT:
-            self._owners.popitem(last=False)
+    async def remember_owner(
+        self, key_id: str, response_id: str, owner: ChainOwner, config: Config
+    ) -> None:
+        limits = config.responses
+        try:
+            await self.store.aput_owner(
+                key_id,
+                response_id,
+                owner,
+                created=self.wall_clock(),
+                max_stored=limits.max_stored,
+                max_age=limits.max_age,
+            )
+        except (OSError, sqlite3.Error) as error:
+            # the answer stands; only the chain's account is forgotten
+            log.warning("could not remember a response's account", extra={"reason": str(error)})
 
     # -- GET / DELETE /v1/responses/{id} ---------------------------------------------------
 
-    async def retrieve(self, key_id: str, response_id: str, config: Config) -> Response:
-        kept = await self.store.aget(
+    async def retrieve(
+        self, key_id: str, response_id: str, config: Config, may_use: Callable[[str], None]
+    ) -> Response:
+        """The response ``response_id`` made with ``key_id``: kept here, or asked of
+        the account that keeps it (``may_use`` raises when the key may not use
+        the model it was made with)."""
+        max_age = config.responses.max_age
+        kept = await self.store.aget(key_id, response_id, now=self.wall_clock(), max_age=max_age)
+        if kept is not None:
+            return json_response(200, kept.response)
+        return await self._relayed("GET", key_id, response_id, config, may_use)
+
+    async def delete(
+        self, key_id: str, response_id: str, config: Config, may_use: Callable[[str], None]
+    ) -> Response:
+        if await self.store.adelete(key_id, response_id):
+            return json_response(200, {"id": response_id, "object": "response", "deleted": True})
+        response = await self._relayed("DELETE", key_id, response_id, config, may_use)
+        if response.status == 200:
+            await self.store.aforget_owner(key_id, response_id)
+        return response
+
+    async def _relayed(
+        self,
+        method: str,
+        key_id: str,
+        response_id: str,
+        config: Config,
+        may_use: Callable[[str], None],
+    ) -> Response:
+        owner = await self.store.aowner(
             key_id, response_id, now=self.wall_clock(), max_age=config.responses.max_age
         )
-        if kept is None:
+        account = None if owner is None else config.account_by_id(owner.account_id)
+        if owner is None or account is None or self.relay is None:
             raise _not_found(response_id)
-        return json_response(200, kept.response)
-
-    async def delete(self, key_id: str, response_id: str) -> Response:
-        if not await self.store.adelete(key_id, response_id):
-            raise _not_found(response_id)
-        return json_response(200, {"id": response_id, "object": "response", "deleted": True})
+        may_use(owner.model)
+        return await self.relay.send(method, account, response_id, owner.model, config)
 
 
 def _not_found(response_id: str) -> NotFound:
@@ -152,6 +205,7 @@ class _Turn:
         self.account_id = account_id
         self.config = config
         self.passthrough = passthrough
+        self.owner_known = False
 
     async def answered(self, body: bytes) -> None:
         try:
@@ -161,17 +215,21 @@ class _Turn:
         if isinstance(response, dict):
             await self.finished(response)
 
-    def started(self, response: dict[str, Any]) -> None:
+    async def started(self, response: dict[str, Any]) -> None:
+        """A passthrough stream named its response: its account is remembered at
+        once (a later turn may name it before this stream ends)."""
         ident = response.get("id")
-        if self.passthrough and isinstance(ident, str):
-            self.chains.remember_owner(ident, self.account_id)
+        if self.passthrough and isinstance(ident, str) and not self.owner_known:
+            self.owner_known = True
+            owner = ChainOwner(self.account_id, self.call.model)
+            await self.chains.remember_owner(self.key_id, ident, owner, self.config)
 
     async def finished(self, response: dict[str, Any]) -> None:
         ident = response.get("id")
         if not isinstance(ident, str):
             return
         if self.passthrough:
-            self.chains.remember_owner(ident, self.account_id)
+            await self.started(response)
             return
         output = response.get("output")
         record = StoredResponse(
@@ -217,11 +275,11 @@ class _Watched:
                 watching = False
                 continue
             for event in events:
-                final = self._read(event) or final
+                final = await self._read(event) or final
         if watching and final is not None:
             await self.turn.finished(final)
 
-    def _read(self, event: SSEEvent) -> dict[str, Any] | None:
+    async def _read(self, event: SSEEvent) -> dict[str, Any] | None:
         if event.event not in _TERMINAL and event.event != "response.created":
             return None
         try:
@@ -232,7 +290,7 @@ class _Watched:
         if not isinstance(response, dict):
             return None
         if event.event == "response.created":
-            self.turn.started(response)
+            await self.turn.started(response)
             return None
         return response
 

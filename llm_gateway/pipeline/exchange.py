@@ -103,7 +103,8 @@ class Prepared:
     #: the client wants its stream as a JSON array, not SSE
     json_array: bool = False
 
-    def stream_pipe(self) -> StreamPipe:
+    def stream_pipe(self, array_input: bool = False) -> StreamPipe:
+        """The pipe for the upstream's stream (``array_input``: it came as a JSON array)."""
         return make_stream_pipe(
             client_format=self.client_format,
             upstream_format=self.upstream_format,
@@ -114,6 +115,7 @@ class Prepared:
             strip_usage=self.usage_added,
             redactor=self.redactor,
             json_array=self.json_array,
+            array_input=array_input,
         )
 
 
@@ -156,6 +158,10 @@ def prepare(
         # a format that names the model in the path (Gemini) has none in the body
         if upstream_model != call.model and "model" in body:
             body = {**body, "model": upstream_model}
+        if counter is not None and upstream_model != call.model:
+            # a count may name the model inside the request it wraps (Gemini's
+            # REST form): rewrapped, it names the upstream's model there too
+            body = counter.request(body, upstream_model)
     else:
         unified = FORMATS[client_format].parse_request(call.body)
         if call.stream and not unified.stream:
@@ -168,6 +174,9 @@ def prepare(
         if operation is Operation.COUNT_TOKENS:  # a renderer's default output limit
             for name in FORMATS[upstream_format].request_shape.max_tokens:
                 body.pop(name, None)
+    fit = FORMATS[upstream_format].fit_upstream
+    if not passthrough or fit.applies(request.body):
+        body = fit.fit(body)  # what the gateway carried for another provider
     usage_added = False
     if call.stream and account.quirks.stream_usage:
         body, usage_added = ask_for_stream_usage(upstream_format, body)

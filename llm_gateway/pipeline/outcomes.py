@@ -1,12 +1,13 @@
 """What one upstream attempt's result means for the account and for the request.
 
 Theory of operation: ``classify_status`` and ``classify_error`` turn an HTTP
-status or a transport error into an ``Outcome``; ``record`` tells the health
-tracker (a client's 400 never counts against an account, a 401/403 is a
-credential problem, not a provider health problem, a 429 is a cooldown, not a
-failure, and ``BUSY``, the gateway's own limits (its pool's queue timed out,
-or it ran out of file descriptors), is never the account's: nothing is
-recorded but the return of a probe slot); ``Outcome.retryable`` says whether
+status or a transport error into an ``Outcome`` (``classify_answer`` also
+reads an error body the provider knows to mean a refused credential);
+``record`` tells the health tracker (a client's 400 never counts against an
+account, a 401/403 is a credential problem, not a provider health problem, a
+429 is a cooldown, not a failure, and ``BUSY``, the gateway's own limits (its
+pool's queue timed out, or it ran out of file descriptors), is never the
+account's: nothing is recorded but the return of a probe slot); ``Outcome.retryable`` says whether
 the next candidate should be tried (only ever before the first byte reached
 the client).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from enum import Enum
 
 from ..errors import UpstreamError, UpstreamTimeout
+from ..providers.base import Provider
 from ..routing.health import FailureKind, HealthTracker
 from ..upstream.errors import (
     ConnectError,
@@ -32,7 +34,14 @@ from ..upstream.errors import (
     TotalTimeout,
 )
 
-__all__ = ["Outcome", "classify_error", "classify_status", "client_safe", "record"]
+__all__ = [
+    "Outcome",
+    "classify_answer",
+    "classify_error",
+    "classify_status",
+    "client_safe",
+    "record",
+]
 
 
 class Outcome(Enum):
@@ -73,6 +82,15 @@ def classify_status(status: int) -> Outcome:
     if status >= 500 or status == 408:
         return Outcome.SERVER_ERROR
     return Outcome.CLIENT_ERROR
+
+
+def classify_answer(provider: Provider, status: int, body: bytes) -> Outcome:
+    """``classify_status``, with the errors the provider reads as a refused
+    credential (``Provider.refuses_credentials``) counted as one."""
+    outcome = classify_status(status)
+    if outcome is Outcome.CLIENT_ERROR and provider.refuses_credentials(status, body):
+        return Outcome.AUTH_FAILED
+    return outcome
 
 
 def classify_error(error: UpstreamError) -> Outcome:

@@ -32,7 +32,7 @@ from ..routing.health import CircuitState, HealthTracker
 from ..upstream.pool import ConnectionPool
 from .credentials import CredentialError, Credentials
 from .exchange import timeouts_of
-from .outcomes import Outcome, classify_error, classify_status, record
+from .outcomes import Outcome, classify_answer, classify_error, record
 
 __all__ = ["CredentialOf", "check_rejected_credentials", "fetch_models", "probe_open_circuits"]
 
@@ -86,8 +86,8 @@ async def probe_open_circuits(
         probed += 1
         try:
             credential = credentials.for_account(account)
-            status, _ = await fetch_models(config, account, pool, credential)
-            outcome = classify_status(status)
+            status, body = await fetch_models(config, account, pool, credential)
+            outcome = classify_answer(provider, status, body)
         except UpstreamError as error:
             outcome = classify_error(error)
         except GatewayError:
@@ -120,8 +120,8 @@ async def check_rejected_credentials(
         checked += 1
         try:
             credential = await credential_of(account)
-            status, _ = await fetch_models(config, account, pool, credential)
-            outcome = classify_status(status)
+            status, body = await fetch_models(config, account, pool, credential)
+            outcome = classify_answer(get_provider(account.provider), status, body)
             detail = f"upstream answered {status}"
         except (CredentialError, OAuthError) as error:
             refused = not isinstance(error, OAuthError) or error.rejects_credentials

@@ -61,10 +61,11 @@ from ..routing.models import route_models
 from ..routing.ratelimit import KeyLimits, RateLimiter
 from ..routing.retry_wait import RetryWaits
 from ..routing.selection import Candidate, Selector, Strategy, matches
-from ..routing.state import RateBuckets
+from ..routing.state import RateBuckets, SharedHealth
 from ..server.app import GatewayApp, GatewayState
 from ..server.messages import Request, Response, json_response
 from ..server.paths import PathPattern
+from ..state.health_link import HealthLink
 from ..state.local_buckets import LocalBuckets
 from ..store.responses import FILE_NAME as RESPONSES_FILE
 from ..store.responses import ResponseStore
@@ -76,7 +77,8 @@ from .accounting import BudgetGate
 from .auth import authenticate, authorize
 from .call import ClientCall, consume_query, parse_call
 from .catalog import ModelCache, list_models
-from .chains import RESPONSES_PREFIX, ResponseChains
+from .chains import RESPONSES_PATH, RESPONSES_PREFIX, ResponseChains
+from .compaction import Compactions
 from .credentials import CredentialError, Credentials
 from .eligibility import (
     candidates,
@@ -97,8 +99,9 @@ from .exchange import (
     timeouts_of,
 )
 from .gemini_models import gemini_model, gemini_models
+from .kept_relay import KeptRelay
 from .memory_budget import LARGE_BODY_BYTES, MemoryBudget, estimate
-from .outcomes import Outcome, classify_error, classify_status, client_safe, record
+from .outcomes import Outcome, classify_answer, classify_error, client_safe, record
 from .streams import StreamPipe
 from .token_estimate import estimate_input_tokens
 from .usage import billable
@@ -166,6 +169,7 @@ class Proxy:
         health: HealthTracker,
         tokens: TokenManager | None = None,
         limiter: RateBuckets | None = None,
+        shared_health: SharedHealth | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -173,6 +177,8 @@ class Proxy:
         self.pool = pool
         self.credentials = credentials
         self.health = health
+        #: what the other workers say of the accounts, and what this one tells them
+        self.health_link = HealthLink(health, shared_health, clock=clock, wall_clock=wall_clock)
         self.tokens = tokens
         self.selector = Selector()
         #: per-key buckets: in this process, or shared by every worker
@@ -184,7 +190,10 @@ class Proxy:
         self.wall_clock = wall_clock
         #: Responses turns kept for previous_response_id, and passthrough chains' accounts
         store = ResponseStore(credentials.home / RESPONSES_FILE, credentials.secret_key)
-        self.chains = ResponseChains(store, wall_clock)
+        relay = KeptRelay(pool, self.credential_for, ENDPOINTS[RESPONSES_PATH].client_format)
+        self.chains = ResponseChains(store, wall_clock, relay)
+        #: Codex's compaction for accounts that cannot compact themselves
+        self.compactions = Compactions(credentials.secret_key)
         #: the request path only adds to these (rendered by ``/metrics``)
         self.metrics = GatewayMetrics()
         #: per-key spend budgets (the runtime gives it the ledger to read)
@@ -220,15 +229,16 @@ class Proxy:
         return key
 
     async def stored_response(self, request: Request) -> Response:
-        """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway keeps."""
+        """``GET`` / ``DELETE /v1/responses/{id}``: a response the gateway or an account keeps."""
         config = self.state.config
         key = authenticate(request.header_map, config, self.wall_clock())
         request.notes["key_id"] = key.id
         authorize(key, "write")
         response_id = request.path[len(RESPONSES_PREFIX) :]
+        may_use = functools.partial(authorize, key, "write")
         if request.method == "DELETE":
-            return await self.chains.delete(key.id, response_id)
-        return await self.chains.retrieve(key.id, response_id, config)
+            return await self.chains.delete(key.id, response_id, config, may_use)
+        return await self.chains.retrieve(key.id, response_id, config, may_use)
 
     async def handle(self, request: Request, endpoint: Endpoint) -> Response:
         """A large body waits for the memory budget (after its key is checked)."""
@@ -265,6 +275,7 @@ class Proxy:
         accounts = candidates(config, models[0])
         if endpoint.keeps_responses:
             call, owner = await self.chains.resolve(request, call, key.id, config)
+            call = self.compactions.expand(request, call, key.id)
             accounts = [a for a in accounts if a.id == owner] or accounts
         counting = endpoint.operation is Operation.COUNT_TOKENS
         if counting and accounts:
@@ -294,6 +305,7 @@ class Proxy:
                 response = _estimated(endpoint, call)
             response.headers.extend(limit_headers)
             if endpoint.keeps_responses:
+                response = self.compactions.finish(request, call, key.id, response)
                 response = await self.chains.keep(request, response, call, key.id, config)
             return response
         assert first is not None
@@ -345,6 +357,7 @@ class Proxy:
     ) -> Response:
         """Try ``model``'s accounts in order; raises ``_Exhausted`` when none could."""
         routing = config.routing
+        await self.health_link.sync([a.id for a in accounts])
         ordered = self._order(call, model, accounts, config)
         earlier = request.notes.get("attempts")  # on an earlier model's accounts
         attempts = earlier if isinstance(earlier, int) else 0
@@ -361,6 +374,7 @@ class Proxy:
             try:
                 response = await self._attempt(request, call, model, account, config, key)
             except _Failed as failed:
+                await self.health_link.flush()
                 last = failed
                 self.metrics.attempts.inc((account.id, failed.outcome.value))
                 request.notes["failed_account"] = account.id
@@ -389,6 +403,7 @@ class Proxy:
                         await asyncio.sleep(pause)
                         queue.append(account)
                 continue
+            await self.health_link.flush()
             if call.session is not None and routing.sticky_sessions:
                 self.selector.remember(call.session, account.id, self.clock())
             answered = Outcome.OK if response.status < 400 else Outcome.CLIENT_ERROR
@@ -468,6 +483,7 @@ class Proxy:
         notes = request.notes
         notes["account_id"] = account.id
         notes["account_name"] = account.name
+        call = self.compactions.call_for(request, call, account, model)
         if len(request.body) < _PREPARE_ON_THREAD_BYTES:
             prepared = prepare(call, account, credential, request, config.oauth, model)
         else:  # rebuilding it may take seconds: let the loop serve others meanwhile
@@ -501,8 +517,11 @@ class Proxy:
                 await upstream.aclose()
                 raise _TokenRejected()
             return await self._upstream_error(request, call, prepared, account, upstream, key)
-        if call.stream and _is_event_stream(upstream.header("content-type")):
-            stream = _ProxyStream(self, upstream, prepared.stream_pipe(), request, account, key)
+        content_type = upstream.header("content-type")
+        array = call.stream and _is_array_stream(prepared.upstream_format, content_type)
+        if call.stream and (array or _is_event_stream(content_type)):
+            pipe = prepared.stream_pipe(array_input=array)
+            stream = _ProxyStream(self, upstream, pipe, request, account, key)
             stream.started = started
             stream.debug_level = _stream_debug_level(request, key)
             # a JSON array has no room for an SSE comment: no keepalive there
@@ -560,7 +579,7 @@ class Proxy:
             self.health.end_request(account.id)
             await upstream.aclose()
         status = upstream.status
-        outcome = classify_status(status)
+        outcome = classify_answer(get_provider(account.provider), status, data)
         retry_after = (
             retry_after_from_headers(upstream.headers, self.wall_clock())
             if outcome in _WAITABLE
@@ -747,6 +766,15 @@ def _stream_headers(call: ClientCall) -> list[tuple[str, str]]:
 
 def _is_event_stream(content_type: str | None) -> bool:
     return content_type is not None and "text/event-stream" in content_type
+
+
+def _is_array_stream(upstream_format: str, content_type: str | None) -> bool:
+    """A stream answered as a JSON array (``StreamFormat.array_stream``)."""
+    return (
+        content_type is not None
+        and content_type.lower().startswith("application/json")
+        and STREAM_FORMATS[upstream_format].array_stream
+    )
 
 
 async def _relaying(handler: Callable[[Request], Any], request: Request) -> Response:

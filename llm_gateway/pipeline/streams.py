@@ -16,6 +16,9 @@ bounded by one chunk. Three pipes, chosen once per stream:
 A client that asked for its stream as a JSON array (the Gemini API without
 ``alt=sse``) gets the chosen pipe wrapped in an ``ArrayPipe``, which frames
 the pipe's SSE output as array elements (``streaming.json_array``).
+An upstream that answered with such an array (``StreamFormat.array_stream``)
+has its body read by an ``ArrayInputPipe`` in front of the chosen pipe, which
+turns each element into an SSE event (``streaming.json_array_reader``).
 
 ``finish`` is called at the end of the upstream body and closes the client's
 stream properly: a converter emits an error event if the upstream stopped
@@ -47,10 +50,12 @@ from ..formats.error_relay import Redactor
 from ..formats.unified import Usage
 from ..streaming.events import MessageDelta, MessageStart, StreamError, UnifiedEvent
 from ..streaming.json_array import JSONArrayFramer
+from ..streaming.json_array_reader import JSONArrayReader
 from ..streaming.registry import STREAM_FORMATS, StreamFormat, StreamRewriter
 from ..streaming.sse import SSEDecoder, SSEEvent
 
 __all__ = [
+    "ArrayInputPipe",
     "ArrayPipe",
     "ConvertPipe",
     "RewritePipe",
@@ -393,6 +398,34 @@ class ArrayPipe:
         return framer.feed(self._pipe.fail(kind, message)) + framer.finish()
 
 
+class ArrayInputPipe:
+    """Another pipe fed an upstream's JSON-array stream, element by element, as SSE."""
+
+    __slots__ = ("_pipe", "_reader")
+
+    def __init__(self, pipe: StreamPipe) -> None:
+        self._pipe = pipe
+        self._reader = JSONArrayReader()
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._pipe.usage
+
+    @property
+    def complete(self) -> bool:
+        return self._pipe.complete
+
+    def feed(self, data: bytes) -> bytes:
+        events = self._reader.feed(data)
+        return self._pipe.feed(events) if events else b""
+
+    def finish(self) -> bytes:
+        return self._pipe.finish()
+
+    def fail(self, kind: str, message: str) -> bytes:
+        return self._pipe.fail(kind, message)
+
+
 def make_stream_pipe(
     *,
     client_format: str,
@@ -404,6 +437,7 @@ def make_stream_pipe(
     strip_usage: bool,
     redactor: Redactor = _PATTERNS_ONLY,
     json_array: bool = False,
+    array_input: bool = False,
 ) -> StreamPipe:
     pipe = _pipe_for(
         client_format=client_format,
@@ -415,7 +449,9 @@ def make_stream_pipe(
         strip_usage=strip_usage,
         redactor=redactor,
     )
-    return ArrayPipe(pipe) if json_array else pipe
+    if json_array:
+        pipe = ArrayPipe(pipe)
+    return ArrayInputPipe(pipe) if array_input else pipe
 
 
 def _pipe_for(

@@ -11,6 +11,13 @@ account's ``azure.url_style`` picks one of Azure's two URL styles:
 * ``v1``: ``{base}/openai/v1/chat/completions``, the deployment named by the
   body's ``model``, no api-version.
 
+An account may declare that its chat turns go to Azure's Responses API
+(``--wire responses``, or ``responses_models`` for some deployments): that
+API exists only on the v1 surface, so either style then posts to
+``{base}/openai/v1/responses`` with the deployment as the body's ``model``
+and no api-version (kept responses are read and deleted at
+``/openai/v1/responses/{id}``).
+
 Bodies, answers and streams are OpenAI's (``openai-chat``,
 ``openai-completions``); Azure's additions (``prompt_filter_results``, a
 first stream chunk with no choices, ``content_filter_results``) are read as
@@ -37,8 +44,14 @@ _PATHS = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETIONS: "/completions",
     Operation.MODELS: "/models",
+    Operation.RESPONSES: "/responses",
 }
 _WIRE = {Operation.CHAT: "openai-chat", Operation.COMPLETIONS: "openai-completions"}
+#: which API serves an account's chat turns (``--wire``, ``responses_models``)
+_DECLARABLE = {
+    "chat": (Operation.CHAT, "openai-chat"),
+    "responses": (Operation.RESPONSES, "openai-responses"),
+}
 
 
 def endpoint(account: UpstreamAccount) -> str:
@@ -61,7 +74,7 @@ def _target(
 ) -> UpstreamTarget:
     settings = account.azure
     root = endpoint(account) + "/openai"
-    if settings.url_style == "v1":
+    if settings.url_style == "v1" or operation is Operation.RESPONSES:
         url = root + "/v1" + _PATHS[operation]
     else:
         version = "?api-version=" + quote(settings.api_version, safe="")
@@ -90,4 +103,5 @@ PROVIDER = Provider(
     requires_base_url=True,
     lists_models=False,
     error_as_answer=_filtered,
+    declarable_wires=_DECLARABLE,
 )

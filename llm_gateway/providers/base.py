@@ -81,6 +81,16 @@ def no_answer(upstream_format: str, status: int, body: bytes) -> dict[str, Any] 
     return None
 
 
+#: ``(status, body) -> bool``: an upstream error the provider knows to mean its
+#: credential was refused although the status does not say so (Gemini answers
+#: a bad key with 400 ``API_KEY_INVALID``); 401 and 403 need no such reading
+CredentialRefusal = Callable[[int, bytes], bool]
+
+
+def no_refusal(status: int, body: bytes) -> bool:
+    return False
+
+
 #: ``(account, credential, operation, upstream_model, client_headers, query, stream) -> target``;
 #: ``stream`` says the client asked for a stream (a provider may use another path for it)
 TargetBuilder = Callable[
@@ -120,6 +130,8 @@ class Provider:
     #: base models, not the deployments requests must name)
     lists_models: bool = True
     error_as_answer: ErrorAnswer = no_answer
+    #: reads an error as a refused credential (the account is excluded as on a 401)
+    refuses_credentials: CredentialRefusal = no_refusal
     #: counts a request's input tokens upstream; None: the gateway estimates
     token_counter: TokenCounter | None = None
     #: the version segment a base URL ends with, as the provider's own SDK has

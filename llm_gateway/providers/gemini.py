@@ -11,10 +11,16 @@ URL, and the client's own query string is not forwarded (a Gemini client's
 Google's SDKs use them (``https://generativelanguage.googleapis.com/v1beta``);
 ``--base-url`` points an account at a proxy or another server with the same
 API.
+
+Gemini answers a key it does not accept with 400 ``INVALID_ARGUMENT``, not
+401, and says so in ``error.details``: a ``google.rpc.ErrorInfo`` whose
+``reason`` is ``API_KEY_INVALID``. ``refuses_credentials`` reads that, so
+the account is excluded and the next one tried, as on a 401.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -26,6 +32,8 @@ __all__ = ["PROVIDER"]
 
 _METHODS = {Operation.CHAT: ":generateContent", Operation.COUNT_TOKENS: ":countTokens"}
 _STREAM_METHOD = ":streamGenerateContent?alt=sse"
+#: the ``ErrorInfo`` reasons that mean the key itself was refused
+_KEY_REFUSED = frozenset({"API_KEY_INVALID"})
 
 
 def _target(
@@ -51,6 +59,21 @@ def _target(
     return UpstreamTarget(url=url, headers=tuple(headers))
 
 
+def _refuses_key(status: int, body: bytes) -> bool:
+    """A 400 whose ``error.details`` name the key as invalid."""
+    if status != 400 or b"API_KEY_INVALID" not in body:
+        return False
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    if not isinstance(details, list):
+        return False
+    return any(isinstance(d, dict) and d.get("reason") in _KEY_REFUSED for d in details)
+
+
 PROVIDER = Provider(
     name="gemini",
     wire_formats={Operation.CHAT: "gemini-generate-content"},
@@ -58,4 +81,5 @@ PROVIDER = Provider(
     default_models=("gemini-*",),
     build_target=_target,
     token_counter=TokenCounter("gemini-generate-content", gemini_count_request, read_gemini_count),
+    refuses_credentials=_refuses_key,
 )

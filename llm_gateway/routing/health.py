@@ -53,6 +53,16 @@ is never resolved (a caller bug), its slot lapses after
 bounded time. Nothing disables an account permanently: rejected credentials
 too are checked again after a bounded time.
 
+Other processes (``state.py``'s ``SharedHealth``): each tracker is one
+process's view. What it learns that others should know (a circuit opened, a
+cooldown started, credentials failed, the account recovered) it keeps as
+pending marks, keyed by (account, reason), which the caller takes with
+``take_marks`` and publishes. What others published comes back through
+``apply_marks``: such a mark keeps the account out until its time, whatever
+this tracker's own state says, and ``snapshot`` shows it as the matching
+reason (an open circuit, a cooldown, refused credentials). Marks from
+elsewhere never touch this tracker's own counts or circuit.
+
 Latency is an exponentially weighted moving average of the latencies passed
 to ``record_success`` (the caller decides what it measures; time to the
 response headers is recommended, since streamed bodies vary in length).
@@ -60,10 +70,12 @@ response headers is recommended, since streamed bodies vary in length).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
 from llm_gateway.routing.retry_headers import retry_after_from_headers
+from llm_gateway.routing.state import MarkReason
 
 __all__ = [
     "LATENCY_ALPHA",
@@ -80,6 +92,9 @@ __all__ = [
 # spell shows within a few requests while one outlier moves the average by
 # only a fifth of its excess. The first sample is taken as is.
 LATENCY_ALPHA = 0.2
+
+#: what a snapshot says of credentials another process saw refused
+ELSEWHERE_AUTH = "credentials refused (seen by another gateway process)"
 
 # Beyond 2**64 the doubling is long past any sane open_max; stop counting.
 _MAX_DOUBLINGS = 64
@@ -203,6 +218,12 @@ class HealthTracker:
     def __init__(self, policy: HealthPolicy | None = None) -> None:
         self.policy = policy if policy is not None else HealthPolicy()
         self._entries: dict[str, _Entry] = {}
+        #: marks other processes published: account -> reason -> until (this scale)
+        self._remote: dict[str, dict[MarkReason, float]] = {}
+        #: marks to publish, the latest per (account, reason); 0: recovered
+        self._pending: dict[tuple[str, MarkReason], float] = {}
+        #: False: nobody takes the marks (one process), so none are kept
+        self.publishing = False
 
     # -- outcomes -----------------------------------------------------------
 
@@ -213,6 +234,9 @@ class HealthTracker:
         if entry.auth_error is not None:  # the credential check passed
             self._clear_auth(entry)
             entry.probe_since = None
+            self._note(account_id, MarkReason.AUTH, 0.0)
+        if entry.state is CircuitState.HALF_OPEN:
+            self._note(account_id, MarkReason.CIRCUIT, 0.0)
         sample = max(latency, 0.0)
         if entry.latency_ewma is None:
             entry.latency_ewma = sample
@@ -226,7 +250,11 @@ class HealthTracker:
         entry.total_failures += 1
         entry.last_error = kind
         entry.last_error_at = now
+        opened_until = entry.open_until if entry.state is CircuitState.OPEN else None
         self._transition(entry, _Event.FAILURE, now)
+        if entry.state is CircuitState.OPEN and entry.open_until != opened_until:
+            assert entry.open_until is not None
+            self._note(account_id, MarkReason.CIRCUIT, entry.open_until)
 
     def record_rate_limited(self, account_id: str, now: float, retry_after: float | None) -> None:
         """A 429: keep the account out for ``retry_after`` seconds (or the default), capped.
@@ -238,6 +266,7 @@ class HealthTracker:
         until = now + self.policy.rate_limit_cooldown(retry_after)
         if entry.cooldown_until is None or until > entry.cooldown_until:
             entry.cooldown_until = until
+            self._note(account_id, MarkReason.COOLDOWN, until)
         self._transition(entry, _Event.RELEASE, now)
 
     def record_auth_failure(self, account_id: str, now: float, message: str) -> None:
@@ -250,6 +279,7 @@ class HealthTracker:
         entry.auth_error = message
         entry.auth_rejections += 1
         entry.auth_until = now + self.policy.auth_cooldown(entry.auth_rejections)
+        self._note(account_id, MarkReason.AUTH, entry.auth_until)
         self._transition(entry, _Event.RELEASE, now)
 
     def postpone_auth_check(self, account_id: str, now: float) -> None:
@@ -258,12 +288,15 @@ class HealthTracker:
         entry = self._entries.get(account_id)
         if entry is not None and entry.auth_error is not None:
             entry.auth_until = now + self.policy.auth_cooldown(entry.auth_rejections)
+            self._note(account_id, MarkReason.AUTH, entry.auth_until)
             self._transition(entry, _Event.RELEASE, now)
 
     def clear_auth_failure(self, account_id: str) -> None:
         """The credentials were fixed: the account may be tried again."""
         entry = self._entries.get(account_id)
         if entry is not None:
+            if entry.auth_error is not None:
+                self._note(account_id, MarkReason.AUTH, 0.0)
             self._clear_auth(entry)
 
     def auth_check_due(self, account_id: str, now: float) -> bool:
@@ -315,6 +348,8 @@ class HealthTracker:
 
     def available(self, account_id: str, now: float) -> bool:
         """May a request be sent to this account now (a half-open one: as the probe)?"""
+        if self._remote and self._marked_until(account_id, now) is not None:
+            return False
         entry = self._entries.get(account_id)
         if entry is None:
             return True
@@ -328,6 +363,8 @@ class HealthTracker:
         True only for the first caller, which becomes the probe; everyone else
         gets False until the probe's outcome is recorded.
         """
+        if self._remote and self._marked_until(account_id, now) is not None:
+            return False
         entry = self._entries.get(account_id)
         if entry is None:
             return True
@@ -343,11 +380,12 @@ class HealthTracker:
         None when time alone will not do it: failed credentials, or a probe
         whose outcome is still pending.
         """
+        marked = self._marked_until(account_id, now) if self._remote else None
         entry = self._entries.get(account_id)
         if entry is None:
-            return now
+            return now if marked is None else marked
         self._transition(entry, _Event.TICK, now)
-        moment = now
+        moment = now if marked is None else marked
         if entry.auth_error is not None:
             if entry.auth_until is None or (
                 now >= entry.auth_until and entry.probe_since is not None
@@ -369,15 +407,31 @@ class HealthTracker:
         else:
             self._transition(entry, _Event.TICK, now)
         cooling = entry.cooldown_until
+        cooling = cooling if cooling is not None and cooling > now else None
+        state, open_until = entry.state, entry.open_until
+        auth_error = entry.auth_error
+        auth_until = entry.auth_until if auth_error is not None else None
+        marks = self._remote.get(account_id)
+        for reason, until in (marks or {}).items():
+            if until <= now:
+                continue
+            if reason is MarkReason.CIRCUIT and state is not CircuitState.OPEN:
+                state, open_until = CircuitState.OPEN, until
+            elif reason is MarkReason.CIRCUIT:
+                open_until = max(open_until or until, until)
+            elif reason is MarkReason.COOLDOWN:
+                cooling = max(cooling or until, until)
+            elif auth_error is None:
+                auth_error, auth_until = ELSEWHERE_AUTH, until
         return AccountHealth(
             account_id=account_id,
-            state=entry.state,
-            available=self._available(entry, now),
+            state=state,
+            available=self._available(entry, now) and self._marked_until(account_id, now) is None,
             consecutive_failures=entry.consecutive_failures,
-            open_until=entry.open_until,
-            cooldown_until=cooling if cooling is not None and cooling > now else None,
-            auth_error=entry.auth_error,
-            auth_until=entry.auth_until if entry.auth_error is not None else None,
+            open_until=open_until,
+            cooldown_until=cooling,
+            auth_error=auth_error,
+            auth_until=auth_until,
             in_flight=entry.in_flight,
             probe_in_flight=entry.probe_since is not None,
             latency_ewma=entry.latency_ewma,
@@ -392,6 +446,40 @@ class HealthTracker:
     def forget(self, account_id: str) -> None:
         """Drop everything known about an account (it left the configuration)."""
         self._entries.pop(account_id, None)
+        self._remote.pop(account_id, None)
+
+    # -- other processes ----------------------------------------------------
+
+    def take_marks(self) -> list[tuple[str, MarkReason, float]]:
+        """The marks to publish since the last call: (account, reason, until on
+        this tracker's time scale, 0 when the account recovered)."""
+        if not self._pending:
+            return []
+        taken = [(account, reason, until) for (account, reason), until in self._pending.items()]
+        self._pending.clear()
+        return taken
+
+    def apply_marks(
+        self, account_ids: Iterable[str], marks: Iterable[tuple[str, MarkReason, float]]
+    ) -> None:
+        """What other processes say of ``account_ids`` now (until on this tracker's
+        scale); those accounts' earlier marks from elsewhere are replaced."""
+        for account_id in account_ids:
+            self._remote.pop(account_id, None)
+        for account_id, reason, until in marks:
+            self._remote.setdefault(account_id, {})[reason] = until
+
+    def _marked_until(self, account_id: str, now: float) -> float | None:
+        """Until when marks from elsewhere keep the account out (None: they don't)."""
+        marks = self._remote.get(account_id)
+        if not marks:
+            return None
+        until = max(marks.values())
+        return until if until > now else None
+
+    def _note(self, account_id: str, reason: MarkReason, until: float) -> None:
+        if self.publishing:
+            self._pending[(account_id, reason)] = until
 
     # -- internals ----------------------------------------------------------
 

@@ -40,6 +40,18 @@ while it is available. Entries expire ``sticky_ttl`` seconds after they were
 last remembered, and at most ``sticky_max`` are kept (least recently used
 go first).
 
+A session this selector has not seen yet (its first request, or one served
+by another worker or gateway instance until now) is not placed by the
+strategy but by rendezvous hashing: each usable account scores
+``weight / -ln(h)``, ``h`` a hash of (session, account) in (0, 1), and the
+highest score in the leading priority group wins (priorities count only for
+the strategies that use them). Every process computes the same answer from
+the same candidates, with nothing shared, so a session lands on the same
+account whichever worker serves it; when that account is out (on every
+worker alike, through the shared health marks) the session's failover order
+is the same ranking, so every worker moves it to the same next account.
+Weighted, the ranking spreads sessions in proportion to weight.
+
 The only mutable state is the round-robin cursors, the current weights and
 the sticky map, each bounded. Time is always passed in.
 """
@@ -48,6 +60,8 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -126,10 +140,9 @@ class Selector:
         usable = [c for c in unique if health.available(c.account_id, now)]
         if not usable:
             return []
-        sticky = None if session is None else self.sticky_account(session, now)
-        pinned = next((c for c in usable if c.account_id == sticky), None)
-        # A request pinned to its session's account does not advance the rotation.
-        advance = pinned is None
+        if session is not None:
+            return self._session_order(session, usable, now, strategy)
+        advance = True
         if strategy is Strategy.HEALTH_FIRST:
             ordered = self._health_first(unique, usable, health, advance)
         elif strategy is Strategy.PRIORITY:
@@ -142,9 +155,25 @@ class Selector:
             ordered = [first, *rest]
         else:
             ordered = sorted(usable, key=lambda c: _latency_key(health, c))
-        if pinned is not None:
-            ordered = [pinned, *(c for c in ordered if c is not pinned)]
         return ordered
+
+    def _session_order(
+        self, session: str, usable: list[Candidate], now: float, strategy: Strategy
+    ) -> list[Candidate]:
+        """The session's remembered account if usable, then its rendezvous ranking.
+
+        A request of a session never advances the rotation.
+        """
+        grouped = strategy in (Strategy.HEALTH_FIRST, Strategy.PRIORITY)
+        ranked = sorted(
+            usable,
+            key=lambda c: (c.priority if grouped else 0, -_rendezvous(session, c)),
+        )
+        sticky = self.sticky_account(session, now)
+        pinned = next((c for c in ranked if c.account_id == sticky), None)
+        if pinned is None:
+            return ranked
+        return [pinned, *(c for c in ranked if c is not pinned)]
 
     # -- sticky sessions ----------------------------------------------------
 
@@ -281,6 +310,13 @@ def _dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 def _key(candidates: Iterable[Candidate]) -> _GroupKey:
     return tuple(c.account_id for c in candidates)
+
+
+def _rendezvous(session: str, candidate: Candidate) -> float:
+    """The candidate's weighted rendezvous score for ``session`` (higher wins)."""
+    raw = hashlib.blake2b(f"{session}\0{candidate.account_id}".encode(), digest_size=8).digest()
+    unit = (int.from_bytes(raw, "little") + 0.5) / 2.0**64  # in (0, 1)
+    return candidate.weight / -math.log(unit)
 
 
 def _latency_key(health: HealthTracker, candidate: Candidate) -> tuple[int, float]:

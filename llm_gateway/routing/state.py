@@ -15,15 +15,41 @@ The methods are coroutines: a backend may wait for a lock held by another
 process (or, for a backend over the network, for an answer) without stopping
 the event loop. A later backend for several hosts only has to satisfy the
 same protocols.
+
+Account health (``SharedHealth``): every process keeps its own
+``HealthTracker`` (``health.py``), the pure, synchronous core that counts
+failures and runs each account's circuit breaker. What the other processes
+need to know of it is small: *this account is out until T, because R*. A
+process publishes such a ``HealthMark`` when its tracker opens a circuit,
+starts a 429 cooldown or excludes rejected credentials, and a mark with
+``until == 0`` when the account recovered (its circuit closed, its
+credentials passed). Before choosing accounts for a request, the request
+path awaits one ``read`` of the marks of the request's candidate accounts
+(one round trip for a backend over the network) and hands them to the
+tracker, whose ``available`` and ``available_at`` honour them beside its own
+state. ``until`` is wall-clock time (Unix seconds): monotonic clocks agree
+between the processes of one host but not between hosts, so the conversion
+to the tracker's monotonic scale happens where marks are read and written.
+A mark lapses by itself when its time has passed, so a process that died
+after publishing never keeps an account out for longer than it said.
+
+Spend budgets (``SpendBudgets``): the arithmetic is ``ledger/budgets.py``'s
+``BudgetBook`` (reserve an estimate before routing, settle the real cost
+after); a backend holds each key's totals where every process sees them, so
+reservations made by one worker count for the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
+from ..ledger import budgets
 from .ratelimit import Decision, KeyLimits
 
-__all__ = ["RateBuckets"]
+__all__ = ["HealthMark", "MarkReason", "RateBuckets", "SharedHealth", "SpendBudgets"]
 
 
 class RateBuckets(Protocol):
@@ -35,4 +61,65 @@ class RateBuckets(Protocol):
 
     async def record_tokens(self, key_id: str, limits: KeyLimits, tokens: int, now: float) -> None:
         """Charge the tokens a response used."""
+        ...
+
+
+class MarkReason(str, Enum):
+    """Why an account is out, as one process saw it."""
+
+    CIRCUIT = "circuit"  # its circuit opened: the upstream looks broken
+    COOLDOWN = "cooldown"  # a 429: the upstream wants fewer requests for a while
+    AUTH = "auth"  # its credentials were refused
+
+
+@dataclass(frozen=True, slots=True)
+class HealthMark:
+    """One account out for one reason until a wall-clock time."""
+
+    account_id: str
+    reason: MarkReason
+    #: Unix seconds until which the account is out; 0: it recovered (the mark goes)
+    until: float
+
+
+class SharedHealth(Protocol):
+    """The marks the gateway's processes leave each other about upstream accounts.
+
+    A backend keeps at most one mark per (account, reason). ``now`` is
+    wall-clock time (Unix seconds), like every ``until``.
+    """
+
+    async def read(self, account_ids: Sequence[str], now: float) -> Sequence[HealthMark]:
+        """The marks of these accounts still in force (``until > now``), in any order."""
+        ...
+
+    async def publish(self, marks: Sequence[HealthMark], now: float) -> None:
+        """Store marks: for each (account, reason) the later ``until`` wins, and a
+        mark with ``until == 0`` removes the stored one (the account recovered)."""
+        ...
+
+
+class SpendBudgets(Protocol):
+    """Per-key spend totals and reservations (``ledger/budgets.py``'s ``BudgetBook``).
+
+    Times are wall-clock (Unix seconds): budget periods are calendar periods.
+    """
+
+    async def due(self, key_id: str, period: str, now: float) -> float | None:
+        """The period start to read the key's spend from the ledger, or None (known)."""
+        ...
+
+    async def load(self, key_id: str, period: str, now: float, spent: float) -> None:
+        """What the ledger says the key spent since that start."""
+        ...
+
+    async def reserve(
+        self, key_id: str, budget: float, estimate: float, now: float
+    ) -> tuple[budgets.Decision, float]:
+        """Admit or refuse a request; an admitted one holds (second) part of the budget."""
+        ...
+
+    def settle(self, key_id: str, reserved: float, cost: float, now: float) -> None:
+        """A request finished: release what it held and count its cost. Never waits;
+        a backend that cannot write at once finishes in the background."""
         ...

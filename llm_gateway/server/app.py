@@ -76,6 +76,8 @@ class GatewayState:
     config_error: str | None = None
     #: changed settings that are read only at start
     restart_needed: tuple[str, ...] = ()
+    #: the shared-state backend and whether it is reachable (``state/backends.py``)
+    shared_state: Callable[[], dict[str, object]] = lambda: {"backend": "local"}
 
 
 #: path prefixes whose errors are in another format than OpenAI's
@@ -288,6 +290,7 @@ class GatewayApp:
             "config_path": state.config_path,
             "config_digest": state.config_digest,
             "restart_needed": list(state.restart_needed),
+            "state": state.shared_state(),
             "gateway_keys": {
                 "total": len(config.gateway_keys),
                 "enabled": sum(1 for k in config.gateway_keys if k.enabled),

@@ -43,6 +43,7 @@ START_ONLY = (
     "ledger.flush_interval",
     "ledger.queue_size",
     "metrics.listen",
+    "state",
 )
 
 

@@ -45,8 +45,14 @@ from ..pipeline.probes import probe_open_circuits
 from ..pipeline.proxy import Proxy, install_routes
 from ..pipeline.upkeep import run_upkeep
 from ..routing.health import HealthPolicy, HealthTracker
-from ..routing.state import RateBuckets
+from ..routing.ratelimit import RateLimiter
+from ..routing.state import RateBuckets, SharedHealth, SpendBudgets
+from ..state.backends import multi_host_problem, open_state
+from ..state.local_buckets import LocalBuckets
+from ..state.redis_link import load_redis
 from ..state.shared_buckets import SharedBuckets
+from ..state.shared_budgets import SharedBudgets
+from ..state.shared_health import SharedHealthTable
 from ..upstream.pool import ConnectionPool
 from ..upstream.proxy import ProxySettings
 from .app import GatewayApp, GatewayState, error_for_status
@@ -102,6 +108,8 @@ class Gateway:
         *,
         metrics_dir: Path | None = None,
         limiter: RateBuckets | None = None,
+        shared_health: SharedHealth | None = None,
+        budgets: SpendBudgets | None = None,
     ):
         self.store = store
         self.environ = environ
@@ -126,12 +134,17 @@ class Gateway:
             proxy=ProxySettings.from_sources(config.environment.as_mapping(), environ),
         )
         credentials = Credentials(store.home, environ)
+        # ``state``: read at start
+        local = limiter if limiter is not None else LocalBuckets(RateLimiter())
+        self.shared = open_state(config.state, local, shared_health)
+        self.state.shared_state = self.shared.report
         self.tokens = TokenManager(
             store,
             self.pool,
             credentials.secret_key,
             time.time,
             settings=lambda: self.state.config.oauth,
+            share=self.shared.tokens,
         )
         self.proxy = Proxy(
             self.state,
@@ -139,10 +152,11 @@ class Gateway:
             credentials,
             health=self.health,
             tokens=self.tokens,
-            limiter=limiter,
+            limiter=self.shared.buckets,
+            shared_health=self.shared.health,
         )
         install_routes(self.app, self.proxy)
-        self.ledger = self._accounting(config, metrics_dir)
+        self.ledger = self._accounting(config, metrics_dir, budgets)
         usage = LedgerReader(store.home / config.ledger.file) if config.ledger.enabled else None
         self.admin = AdminApi(self.state, store, ledger=lambda: usage)
         install_admin_routes(self.app, self.admin)
@@ -171,7 +185,9 @@ class Gateway:
         self._publisher: asyncio.Task[None] | None = None
         self.metrics_server: HTTPServer | None = None
 
-    def _accounting(self, config: Config, metrics_dir: Path | None) -> LedgerWriter | None:
+    def _accounting(
+        self, config: Config, metrics_dir: Path | None, budgets: SpendBudgets | None = None
+    ) -> LedgerWriter | None:
         """The usage ledger, budgets and ``/metrics`` (``ledger``, ``metrics``: read at start)."""
         ledger: LedgerWriter | None = None
         reader: LedgerReader | None = None
@@ -186,7 +202,7 @@ class Gateway:
                 retention=settings.retention_days * 86400,
             )
             reader = LedgerReader(path)
-        self.proxy.budgets = BudgetGate(reader)
+        self.proxy.budgets = BudgetGate(reader, book=budgets)
         accounting = Accounting(
             lambda: self.state.config, self.proxy.metrics, ledger=ledger, budgets=self.proxy.budgets
         )
@@ -221,6 +237,7 @@ class Gateway:
         )
         if self.ledger is not None:
             self.ledger.start()
+        await self.shared.start()
         await self._start_metrics(reuse_port)
         self._watcher = asyncio.ensure_future(self._watch_config())
         self._prober = asyncio.ensure_future(self._probe_periodically())
@@ -352,6 +369,7 @@ class Gateway:
                     await task
         await self.tokens.aclose()
         await self.server.shutdown()
+        await self.shared.aclose()
         if self.metrics_server is not None:
             await self.metrics_server.shutdown()
         await self.pool.aclose()
@@ -399,6 +417,11 @@ def serve_forever(
 
     ``program``: the command that runs the CLI, for the next step the start line names."""
     config = store.load()
+    if config.state.backend == "redis":
+        load_redis()  # a one-line error, before anything starts, when it is missing
+    problem = multi_host_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
     configure(config.logging.level, config.logging.format, environ)
     files = raise_open_file_limit()  # before forking: workers inherit it
     capacity = plan(files.soft, config.server, config.proxy)
@@ -421,6 +444,8 @@ def serve_forever(
     metrics_dir = fresh_metrics_dir(store.home, bind_port)
     # created before forking: every worker (and any started again) shares it
     buckets = SharedBuckets.create()
+    health = SharedHealthTable.create()
+    budgets = SharedBudgets.create()
 
     def serve(index: int) -> int:
         quiet: Callable[[str], None] = err if index == 0 else (lambda text: None)
@@ -434,6 +459,8 @@ def serve_forever(
             metrics_dir=metrics_dir,
             program=program,
             limiter=buckets,
+            shared_health=health,
+            budgets=budgets,
         )
 
     try:
@@ -454,8 +481,17 @@ def _serve_one(
     metrics_dir: Path | None = None,
     program: str = "llm-gateway",
     limiter: RateBuckets | None = None,
+    shared_health: SharedHealth | None = None,
+    budgets: SpendBudgets | None = None,
 ) -> int:
-    gateway = Gateway(store, environ, metrics_dir=metrics_dir, limiter=limiter)
+    gateway = Gateway(
+        store,
+        environ,
+        metrics_dir=metrics_dir,
+        limiter=limiter,
+        shared_health=shared_health,
+        budgets=budgets,
+    )
     try:
         asyncio.run(_run(gateway, host, port, err, reuse_port=reuse_port, program=program))
     except OSError as exc:

@@ -2,9 +2,9 @@
 
 Theory of operation: this is nginx's ``limit_req_zone`` design. Before
 forking, the supervising parent creates a shared mapping of an unlinked
-temporary file (in ``/dev/shm`` when there is one) divided into fixed-size
-slots; every worker, including one started again after a crash, inherits the
-descriptor and the mapping. A request's check is one read-modify-write of
+temporary file divided into fixed-size slots (``shared_table.py``); every
+worker, including one started again after a crash, inherits the descriptor
+and the mapping. A request's check is one read-modify-write of
 its key's slot under an exclusive ``fcntl.lockf`` lock on the file, using the
 pure arithmetic of ``routing/ratelimit.py`` (the headers are written after
 the lock is released). The lock is held for a few microseconds and never
@@ -34,20 +34,22 @@ Times are ``time.monotonic()`` values, one clock for every process of a host.
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import fcntl
-import functools
-import hashlib
-import mmap
-import os
 import struct
-import tempfile
-import zlib
 from typing import IO
 
-from ..errors import ServiceUnavailable
 from ..routing.ratelimit import Bucket, Decision, KeyLimits, charge, decide, fit, take
+from .shared_table import (
+    EMPTY_DIGEST,
+    LOCK_POLL,
+    digest,
+    lock,
+    new_file,
+    read_slot,
+    shared_map,
+    slot_size,
+    unlock,
+    write_slot,
+)
 
 __all__ = ["LOCK_POLL", "LOCK_WAIT", "PROBE", "SLOTS", "SharedBuckets"]
 
@@ -57,16 +59,11 @@ SLOTS = 4096
 PROBE = 32
 
 _BODY = struct.Struct("<16s6d")
-_CHECK = struct.Struct("<I4x")
-_SLOT_SIZE = _BODY.size + _CHECK.size
-_EMPTY_DIGEST = bytes(16)
-#: tries of a busy lock, letting other tasks run in between, before polling it
-_QUICK_TRIES = 20
-#: seconds between tries of a lock still busy after the quick tries
-LOCK_POLL = 0.001
+_SLOT_SIZE = slot_size(_BODY)
+_EMPTY_DIGEST = EMPTY_DIGEST
+_digest = digest
 #: longest wait for the lock (a holder that is alive but stopped) before a 503
 LOCK_WAIT = 5.0
-_SHM = "/dev/shm"
 
 _Pair = tuple[Bucket | None, Bucket | None]
 
@@ -78,18 +75,14 @@ class SharedBuckets:
         self._file = file
         self._fd = file.fileno()
         self._slots = slots
-        self._map = mmap.mmap(self._fd, slots * _SLOT_SIZE, mmap.MAP_SHARED)
+        self._map = shared_map(file, slots * _SLOT_SIZE)
 
     @classmethod
     def create(cls, slots: int = SLOTS) -> SharedBuckets:
         """A new, empty table; create it in the parent, before forking."""
         if slots < 1:
             raise ValueError("slots must be positive")
-        directory = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
-        # open for the life of the table: the workers inherit its descriptor
-        file = tempfile.TemporaryFile(prefix="llm-gateway-state-", dir=directory)  # noqa: SIM115
-        os.ftruncate(file.fileno(), slots * _SLOT_SIZE)
-        return cls(file, slots)
+        return cls(new_file(slots * _SLOT_SIZE), slots)
 
     async def check_request(self, key_id: str, limits: KeyLimits, now: float) -> Decision:
         """Admit or deny one request; an admitted one uses a request unit."""
@@ -102,7 +95,7 @@ class SharedBuckets:
             allowed, retry_after = take(requests, tokens)
             self._write(index, digest, requests, tokens)
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            unlock(self._fd)
         # the buckets are this process's copies: the headers are written unlocked
         return decide(requests, tokens, limits, allowed, retry_after)
 
@@ -119,30 +112,10 @@ class SharedBuckets:
             charge(bucket, tokens)
             self._write(index, digest, fit(requests, limits.rpm, now), bucket)
         finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+            unlock(self._fd)
 
     async def _lock(self) -> None:
-        """Take the table's lock without blocking the event loop: its holder may be
-        a process the scheduler has paused, and this worker's other requests go on."""
-        loop = asyncio.get_running_loop()
-        tries = 0
-        deadline = loop.time() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except OSError as exc:
-                if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-            tries += 1
-            if tries <= _QUICK_TRIES:
-                await asyncio.sleep(0)
-                continue
-            if loop.time() >= deadline:
-                raise ServiceUnavailable(
-                    f"the rate-limit table shared by the workers stayed locked for {LOCK_WAIT:g} s"
-                )
-            await asyncio.sleep(LOCK_POLL)
+        await lock(self._fd, LOCK_WAIT, "rate-limit table")
 
     def close(self) -> None:
         self._map.close()
@@ -173,29 +146,18 @@ class SharedBuckets:
 
     def _read(self, index: int) -> _Pair | None:
         """The slot's buckets; None when it is empty or torn."""
-        offset = index * _SLOT_SIZE
-        body = self._map[offset : offset + _BODY.size]
-        (check,) = _CHECK.unpack_from(self._map, offset + _BODY.size)
-        if zlib.crc32(body) != check:
+        fields = read_slot(self._map, index * _SLOT_SIZE, _BODY)
+        if fields is None:
             return None
-        _, *numbers = _BODY.unpack(body)
+        _, *numbers = fields
         return _bucket(*numbers[:3]), _bucket(*numbers[3:])
 
     def _write(
         self, index: int, digest: bytes, requests: Bucket | None, tokens: Bucket | None
     ) -> None:
-        offset = index * _SLOT_SIZE
-        if requests is None and tokens is None:
-            self._map[offset : offset + _SLOT_SIZE] = bytes(_SLOT_SIZE)
-            return
-        body = _BODY.pack(digest, *_numbers(requests), *_numbers(tokens))
-        self._map[offset : offset + _SLOT_SIZE] = body + _CHECK.pack(zlib.crc32(body))
-
-
-@functools.lru_cache(maxsize=SLOTS)
-def _digest(key_id: str) -> bytes:
-    digest = hashlib.blake2b(key_id.encode("utf-8"), digest_size=16).digest()
-    return digest if digest != _EMPTY_DIGEST else b"\x01" + digest[1:]
+        empty = requests is None and tokens is None
+        fields = None if empty else (digest, *_numbers(requests), *_numbers(tokens))
+        write_slot(self._map, index * _SLOT_SIZE, _BODY, fields)
 
 
 def _bucket(capacity: float, tokens: float, updated: float) -> Bucket | None:

@@ -7,10 +7,18 @@ with the gateway's secret key (``crypto.sealing``, like the credentials).
 Rows are keyed by (gateway key id, response id), and the sealing context
 names both, so one key can neither find nor open another key's responses.
 
+The same file remembers which account answered a turn that went to an
+OpenAI Responses account untouched (``chains`` rows: that upstream keeps
+the turn, the gateway only where it lives), so a ``previous_response_id``
+chain stays on its account, and ``GET``/``DELETE`` reach it, after a
+restart. Such a row holds ids and a model name, nothing the conversation
+said, so it is not sealed; it is keyed by gateway key like the rest.
+
 Crash safety: SQLite in WAL mode with ``synchronous=FULL``; a write is a
 transaction, so a crash leaves the file with or without the row, never
 half of it. Bounds: rows older than ``max_age`` are neither read nor kept,
-and after every write the oldest rows beyond ``max_stored`` are deleted.
+and after every write the oldest rows beyond ``max_stored`` are deleted
+(kept turns and chain rows each).
 
 Everything here blocks (file I/O): the request path calls the ``a*``
 methods, which run on a worker thread; one lock serialises the connection.
@@ -31,7 +39,7 @@ from typing import Any
 from ..crypto.sealing import seal, unseal
 from ..errors import SecretKeyError
 
-__all__ = ["FILE_NAME", "ResponseStore", "StoredResponse"]
+__all__ = ["FILE_NAME", "ChainOwner", "ResponseStore", "StoredResponse"]
 
 FILE_NAME = "responses.sqlite3"
 
@@ -45,6 +53,15 @@ CREATE TABLE IF NOT EXISTS responses (
     PRIMARY KEY (key_id, id)
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
+CREATE TABLE IF NOT EXISTS chains (
+    key_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (key_id, id)
+);
+CREATE INDEX IF NOT EXISTS chains_created ON chains (created);
 """
 
 
@@ -61,6 +78,14 @@ class StoredResponse:
     output_items: tuple[Any, ...]
     #: the response object as the client got it
     response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChainOwner:
+    """The account an upstream-kept response lives on, and the model the client named."""
+
+    account_id: str
+    model: str
 
 
 def _context(key_id: str, response_id: str) -> str:
@@ -156,6 +181,55 @@ class ResponseStore:
                 )
         return cursor.rowcount > 0
 
+    def put_owner(
+        self,
+        key_id: str,
+        response_id: str,
+        owner: ChainOwner,
+        *,
+        created: float,
+        max_stored: int,
+        max_age: float,
+    ) -> None:
+        """Remember that ``owner``'s account keeps ``response_id`` (made with ``key_id``)."""
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT OR REPLACE INTO chains VALUES (?, ?, ?, ?, ?)",
+                    (key_id, response_id, owner.account_id, owner.model, created),
+                )
+                db.execute("DELETE FROM chains WHERE created < ?", (created - max_age,))
+                db.execute(
+                    "DELETE FROM chains WHERE rowid NOT IN "
+                    "(SELECT rowid FROM chains ORDER BY created DESC, rowid DESC LIMIT ?)",
+                    (max_stored,),
+                )
+
+    def owner(
+        self, key_id: str, response_id: str, *, now: float, max_age: float
+    ) -> ChainOwner | None:
+        """Where ``response_id`` lives (None: not a turn ``key_id`` sent to such an account)."""
+        with self._lock:
+            row = (
+                self._connect()
+                .execute(
+                    "SELECT account_id, model, created FROM chains WHERE key_id = ? AND id = ?",
+                    (key_id, response_id),
+                )
+                .fetchone()
+            )
+        if row is None or row[2] < now - max_age:
+            return None
+        return ChainOwner(row[0], row[1])
+
+    def forget_owner(self, key_id: str, response_id: str) -> None:
+        with self._lock:
+            db = self._connect()
+            with db:
+                db.execute("DELETE FROM chains WHERE key_id = ? AND id = ?", (key_id, response_id))
+
     def count(self) -> int:
         with self._lock:
             row = self._connect().execute("SELECT COUNT(*) FROM responses").fetchone()
@@ -181,3 +255,31 @@ class ResponseStore:
 
     async def adelete(self, key_id: str, response_id: str) -> bool:
         return await asyncio.to_thread(self.delete, key_id, response_id)
+
+    async def aput_owner(
+        self,
+        key_id: str,
+        response_id: str,
+        owner: ChainOwner,
+        *,
+        created: float,
+        max_stored: int,
+        max_age: float,
+    ) -> None:
+        await asyncio.to_thread(
+            self.put_owner,
+            key_id,
+            response_id,
+            owner,
+            created=created,
+            max_stored=max_stored,
+            max_age=max_age,
+        )
+
+    async def aowner(
+        self, key_id: str, response_id: str, *, now: float, max_age: float
+    ) -> ChainOwner | None:
+        return await asyncio.to_thread(self.owner, key_id, response_id, now=now, max_age=max_age)
+
+    async def aforget_owner(self, key_id: str, response_id: str) -> None:
+        await asyncio.to_thread(self.forget_owner, key_id, response_id)

@@ -129,6 +129,10 @@ class StreamFormat:
     ``id_prefix`` is the style of the format's response ids; ``id_marks`` show,
     in a stream's first event, an id already in that style (the passthrough
     pipes then leave ids alone).
+
+    ``array_stream``: an upstream may answer a stream request of this format
+    with ``application/json``, a JSON array of the events' data (Gemini without
+    ``alt=sse``); the pipes then read it through ``json_array_reader``.
     """
 
     name: str
@@ -141,6 +145,7 @@ class StreamFormat:
     id_prefix: str
     id_marks: tuple[bytes, ...]
     keepalive: bytes = b": keepalive\n\n"
+    array_stream: bool = False
 
 
 def _openai_chat_renderer(*, model: str, include_usage: bool, created: int) -> StreamRenderer:
@@ -256,6 +261,7 @@ STREAM_FORMATS: dict[str, StreamFormat] = {
         _marks('"finishReason":"'),
         "",
         (),
+        array_stream=True,
     ),
     "openai-responses": StreamFormat(
         "openai-responses",
