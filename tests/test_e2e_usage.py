@@ -305,9 +305,10 @@ def test_mixed_burst_one_record_each(
                     "messages": [{"role": "user", "content": "fail" if i % 3 == 2 else "hi"}]}  # fmt: skip
             conn.request("POST", "/v1/messages", json.dumps(body),
                          {"x-api-key": key, "content-type": "application/json"})  # fmt: skip
-            status = conn.getresponse().status
+            response = conn.getresponse()
+            response.read()  # a stream read to its end, so its usage is the whole answer's
             conn.close()
-            return status
+            return response.status
 
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(one, range(30)))
