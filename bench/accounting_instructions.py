@@ -19,7 +19,8 @@ writer thread, which commits at most every ``flush_interval``, writes smaller
 batches than at full speed: the ledger's share here is an upper bound.
 
 Usage: ``python3 bench/accounting_instructions.py [--paths ...] [--modes json,sse]
-[--requests 400] [--connections 16] [--keep DIR]``; ``callgrind_annotate`` reads
+[--requests 400] [--connections 16] [--ledger-only] [--keep DIR]``
+(``--ledger-only``: the metrics on in both sides, so the ratio is the ledger's); ``callgrind_annotate`` reads
 the dumps kept with ``--keep`` (``DIR/cg-on/callgrind.PID.N``, one per row).
 """
 
@@ -110,7 +111,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[tuple[str, str, float,
     try:
         for name, on in (("off", False), ("on", True)):
             gateway = Gateway(pyz, work / f"home-{name}", free_port(), args.gateway_cpu)
-            gateway.configure(accounts, extra=_accounting(on))
+            # --ledger-only: metrics on in both, so on ÷ off is the ledger's own cost
+            gateway.configure(accounts, extra=_accounting(on, on or args.ledger_only))
             sides[name] = (gateway, start_under_callgrind(gateway, work, name))
         for path in paths:
             for mode in args.modes:
@@ -157,6 +159,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--gateway-cpu", type=int, default=0)
     parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument(
+        "--ledger-only", action="store_true", help="metrics on in both: the ledger's own cost"
+    )
     parser.add_argument(
         "--keep", type=Path, help="work in this new directory and keep it (callgrind's dumps)"
     )
