@@ -31,6 +31,8 @@ What the usage ledger and the metrics cost: ``compare.py HEAD HEAD
 --accounting-off-base`` runs the same build twice, the base with
 ``ledger.enabled`` and ``metrics.enabled`` false, the new one with both on and
 a price table that prices every request; the ratio is on ÷ off.
+``--ledger-off-base`` turns only the ledger off in the base, so the ratio is
+what the ledger alone costs.
 
 What the redis state backend costs: ``compare.py HEAD HEAD --redis-new auto``
 runs the same build twice, both with a gateway key limited (so every request
@@ -237,8 +239,10 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
         ]
         for b, pyz in zip(builds, pyzs, strict=True):
             gateway = Gateway(pyz, work / f"home-{b.name}", free_port(), args.gateway_cpu, b.python)
-            off = args.accounting_off_base and b.name == "base"
-            extra = None if args.default_config else _accounting(not off)
+            base = b.name == "base"
+            ledger = not (base and (args.accounting_off_base or args.ledger_off_base))
+            metrics = not (base and args.accounting_off_base)
+            extra = None if args.default_config else _accounting(ledger, metrics)
             limits: tuple[str, ...] = ()
             if redis_url:
                 limits = BENCH_LIMITS
@@ -263,13 +267,11 @@ def run(args: argparse.Namespace, work: Path, builds: list[Build]) -> list[Row]:
             redis_process.wait(30)
 
 
-def _accounting(on: bool) -> dict[str, object]:
-    """The ledger and the metrics on (with every stub model priced) or off."""
-    if not on:
-        return {"ledger": {"enabled": False}, "metrics": {"enabled": False}}
+def _accounting(ledger: bool, metrics: bool) -> dict[str, object]:
+    """The ledger and the metrics each on or off (every stub model priced)."""
     prices = {"as_of": "bench", "models": [{"match": "*", "input": 3, "output": 15,
                                             "cache_read": 0.3, "cache_write_5m": 3.75}]}  # fmt: skip
-    return {"ledger": {"enabled": True}, "metrics": {"enabled": True}, "prices": prices}
+    return {"ledger": {"enabled": ledger}, "metrics": {"enabled": metrics}, "prices": prices}
 
 
 def _spread(values: list[float]) -> str:
@@ -348,6 +350,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--accounting-off-base",
         action="store_true",
         help="the base gateway runs without the usage ledger and metrics (compare HEAD HEAD)",
+    )
+    parser.add_argument(
+        "--ledger-off-base",
+        action="store_true",
+        help="the base gateway runs without the usage ledger, metrics on in both (compare HEAD HEAD)",
     )
     parser.add_argument(
         "--redis-new",

@@ -143,14 +143,15 @@ class Gateway:
         created = json.loads(self.cli("apikey", "add", "--name", "bench", "--json", *key_options))
         self.key = created["key"]
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20.0) -> None:
+        """Start, and wait up to ``timeout`` seconds for ``GET /health``."""
         command = ["taskset", "-c", str(self.cpu), self.python, str(self.pyz), "server", "start"]
         log = self.log_path.open("ab")
         self._process = subprocess.Popen(
             command, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         self.pid = self._process.pid
-        self._wait_healthy()
+        self._wait_healthy(timeout)
 
     def stop(self) -> int | None:
         if self._process is None:
@@ -169,10 +170,10 @@ class Gateway:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def _wait_healthy(self) -> None:
+    def _wait_healthy(self, timeout: float) -> None:
         assert self._process is not None
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + timeout
         while True:
             if self._process.poll() is not None:
                 raise RuntimeError(
@@ -187,6 +188,6 @@ class Gateway:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the gateway did not answer /health within 20 s; see {self.log_path}"
+                    f"the gateway did not answer /health within {timeout:g} s; see {self.log_path}"
                 )
             time.sleep(0.1)

@@ -7,7 +7,7 @@ import contextlib
 import http.client
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,7 @@ def record(at: float, **changes: object) -> LedgerRecord:
         streamed=False,
         cost=0.25,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)
 
 
 @contextlib.contextmanager

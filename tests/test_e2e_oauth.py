@@ -29,6 +29,8 @@ from fake_upstream import (
     clear_proxy_environment,
     running_gateway,
 )
+from prom_text import parse, value
+from test_e2e_usage import scrape
 from test_oauth_fakes import (
     FALLBACK_PATH,
     JSON_500,
@@ -403,6 +405,30 @@ def test_a_token_endpoint_outage_fails_the_request_but_does_not_take_the_account
     document = yaml.safe_load(config_file(Path(os.environ["LLM_GATEWAY_HOME"])).read_text())
     entry = next(a for a in document["upstream_accounts"] if a["id"] == account_id)
     assert "needs_reauth" not in entry["oauth"]
+
+
+def test_refreshes_and_their_failures_are_counted_in_metrics(
+    store: ConfigStore, oauth_server: FakeOAuthServer, upstream: FakeUpstream
+) -> None:
+    account_id = authorised_account(store, oauth_server, upstream.base_url)
+    set_expiry(store, account_id, 1.0)
+    oauth_server.refuse.update({TOKEN_PATH: JSON_500, FALLBACK_PATH: JSON_500})
+    key = gateway_key()
+    admin = run_cli("apikey", "add", "--name", "scraper", "--permissions", "read,write,admin",
+                    "--json").json()["key"]  # fmt: skip
+    with running_gateway(store) as (_, port):
+        assert post(port, key, message())[0] == 502  # the token endpoint is down: one failure
+        oauth_server.refuse.clear()
+        assert post(port, key, message())[0] == 200  # it is back: one refresh
+        assert post(port, key, message())[0] == 200  # the new token is still fresh: none
+        status, text = scrape(port, admin)
+    assert status == 200
+    metrics = parse(text)
+    refreshes = "llm_gateway_oauth_refreshes_total"
+    assert value(metrics, refreshes, account=account_id, result="failed") == 1
+    assert value(metrics, refreshes, account=account_id, result="ok") == 1
+    assert len(oauth_server.token_calls("refresh_token")) == 6 + 1  # back-off tries, then one
+    assert_no_secrets(text, oauth_server)
 
 
 def test_a_token_endpoint_refusing_the_client_takes_the_account_out(

@@ -305,9 +305,10 @@ def test_mixed_burst_one_record_each(
                     "messages": [{"role": "user", "content": "fail" if i % 3 == 2 else "hi"}]}  # fmt: skip
             conn.request("POST", "/v1/messages", json.dumps(body),
                          {"x-api-key": key, "content-type": "application/json"})  # fmt: skip
-            status = conn.getresponse().status
+            response = conn.getresponse()
+            response.read()  # a stream read to its end, so its usage is the whole answer's
             conn.close()
-            return status
+            return response.status
 
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(one, range(30)))
@@ -523,3 +524,28 @@ def test_metrics_can_be_turned_off(store: ConfigStore) -> None:
     with running_gateway(store) as (_, port):
         status, body = scrape(port, admin)
     assert status == 404 and "metrics.enabled" in json.loads(body)["error"]["message"]
+
+
+def test_a_retry_on_the_same_account_is_counted_apart_from_failovers(
+    store: ConfigStore, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    first, _ = upstreams
+    only = add_anthropic("only", first.port, priority=0)
+    _, key = add_key()
+    _, admin = add_key("--permissions", "read,write,admin")
+    # a lone account busy for a second, then serving: the gateway waits and sends again
+    first.queue(anthropic_error(429, "rate_limit_error", "slow down", [("retry-after", "1")]))
+    with running_gateway(store) as (_, port):
+        assert call(port, key)[0] == 200
+        wait_until(lambda: ledger(store).total().requests == 1, 30, "the request's record")
+        status, text = scrape(port, admin)
+    assert status == 200
+    assert len(first.requests) == 2
+    m = parse(text)
+    assert value(m, "llm_gateway_retries_total", account=only) == 1
+    assert value(m, "llm_gateway_failovers_total") == 0
+    assert value(m, "llm_gateway_upstream_attempts_total", account=only, outcome="rate_limited") == 1
+    assert value(m, "llm_gateway_upstream_attempts_total", account=only, outcome="ok") == 1
+    assert value(m, "llm_gateway_requests_total", status_class="2xx") == 1
+    (record,) = ledger(store).recent(5)
+    assert (record.status, record.attempts, record.account_id) == (200, 2, only)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from dataclasses import replace
+import time
 from pathlib import Path
 
 from conftest import wait_until
@@ -42,7 +42,7 @@ def rec(i: int, **changes: object) -> LedgerRecord:
         streamed=False,
         cost=0.5,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)
 
 
 def test_summary_groups_and_cache_hit_rate(tmp_path: Path) -> None:
@@ -88,7 +88,10 @@ def test_series_buckets(tmp_path: Path) -> None:
     assert [(p.start - T0, p.requests) for p in points] == [(0, 1), (60, 2), (180, 1)]
     split = LedgerReader(tmp_path / "u.db").series(T0, T0 + 300, 60, by="model")
     assert [(p.start - T0, p.group) for p in split] == [
-        (0, "claude-x"), (60, "claude-x"), (60, "m2"), (180, "claude-x"),
+        (0, "claude-x"),
+        (60, "claude-x"),
+        (60, "m2"),
+        (180, "claude-x"),
     ]
 
 
@@ -115,6 +118,29 @@ def test_writer_batches_off_the_caller_and_retention(tmp_path: Path) -> None:
     wait_until(lambda: reader.total().requests == 500, 30, "500 records written")
     writer.close()
     assert reader.recent(1, since=0, until=T0)[0:] == []  # the old one was pruned
+
+
+def test_records_trickling_in_are_written_together_not_one_transaction_each(
+    tmp_path: Path,
+) -> None:
+    """Under load records arrive one at a time; the thread wakes for a whole batch
+    or at its interval, never once per record (one commit serves many requests)."""
+    batches: list[int] = []
+    writer = LedgerWriter(
+        tmp_path / "u.db",
+        batch_size=10,
+        flush_interval=60,
+        on_written=lambda b: batches.append(len(b)),
+    )
+    writer.start()
+    for i in range(25):
+        writer.submit(rec(i))
+        time.sleep(0.005)  # time enough for a thread woken per record to take it alone
+    wait_until(lambda: sum(batches) >= 20, 30, "two whole batches written")
+    assert batches == [10, 10]  # the last 5 wait for the interval (here: a minute) ...
+    writer.close()  # ... or for close
+    assert batches == [10, 10, 5]
+    assert LedgerReader(tmp_path / "u.db").total().requests == 25
 
 
 def test_full_queue_drops_and_counts(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import weakref
+from collections.abc import AsyncIterator
 
 from llm_gateway.config.schema import default_document, parse_config
 from llm_gateway.server.app import GatewayApp, GatewayState, error_for_status
@@ -63,3 +66,46 @@ def test_errors_the_server_raises_itself_follow_the_path() -> None:
     assert anthropic["type"] == "error"
     openai = body(error_for_status(413, "too large", "/v1/chat/completions"))
     assert isinstance(openai["error"], dict) and "status" not in openai["error"]
+
+
+def test_a_finished_stream_is_freed_without_waiting_for_a_garbage_collection() -> None:
+    """With a ``finished`` hook (the ledger, the metrics, access logs) a streamed
+    answer is wrapped; nothing may tie it into a reference cycle, or every stream's
+    objects (its upstream response, parser, buffers) wait for the collector."""
+    app = GatewayApp(GatewayState(parse_config(default_document())))
+    seen: list[int] = []
+    app.finished.append(lambda request, status, duration: seen.append(status))
+
+    class Stream:
+        async def chunks(self) -> AsyncIterator[bytes]:
+            yield b"data: 1\n\n"
+
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return self.chunks()
+
+        async def aclose(self) -> None:
+            pass
+
+    streams: list[weakref.ref[Stream]] = []
+
+    async def handler(request: Request) -> Response:
+        stream = Stream()
+        streams.append(weakref.ref(stream))
+        return Response(200, [("content-type", "text/event-stream")], stream)
+
+    app.route("POST", "/v1/chat/completions", handler)
+
+    async def serve() -> None:
+        response = await app(Request("POST", "/v1/chat/completions", "", [], b"", "req_1"))
+        assert not isinstance(response.body, bytes)
+        async for _ in response.body:
+            pass
+        await response.body.aclose()  # type: ignore[union-attr]
+
+    gc.disable()
+    try:
+        asyncio.run(serve())
+        assert seen == [200]
+        assert streams[0]() is None  # freed by reference counting alone
+    finally:
+        gc.enable()

@@ -15,7 +15,6 @@ import csv
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -230,7 +229,7 @@ def _table(
 
 
 def _record_dict(record: LedgerRecord) -> dict[str, Any]:
-    data = asdict(record)
+    data = record._asdict()
     data["time"] = _utc(record.time)
     return data
 

@@ -112,9 +112,8 @@ def _row(values: tuple[object, ...]) -> SummaryRow:
 
 
 def _record(values: tuple[object, ...]) -> LedgerRecord:
-    data = dict(zip(COLUMNS, values, strict=True))
-    data["streamed"] = bool(data["streamed"])
-    return LedgerRecord(**data)  # type: ignore[arg-type]
+    record = LedgerRecord(*values)  # type: ignore[arg-type]
+    return record._replace(streamed=bool(record.streamed))
 
 
 class LedgerReader:

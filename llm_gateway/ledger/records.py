@@ -6,17 +6,21 @@ noted. ``input_tokens`` excludes cache reads and writes (Anthropic's meaning);
 ``cache_write_tokens`` counts every cache write, ``cache_write_1h_tokens`` the
 part of them written for one hour; ``reasoning_tokens`` is part of
 ``output_tokens``.
+
+It is a ``NamedTuple``, not a dataclass: one is built for every request on
+the event loop, and a named tuple is built in a third of the time of a frozen
+dataclass; its fields are the table's columns, in order, so the row to insert
+is a plain copy (``tuple(record)``), not one attribute read per column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 __all__ = ["COLUMNS", "LedgerRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRecord:
+class LedgerRecord(NamedTuple):
     #: wall-clock seconds since the epoch when the request finished
     time: float
     request_id: str
@@ -40,9 +44,6 @@ class LedgerRecord:
     streamed: bool
     cost: float
 
-    def row(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in COLUMNS)
-
 
 #: the record's fields, in the order of the table's columns
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRecord))
+COLUMNS: tuple[str, ...] = LedgerRecord._fields

@@ -2,28 +2,62 @@
 
 Theory of operation: families are declared once with fixed label names; the
 request path only calls ``inc``/``set``/``observe`` with label values (a tuple
-in the declared order). Nothing here does I/O or reads the clock. A
-``snapshot`` is plain, JSON-ready data; snapshots of several processes add up
-with ``merge`` (every value is a sum: counters, histogram buckets, and gauges
-such as open connections), and ``render`` writes one as the text exposition
-format 0.0.4: ``# HELP`` and ``# TYPE`` once per family, label values escaped
-(backslash, double quote, line feed), histograms as cumulative ``_bucket``
-lines with ``le`` up to ``+Inf`` plus ``_sum`` and ``_count``; counter names
-end in ``_total``.
+in the declared order). Each label-value combination is one *series*: a
+``Value`` (counters, gauges) or a ``Buckets`` (histograms), created on first
+use. A caller that counts the same series again and again keeps the series
+object (``Family.series_of``) and adds to it directly: no label tuple, no
+lookup, no check per event; a histogram finds its bucket with ``bisect``.
+Nothing here does I/O or reads the clock. A ``snapshot`` is plain,
+JSON-ready data; snapshots of several processes add up with ``merge`` (every
+value is a sum: counters, histogram buckets, and gauges such as open
+connections), and ``render`` writes one as the text exposition format 0.0.4:
+``# HELP`` and ``# TYPE`` once per family, label values escaped (backslash,
+double quote, line feed), histograms as cumulative ``_bucket`` lines with
+``le`` up to ``+Inf`` plus ``_sum`` and ``_count``; counter names end in
+``_total``.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Family", "Registry", "Snapshot", "merge", "render"]
+__all__ = ["Buckets", "Family", "Registry", "Snapshot", "Value", "merge", "render"]
 
 #: name -> {"type", "help", "labels", "buckets", "samples": [[labels, value]]}
 Snapshot = dict[str, dict[str, Any]]
 Labels = tuple[str, ...]
+
+
+class Value:
+    """One series of a counter or a gauge."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+
+class Buckets:
+    """One series of a histogram: a count per bucket (not cumulative), sum, count."""
+
+    __slots__ = ("bounds", "counts", "sum", "count")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        #: one per bound, then +Inf
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        # the first bound >= value (``le`` is inclusive); past the last: +Inf
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
 
 
 @dataclass
@@ -33,46 +67,67 @@ class Family:
     type: str
     labels: tuple[str, ...]
     buckets: tuple[float, ...] = ()
-    #: counters and gauges: labels -> value; histograms: labels -> [bucket
-    #: counts (not cumulative), then sum, then count]
-    values: dict[Labels, Any] = field(default_factory=dict)
+    #: label values -> the series (``Value`` or ``Buckets`` as the type says)
+    series: dict[Labels, Value | Buckets] = field(default_factory=dict)
 
-    def _check(self, labels: Labels) -> None:
-        if len(labels) != len(self.labels):
-            raise ValueError(f"{self.name} takes labels {self.labels}, got {labels}")
+    def series_of(self, labels: Labels) -> Value | Buckets:
+        """The series of ``labels``, created on first use (keep it to count often)."""
+        found = self.series.get(labels)
+        if found is None:
+            if len(labels) != len(self.labels):
+                raise ValueError(f"{self.name} takes labels {self.labels}, got {labels}")
+            found = Buckets(self.buckets) if self.type == "histogram" else Value()
+            self.series[labels] = found
+        return found
+
+    def value_of(self, labels: Labels = ()) -> Value:
+        """A counter's or gauge's series."""
+        if self.type == "histogram":
+            raise TypeError(f"{self.name} is a {self.type}")
+        found = self.series_of(labels)
+        assert isinstance(found, Value)
+        return found
+
+    def buckets_of(self, labels: Labels) -> Buckets:
+        """A histogram's series."""
+        if self.type != "histogram":
+            raise TypeError(f"{self.name} is a {self.type}")
+        found = self.series_of(labels)
+        assert isinstance(found, Buckets)
+        return found
 
     def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
-        if self.type != "counter" and self.type != "gauge":
-            raise TypeError(f"{self.name} is a {self.type}")
         if self.type == "counter" and amount < 0:
             raise ValueError("counters only go up")
-        self._check(labels)
-        self.values[labels] = self.values.get(labels, 0.0) + amount
+        self.value_of(labels).value += amount
 
     def set(self, labels: Labels, value: float) -> None:
         if self.type != "gauge":
             raise TypeError(f"{self.name} is a {self.type}")
-        self._check(labels)
-        self.values[labels] = value
+        self.value_of(labels).value = value
 
     def observe(self, labels: Labels, value: float) -> None:
-        if self.type != "histogram":
-            raise TypeError(f"{self.name} is a {self.type}")
-        self._check(labels)
-        slots = self.values.get(labels)
-        if slots is None:
-            slots = self.values[labels] = [0] * (len(self.buckets) + 1) + [0.0, 0]
-        index = len(self.buckets)  # +Inf
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                index = i
-                break
-        slots[index] += 1
-        slots[-2] += value
-        slots[-1] += 1
+        self.buckets_of(labels).observe(value)
 
-    def value(self, labels: Labels = ()) -> Any:
-        return self.values.get(labels)
+    def value(self, labels: Labels = ()) -> float | None:
+        """A counter's or gauge's value, None before its first event."""
+        found = self.series.get(labels)
+        return found.value if isinstance(found, Value) else None
+
+    def clear(self) -> None:
+        """Forget every series (for values set afresh at each scrape)."""
+        self.series.clear()
+
+    def samples(self) -> list[list[Any]]:
+        """``[[label values], value]`` per series; a histogram's value is its bucket
+        counts (not cumulative), then sum, then count."""
+        out: list[list[Any]] = []
+        for labels, found in self.series.items():
+            if isinstance(found, Buckets):
+                out.append([list(labels), [*found.counts, found.sum, found.count]])
+            else:
+                out.append([list(labels), found.value])
+        return out
 
 
 class Registry:
@@ -108,9 +163,7 @@ class Registry:
                 "help": f.help,
                 "labels": list(f.labels),
                 "buckets": list(f.buckets),
-                "samples": [
-                    [list(k), v if f.type != "histogram" else list(v)] for k, v in f.values.items()
-                ],
+                "samples": f.samples(),
             }
             for f in self.families.values()
         }

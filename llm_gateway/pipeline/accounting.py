@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config.schema import Config, GatewayKey
+from ..config.schema import Config, GatewayKey, PriceRule
 from ..errors import RateLimited
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
@@ -30,6 +30,7 @@ from ..ledger.query import LedgerReader
 from ..ledger.records import LedgerRecord
 from ..ledger.writer import LedgerWriter
 from ..metrics.families import GatewayMetrics, status_class
+from ..metrics.registry import Buckets, Value
 from ..routing.state import SpendBudgets
 from ..server.messages import Request
 from ..state.local_budgets import LocalBudgets
@@ -37,58 +38,50 @@ from .token_estimate import estimate_input_tokens
 
 __all__ = ["Accounting", "BudgetGate", "record_of"]
 
-_TOKEN_TYPES = (
-    ("input", "input_tokens"),
-    ("output", "output_tokens"),
-    ("cache_read", "cache_read_tokens"),
-    ("cache_creation", "cache_write_tokens"),
-    ("reasoning", "reasoning_tokens"),
-)
 
-
-def _text(notes: dict[str, object], name: str) -> str:
-    value = notes.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def _number(notes: dict[str, object], name: str) -> float | None:
-    value = notes.get(name)
-    return float(value) if isinstance(value, (int, float)) else None
+#: what a request that reported no usage used
+_NO_USAGE = Usage()
+#: price rules remembered per (upstream model, requested model) and configuration
+_RULE_CACHE = 1024
 
 
 def record_of(
-    request: Request, status: int, duration: float, now: float, config: Config
+    request: Request, status: int, duration: float, now: float, rule: PriceRule | None
 ) -> LedgerRecord:
-    """The ledger record of a finished request, priced with ``config.prices``."""
-    notes = request.notes
-    usage = notes.get("usage")
+    """The ledger record of a finished request, priced with ``rule``.
+
+    The request path notes the text fields as strings (``str`` only turns an
+    absent one into ``""``)."""
+    get = request.notes.get
+    usage = get("usage")
     if not isinstance(usage, Usage):
-        usage = Usage()
-    model, upstream_model = _text(notes, "model"), _text(notes, "upstream_model")
-    cost = cost_of(usage, price_rule(config.prices, upstream_model, model))
-    attempts = notes.get("attempts")
-    return LedgerRecord(
-        time=now,
-        request_id=request.request_id,
-        key_id=_text(notes, "key_id"),
-        account_id=_text(notes, "account_id"),
-        client_format=_text(notes, "client_format"),
-        upstream_format=_text(notes, "upstream_format"),
-        model=model,
-        upstream_model=upstream_model,
-        status=status,
-        error_kind=_text(notes, "error"),
-        attempts=attempts if isinstance(attempts, int) else 0,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        duration_ms=round(duration * 1000, 2),
-        ttfb_ms=_number(notes, "ttfb_ms"),
-        streamed=notes.get("streamed") is True,
-        cost=cost,
+        usage = _NO_USAGE
+    attempts, ttfb_ms = get("attempts"), get("ttfb_ms")
+    # positional, in the fields' order: keywords would cost a dict per record
+    return LedgerRecord._make(
+        (
+            now,  # time
+            request.request_id,
+            str(get("key_id", "")),
+            str(get("account_id", "")),
+            str(get("client_format", "")),
+            str(get("upstream_format", "")),
+            str(get("model", "")),
+            str(get("upstream_model", "")),
+            status,
+            str(get("error", "")),  # error_kind
+            attempts if isinstance(attempts, int) else 0,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.cache_write_1h_tokens,
+            usage.reasoning_tokens,
+            round(duration * 1000, 2),  # duration_ms
+            float(ttfb_ms) if isinstance(ttfb_ms, (int, float)) else None,
+            get("streamed") is True,
+            cost_of(usage, rule) if rule is not None else 0.0,
+        )
     )
 
 
@@ -155,7 +148,14 @@ def _duration(seconds: float) -> str:
 
 
 class Accounting:
-    """The application's ``finished`` hook for inference requests."""
+    """The application's ``finished`` hook for inference requests.
+
+    It runs on the event loop once per request, so it does as little as it
+    can: the record is one named tuple, and the metric series a request adds
+    to are looked up once per kind of request (client format, account,
+    status, error, model label) and per key, then kept (``_Series``) until
+    the configuration is replaced; counting is then a few additions.
+    """
 
     def __init__(
         self,
@@ -171,38 +171,111 @@ class Accounting:
         self.ledger = ledger
         self.budgets = budgets
         self.wall_clock = wall_clock
+        #: the configuration the kept rules and series were resolved with
+        self._bound_for: Config | None = None
+        self._rules: dict[tuple[str, str], PriceRule | None] = {}
+        self._series: dict[tuple[str, str, int, str, str], _Series] = {}
+        self._cost: dict[tuple[str, str], Value] = {}
 
     def finished(self, request: Request, status: int, duration: float) -> None:
         notes = request.notes
         if "client_format" not in notes:
             return  # not an inference request
         config = self.config()
-        record = record_of(request, status, duration, self.wall_clock(), config)
+        if self._bound_for is not config:  # rules, providers and model labels may differ
+            self._bound_for, self._rules, self._series, self._cost = config, {}, {}, {}
+        rule = self._rule(config, notes.get("upstream_model"), notes.get("model"))
+        record = record_of(request, status, duration, self.wall_clock(), rule)
         self.budgets.settle(record, request)
         self._count(record, notes, config)
         if self.ledger is not None:
             self.ledger.submit(record)
 
+    def _rule(self, config: Config, upstream_model: object, model: object) -> PriceRule | None:
+        """``price_rule``, remembered until the configuration is replaced."""
+        names = (
+            upstream_model if isinstance(upstream_model, str) else "",
+            model if isinstance(model, str) else "",
+        )
+        try:
+            return self._rules[names]
+        except KeyError:
+            pass
+        if len(self._rules) >= _RULE_CACHE:  # requested models are the clients' strings
+            self._rules = {}
+        rule = self._rules[names] = price_rule(config.prices, *names)
+        return rule
+
     def _count(self, record: LedgerRecord, notes: dict[str, object], config: Config) -> None:
         m = self.metrics
-        account = config.account_by_id(record.account_id)
-        provider = account.provider if account is not None else ""
         model = m.model_label(config, record.model)
-        gen_ai = ("chat", provider, model)
         error = record.error_kind or ("" if record.status < 400 else "UpstreamHTTPError")
-        m.requests.inc(
-            (record.client_format, record.account_id, status_class(record.status), error)
-        )
-        m.duration.observe((*gen_ai, error), record.duration_ms / 1000)
+        kind = (record.client_format, record.account_id, record.status, error, model)
+        series = self._series.get(kind)
+        if series is None:
+            series = self._series[kind] = _Series(m, config, kind)
+        series.requests.value += 1
+        series.duration.observe(record.duration_ms / 1000)
         if record.status < 400 and record.ttfb_ms is not None:
-            m.ttft.observe(gen_ai, record.ttfb_ms / 1000)
-        if record.account_id:
-            for token_type, field in _TOKEN_TYPES:
-                count = getattr(record, field)
-                if count or token_type in ("input", "output"):
-                    m.tokens.observe((*gen_ai, token_type), count)
+            series.ttft.observe(record.ttfb_ms / 1000)
+        if series.input_tokens is not None and series.output_tokens is not None:
+            series.input_tokens.observe(record.input_tokens)
+            series.output_tokens.observe(record.output_tokens)
+            if record.cache_read_tokens or record.cache_write_tokens or record.reasoning_tokens:
+                for token_type, count in (
+                    ("cache_read", record.cache_read_tokens),
+                    ("cache_creation", record.cache_write_tokens),
+                    ("reasoning", record.reasoning_tokens),
+                ):
+                    if count:
+                        m.tokens.buckets_of((*series.gen_ai, token_type)).observe(count)
         if record.cost:
-            m.cost.inc((record.key_id, model), record.cost)
+            labels = (record.key_id, model)
+            cost = self._cost.get(labels)
+            if cost is None:
+                cost = self._cost[labels] = m.cost.value_of(labels)
+            cost.value += record.cost
         rejected = notes.get("rejected")
         if isinstance(rejected, str):
             m.rejected.inc((record.key_id, rejected))
+
+
+class _Series:
+    """The metric series one kind of finished request adds to, resolved once.
+
+    A series appears in ``/metrics`` only once something was added to it, as
+    when every event looked its series up: the time to first token only for
+    successes that had one, token counts only for requests that reached an
+    account.
+    """
+
+    __slots__ = (
+        "metrics",
+        "gen_ai",
+        "requests",
+        "duration",
+        "input_tokens",
+        "output_tokens",
+        "_ttft",
+    )
+
+    def __init__(
+        self, m: GatewayMetrics, config: Config, kind: tuple[str, str, int, str, str]
+    ) -> None:
+        client_format, account_id, status, error, model = kind
+        account = config.account_by_id(account_id)
+        self.metrics = m
+        self.gen_ai = gen_ai = ("chat", account.provider if account is not None else "", model)
+        self.requests = m.requests.value_of(
+            (client_format, account_id, status_class(status), error)
+        )
+        self.duration = m.duration.buckets_of((*gen_ai, error))
+        self.input_tokens = m.tokens.buckets_of((*gen_ai, "input")) if account_id else None
+        self.output_tokens = m.tokens.buckets_of((*gen_ai, "output")) if account_id else None
+        self._ttft: Buckets | None = None
+
+    @property
+    def ttft(self) -> Buckets:
+        if self._ttft is None:
+            self._ttft = self.metrics.ttft.buckets_of(self.gen_ai)
+        return self._ttft

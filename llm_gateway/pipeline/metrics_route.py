@@ -76,7 +76,7 @@ class MetricsEndpoint:
         if dropped > current:
             m.ledger_dropped.inc((), dropped - current)
         now = self.clock()
-        m.circuit.values.clear()
+        m.circuit.clear()
         for account in self.state.config.upstream_accounts:
             circuit = self.state.health.snapshot(account.id, now).state
             for state in CircuitState:

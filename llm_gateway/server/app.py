@@ -217,12 +217,14 @@ class GatewayApp:
             return response
         if request.method == "GET" and request.path.startswith(_UNLOGGED_READS):
             return response  # the admin page polls every few seconds
+        status = response.status
         if isinstance(response.body, bytes):
-            self._done(request, response.status, start, logging_on)
+            self._done(request, status, start, logging_on)
         else:
+            # the hook must not hold ``response`` (which holds the hook): such a
+            # cycle would keep every stream's objects until a garbage collection
             response.body = _LoggedBody(
-                response.body,
-                lambda: self._done(request, response.status, start, logging_on),
+                response.body, lambda: self._done(request, status, start, logging_on)
             )
         return response
 
