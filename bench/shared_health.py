@@ -27,8 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from llm_gateway.ledger.budgets import SpendBudgets  # noqa: E402
 from llm_gateway.routing.health import HealthTracker  # noqa: E402
-from llm_gateway.routing.state import HealthMark, MarkReason, SpendBudgets  # noqa: E402
+from llm_gateway.routing.state import HealthMark, MarkReason  # noqa: E402
 from llm_gateway.state.health_link import HealthLink  # noqa: E402
 from llm_gateway.state.local_budgets import LocalBudgets  # noqa: E402
 from llm_gateway.state.shared_budgets import SharedBudgets  # noqa: E402

@@ -39,6 +39,7 @@ from .config.routing import RoutingConfig
 from .config.schema import Config
 from .config.store import ConfigStore, Loaded
 from .errors import ConfigError
+from .ledger.budgets import SpendBudgets
 from .ledger.query import LedgerReader
 from .ledger.writer import LedgerWriter
 from .logs import configure
@@ -52,7 +53,7 @@ from .pipeline.proxy import Proxy, install_routes
 from .pipeline.upkeep import run_upkeep
 from .routing.health import HealthPolicy, HealthTracker
 from .routing.ratelimit import RateLimiter
-from .routing.state import RateBuckets, SharedHealth, SpendBudgets
+from .routing.state import RateBuckets, SharedHealth
 from .server.app import GatewayApp, GatewayState, error_for_status
 from .server.banner import start_line
 from .server.capacity import describe, open_file_limit, overcommitted, plan, raise_open_file_limit

@@ -13,7 +13,8 @@ not pass through these totals). Periods are calendar days, ISO weeks (from
 Monday) and months, in UTC; a new period starts from zero. Time is passed in.
 
 ``BudgetBook`` keeps the totals of one process (``state/local_budgets.py``
-puts it behind ``routing/state.py``'s ``SpendBudgets``); with ``--workers``,
+puts it behind the ``SpendBudgets`` protocol below, which the request path
+holds); with ``--workers``,
 ``state/shared_budgets.py`` keeps each key's ``KeyTotals`` in memory shared
 by the workers and applies the same methods to it under a lock, so every
 worker sees every reservation and the bound holds for all of them together.
@@ -23,8 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
-__all__ = ["REFRESH", "BudgetBook", "Decision", "KeyTotals", "period_bounds"]
+__all__ = [
+    "REFRESH",
+    "BudgetBook",
+    "Decision",
+    "KeyTotals",
+    "SpendBudgets",
+    "period_bounds",
+]
 
 #: seconds between two reads of a key's total from the ledger
 REFRESH = 5.0
@@ -141,3 +150,29 @@ class BudgetBook:
     def spent(self, key_id: str) -> float | None:
         account = self.accounts.get(key_id)
         return None if account is None else account.spent
+
+
+class SpendBudgets(Protocol):
+    """Per-key spend totals and reservations (``BudgetBook``'s arithmetic).
+
+    Times are wall-clock (Unix seconds): budget periods are calendar periods.
+    """
+
+    async def due(self, key_id: str, period: str, now: float) -> float | None:
+        """The period start to read the key's spend from the ledger, or None (known)."""
+        ...
+
+    async def load(self, key_id: str, period: str, now: float, spent: float) -> None:
+        """What the ledger says the key spent since that start."""
+        ...
+
+    async def reserve(
+        self, key_id: str, budget: float, estimate: float, now: float
+    ) -> tuple[Decision, float]:
+        """Admit or refuse a request; an admitted one holds (second) part of the budget."""
+        ...
+
+    def settle(self, key_id: str, reserved: float, cost: float, now: float) -> None:
+        """A request finished: release what it held and count its cost. Never waits;
+        a backend that cannot write at once finishes in the background."""
+        ...

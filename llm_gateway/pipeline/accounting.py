@@ -25,13 +25,13 @@ from ..config.schema import Config, GatewayKey, PriceRule
 from ..errors import RateLimited
 from ..formats.registry import FORMATS
 from ..formats.unified import Usage
+from ..ledger.budgets import SpendBudgets
 from ..ledger.pricing import cost_of, price_rule
 from ..ledger.query import LedgerReader
 from ..ledger.records import LedgerRecord
 from ..ledger.writer import LedgerWriter
 from ..metrics.families import GatewayMetrics, status_class
 from ..metrics.registry import Buckets, Value
-from ..routing.state import SpendBudgets
 from ..server.messages import Request
 from ..state.local_budgets import LocalBudgets
 from .token_estimate import estimate_input_tokens

@@ -33,10 +33,8 @@ to the tracker's monotonic scale happens where marks are read and written.
 A mark lapses by itself when its time has passed, so a process that died
 after publishing never keeps an account out for longer than it said.
 
-Spend budgets (``SpendBudgets``): the arithmetic is ``ledger/budgets.py``'s
-``BudgetBook`` (reserve an estimate before routing, settle the real cost
-after); a backend holds each key's totals where every process sees them, so
-reservations made by one worker count for the others.
+Spend budgets have their protocol, ``SpendBudgets``, beside their arithmetic
+in ``ledger/budgets.py``: budgets are the ledger's business, not routing's.
 """
 
 from __future__ import annotations
@@ -46,10 +44,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from ..ledger import budgets
 from .ratelimit import Decision, KeyLimits
 
-__all__ = ["HealthMark", "MarkReason", "RateBuckets", "SharedHealth", "SpendBudgets"]
+__all__ = ["HealthMark", "MarkReason", "RateBuckets", "SharedHealth"]
 
 
 class RateBuckets(Protocol):
@@ -96,30 +93,4 @@ class SharedHealth(Protocol):
     async def publish(self, marks: Sequence[HealthMark], now: float) -> None:
         """Store marks: for each (account, reason) the later ``until`` wins, and a
         mark with ``until == 0`` removes the stored one (the account recovered)."""
-        ...
-
-
-class SpendBudgets(Protocol):
-    """Per-key spend totals and reservations (``ledger/budgets.py``'s ``BudgetBook``).
-
-    Times are wall-clock (Unix seconds): budget periods are calendar periods.
-    """
-
-    async def due(self, key_id: str, period: str, now: float) -> float | None:
-        """The period start to read the key's spend from the ledger, or None (known)."""
-        ...
-
-    async def load(self, key_id: str, period: str, now: float, spent: float) -> None:
-        """What the ledger says the key spent since that start."""
-        ...
-
-    async def reserve(
-        self, key_id: str, budget: float, estimate: float, now: float
-    ) -> tuple[budgets.Decision, float]:
-        """Admit or refuse a request; an admitted one holds (second) part of the budget."""
-        ...
-
-    def settle(self, key_id: str, reserved: float, cost: float, now: float) -> None:
-        """A request finished: release what it held and count its cost. Never waits;
-        a backend that cannot write at once finishes in the background."""
         ...
