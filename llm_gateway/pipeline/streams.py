@@ -369,14 +369,13 @@ class ConvertPipe:
         return self._renderer.feed(error) + self._renderer.finish()
 
 
-class ArrayPipe:
-    """Another pipe whose SSE output goes to the client as a JSON array."""
+class _Wrapping:
+    """A pipe around another, whose usage and completeness are the inner pipe's."""
 
-    __slots__ = ("_framer", "_pipe")
+    __slots__ = ("_pipe",)
 
     def __init__(self, pipe: StreamPipe) -> None:
         self._pipe = pipe
-        self._framer = JSONArrayFramer()
 
     @property
     def usage(self) -> Usage | None:
@@ -385,6 +384,16 @@ class ArrayPipe:
     @property
     def complete(self) -> bool:
         return self._pipe.complete
+
+
+class ArrayPipe(_Wrapping):
+    """Another pipe whose SSE output goes to the client as a JSON array."""
+
+    __slots__ = ("_framer",)
+
+    def __init__(self, pipe: StreamPipe) -> None:
+        super().__init__(pipe)
+        self._framer = JSONArrayFramer()
 
     def feed(self, data: bytes) -> bytes:
         return self._framer.feed(self._pipe.feed(data))
@@ -398,22 +407,14 @@ class ArrayPipe:
         return framer.feed(self._pipe.fail(kind, message)) + framer.finish()
 
 
-class ArrayInputPipe:
+class ArrayInputPipe(_Wrapping):
     """Another pipe fed an upstream's JSON-array stream, element by element, as SSE."""
 
-    __slots__ = ("_pipe", "_reader")
+    __slots__ = ("_reader",)
 
     def __init__(self, pipe: StreamPipe) -> None:
-        self._pipe = pipe
+        super().__init__(pipe)
         self._reader = JSONArrayReader()
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._pipe.usage
-
-    @property
-    def complete(self) -> bool:
-        return self._pipe.complete
 
     def feed(self, data: bytes) -> bytes:
         events = self._reader.feed(data)

@@ -126,20 +126,8 @@ class ResponseStore:
             separators=(",", ":"),
         )
         sealed = seal(self._secret_key(), plain, context=_context(key_id, record.id))
-        with self._lock:
-            db = self._connect()
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute(
-                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                    (key_id, record.id, record.account_id, record.created, sealed),
-                )
-                db.execute("DELETE FROM responses WHERE created < ?", (record.created - max_age,))
-                db.execute(
-                    "DELETE FROM responses WHERE rowid NOT IN "
-                    "(SELECT rowid FROM responses ORDER BY created DESC, rowid DESC LIMIT ?)",
-                    (max_stored,),
-                )
+        row = (key_id, record.id, record.account_id, record.created, sealed)
+        self._insert_bounded("responses", row, record.created - max_age, max_stored)
 
     def get(
         self, key_id: str, response_id: str, *, now: float, max_age: float
@@ -192,18 +180,23 @@ class ResponseStore:
         max_age: float,
     ) -> None:
         """Remember that ``owner``'s account keeps ``response_id`` (made with ``key_id``)."""
+        row = (key_id, response_id, owner.account_id, owner.model, created)
+        self._insert_bounded("chains", row, created - max_age, max_stored)
+
+    def _insert_bounded(
+        self, table: str, row: tuple[object, ...], oldest: float, max_stored: int
+    ) -> None:
+        """Insert ``row`` into ``table`` (one of this file's own two), then drop the rows
+        created before ``oldest`` and all but the newest ``max_stored``, in one transaction."""
         with self._lock:
             db = self._connect()
             with db:
                 db.execute("BEGIN IMMEDIATE")
+                db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?)", row)
+                db.execute(f"DELETE FROM {table} WHERE created < ?", (oldest,))
                 db.execute(
-                    "INSERT OR REPLACE INTO chains VALUES (?, ?, ?, ?, ?)",
-                    (key_id, response_id, owner.account_id, owner.model, created),
-                )
-                db.execute("DELETE FROM chains WHERE created < ?", (created - max_age,))
-                db.execute(
-                    "DELETE FROM chains WHERE rowid NOT IN "
-                    "(SELECT rowid FROM chains ORDER BY created DESC, rowid DESC LIMIT ?)",
+                    f"DELETE FROM {table} WHERE rowid NOT IN "
+                    f"(SELECT rowid FROM {table} ORDER BY created DESC, rowid DESC LIMIT ?)",
                     (max_stored,),
                 )
 
