@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
 
+from ..store.wal import enable_wal
 from .records import COLUMNS, LedgerRecord
 
 __all__ = ["BUSY_TIMEOUT", "ROWS_PER_INSERT", "LedgerStore", "connect"]
@@ -60,7 +61,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        enable_wal(conn, BUSY_TIMEOUT)
         conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     return conn

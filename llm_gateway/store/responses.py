@@ -38,10 +38,14 @@ from typing import Any
 
 from ..crypto.sealing import seal, unseal
 from ..errors import SecretKeyError
+from .wal import enable_wal
 
 __all__ = ["FILE_NAME", "ChainOwner", "ResponseStore", "StoredResponse"]
 
 FILE_NAME = "responses.sqlite3"
+
+#: seconds a statement waits for another process's lock on the file
+_BUSY_TIMEOUT = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -108,8 +112,13 @@ class ResponseStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
-            db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(
+                str(self.path),
+                timeout=_BUSY_TIMEOUT,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            enable_wal(db, _BUSY_TIMEOUT)
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
             self._db = db
