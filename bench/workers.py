@@ -40,7 +40,7 @@ class WorkersGateway(Gateway):
 
     workers = 1
 
-    def start(self) -> None:
+    def start(self, timeout: float = 20.0) -> None:
         command = ["taskset", "-c", "0,1", self.python, str(self.pyz), "server", "start"]
         command += ["--workers", str(self.workers)]
         log = self.log_path.open("ab")
@@ -48,7 +48,7 @@ class WorkersGateway(Gateway):
             command, env=self.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
         self.pid = self._process.pid
-        self._wait_healthy()
+        self._wait_healthy(timeout)
         time.sleep(1.0)  # every worker up, not only the first to answer
 
 
