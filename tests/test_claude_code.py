@@ -41,6 +41,37 @@ pytestmark = pytest.mark.skipif(
 MARKER = "gateway-round-trip-ok"
 
 
+def claude_runs_bash(
+    home: Path, tmp_path: Path, key: str, model: str | None = None
+) -> dict[str, Any]:
+    """Claude Code, through a gateway on ``home``, asked to run ``echo MARKER`` with
+    its Bash tool (``model``: passed as ``--model``); its JSON outcome."""
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path / "cc-home"),
+            "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "ANTHROPIC_API_KEY": key,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+        }
+        assert CLAUDE is not None
+        result = subprocess.run(
+            [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
+             "--allowedTools", "Bash", "--output-format", "json",
+             *(("--model", model) if model else ())],
+            env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    assert outcome["is_error"] is False, outcome
+    assert outcome["result"] == f"The command printed {MARKER}."
+    return outcome
+
+
 def upstream_turn(request: Received) -> Reply:
     body = request.json()
     if any(m.get("role") == "tool" for m in body.get("messages", [])):
@@ -63,29 +94,7 @@ def test_claude_code_runs_a_tool_round_trip_over_an_openai_upstream(
                         "--models", "*")  # fmt: skip
         assert added.code == 0, added.output
         key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
-        store = ConfigStore(home / "config.yaml")
-        workdir = tmp_path / "project"
-        workdir.mkdir()
-        with running_gateway(store) as (_, port):
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "HOME": str(tmp_path / "cc-home"),
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-                "ANTHROPIC_API_KEY": key,
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-            }
-            assert CLAUDE is not None
-            result = subprocess.run(
-                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
-                 "--allowedTools", "Bash", "--output-format", "json"],
-                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
-            )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        outcome: dict[str, Any] = json.loads(result.stdout)
-        assert outcome["is_error"] is False
-        assert outcome["result"] == f"The command printed {MARKER}."
+        outcome = claude_runs_bash(home, tmp_path, key)
         assert outcome["num_turns"] >= 2
         turns = [r.json() for r in up.requests if r.method == "POST" and r.json().get("tools")]
         assert len(turns) >= 2
@@ -129,28 +138,7 @@ def test_claude_code_runs_a_tool_round_trip_over_a_responses_only_upstream(
                         "--wire", "responses")  # fmt: skip
         assert added.code == 0, added.output
         key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
-        workdir = tmp_path / "project"
-        workdir.mkdir()
-        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "HOME": str(tmp_path / "cc-home"),
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-                "ANTHROPIC_API_KEY": key,
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-            }
-            assert CLAUDE is not None
-            result = subprocess.run(
-                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
-                 "--allowedTools", "Bash", "--output-format", "json", "--model", "gpt-5-pro"],
-                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
-            )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        outcome: dict[str, Any] = json.loads(result.stdout)
-        assert outcome["is_error"] is False
-        assert outcome["result"] == f"The command printed {MARKER}."
+        claude_runs_bash(home, tmp_path, key, "gpt-5-pro")
         posts = [r for r in up.requests if r.method == "POST"]
         assert posts and all(r.path == "/v1/responses" for r in posts)
         turns = [r.json() for r in posts if r.json().get("tools")]
@@ -224,29 +212,7 @@ def test_claude_code_runs_a_tool_round_trip_over_a_gemini_upstream(
                         "--base-url", up.base_url + "/v1beta", "--models", "*")  # fmt: skip
         assert added.code == 0, added.output
         key: str = run_cli("apikey", "add", "--name", "cc", "--json").json()["key"]
-        workdir = tmp_path / "project"
-        workdir.mkdir()
-        with running_gateway(ConfigStore(home / "config.yaml")) as (_, port):
-            env = {
-                "PATH": os.environ.get("PATH", ""),
-                "HOME": str(tmp_path / "cc-home"),
-                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
-                "ANTHROPIC_API_KEY": key,
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-            }
-            assert CLAUDE is not None
-            result = subprocess.run(
-                [CLAUDE, "-p", f"Run `echo {MARKER}` with the Bash tool and say what it printed.",
-                 "--allowedTools", "Bash", "--output-format", "json",
-                 "--model", "gemini-3-pro-preview"],
-                env=env, cwd=workdir, capture_output=True, text=True, timeout=180,
-            )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        outcome: dict[str, Any] = json.loads(result.stdout)
-        assert outcome["is_error"] is False, outcome
-        assert outcome["result"] == f"The command printed {MARKER}."
+        claude_runs_bash(home, tmp_path, key, "gemini-3-pro-preview")
         posts = [r for r in up.requests if r.method == "POST"]
         turns = [r for r in posts if r.json().get("tools")]
         assert len(turns) >= 2
