@@ -111,6 +111,12 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
 PYTHON = sys.executable
 
 
+def server_command(port: int, *args: str) -> list[str]:
+    """``server start`` of this checkout on 127.0.0.1:``port``, ``args`` appended."""
+    return [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
+            "--port", str(port), *args]  # fmt: skip
+
+
 # --- waiting ------------------------------------------------------------------
 
 

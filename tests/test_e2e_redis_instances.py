@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
+from conftest import free_port, get_health, run_cli, server_command, subprocess_env, wait_until
 from fake_upstream import Answer, FakeUpstream, answering, clear_proxy_environment, json_reply
 from redis_server import RedisServer, redis_server
 from test_e2e_oauth import access_token_sent, authorised_account, message, set_expiry
@@ -66,17 +66,7 @@ def instances(homes: list[Path]) -> Iterator[list[int]]:
     ports = [free_port() for _ in homes]
     processes = [
         subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "llm_gateway",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            server_command(port),
             env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

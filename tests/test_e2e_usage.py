@@ -389,14 +389,14 @@ def test_sigkill_mid_burst_loses_at_most_a_batch_and_keeps_the_file(
     import signal
     import subprocess
 
-    from conftest import PYTHON, free_port, subprocess_env
+    from conftest import free_port, server_command, subprocess_env
 
     add_anthropic("first", upstreams[0].port, priority=0)
     _, key = add_key()
     store.update(lambda d: d.update(ledger={"flush_interval": 0.05, "batch_size": 8}))
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        server_command(port),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning",
                            **{v: "" for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -448,15 +448,14 @@ def test_two_workers_scrape_sums_both_and_share_the_ledger(
 ) -> None:
     import subprocess
 
-    from conftest import PYTHON, free_port, subprocess_env
+    from conftest import free_port, server_command, subprocess_env
 
     add_anthropic("first", upstreams[0].port, priority=0)
     _, key = add_key()
     port, metrics_port = free_port(), free_port()
     store.update(lambda d: d.update(metrics={"listen": f"127.0.0.1:{metrics_port}"}))
     process = subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2"],
+        server_command(port, "--workers", "2"),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning",
                            **{v: "" for v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import test_e2e_usage as usage
-from conftest import PYTHON, free_port, get_health, run_cli, subprocess_env, wait_until
+from conftest import free_port, get_health, run_cli, server_command, subprocess_env, wait_until
 from fake_upstream import (
     Answer,
     Drop,
@@ -54,8 +54,7 @@ def worker_pids(port: int, seen: set[int]) -> set[int]:
 def two_workers(home: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, set[int]]]:
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2"],
+        server_command(port, "--workers", "2"),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

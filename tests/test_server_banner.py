@@ -8,7 +8,16 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import PYTHON, config_file, free_port, get_health, run_cli, subprocess_env, wait_until
+from conftest import (
+    PYTHON,
+    config_file,
+    free_port,
+    get_health,
+    run_cli,
+    server_command,
+    subprocess_env,
+    wait_until,
+)
 
 from llm_gateway.config.schema import Config, parse_config
 from llm_gateway.server.banner import NEXT_KEY, NEXT_UPSTREAM, start_line
@@ -55,17 +64,7 @@ def test_counts_only_the_missing_step_and_the_command_as_run() -> None:
 def _start_and_stop(home: Path) -> str:
     port = free_port()
     process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "llm_gateway",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        server_command(port),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

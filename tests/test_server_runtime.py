@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from conftest import (
-    PYTHON,
     config_file,
     free_port,
     gateway_in_thread,
     get_health,
     run_cli,
+    server_command,
     subprocess_env,
     wait_until,
 )
@@ -387,18 +387,7 @@ def test_gateway_start_removes_a_crashed_writers_temporary_file(store: ConfigSto
 def start_server(home: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
     port = free_port()
     process = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "llm_gateway",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *args,
-        ],
+        server_command(port, *args),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -451,17 +440,7 @@ def test_server_start_reports_a_port_in_use(home: Path) -> None:
     try:
         wait_for_health(first, port)
         second = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "llm_gateway",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            server_command(port),
             env=subprocess_env(LLM_GATEWAY_HOME=str(home)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, free_port, run_cli, subprocess_env, wait_until
+from conftest import free_port, run_cli, server_command, subprocess_env, wait_until
 
 from llm_gateway.server.workers import worker_count
 
@@ -46,8 +46,7 @@ def test_two_workers_share_the_port_see_config_changes_and_stop_together(
 ) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2"],
+        server_command(port, "--workers", "2"),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -109,8 +108,7 @@ def test_each_worker_gives_its_requests_ids_of_its_own(home: Path) -> None:
     """The id prefix is chosen per worker: ids from two workers never share it."""
     port = free_port()
     process = subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "2"],
+        server_command(port, "--workers", "2"),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -140,8 +138,7 @@ def test_each_worker_gives_its_requests_ids_of_its_own(home: Path) -> None:
 
 def _start(home: Path, port: int, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [PYTHON, "-m", "llm_gateway", "server", "start", "--host", "127.0.0.1",
-         "--port", str(port), *args],
+        server_command(port, *args),
         env=subprocess_env(LLM_GATEWAY_HOME=str(home), LOG_LEVEL="warning"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
